@@ -1,0 +1,101 @@
+// The platform-neutral shared-memory interface. Linux implements it with a
+// sealed memfd (native/linux), Windows with an unnamed section (native/win).
+// Nothing here has a name in any OS namespace: the handle is the only key.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "error.h"
+#include "os_handle.h"
+
+namespace memport {
+
+// A mapped view of a whole shared-memory object. Unmapped when the last
+// reference goes, which is when no JavaScript view can reach it any more
+// (the region's own reference plus one per external ArrayBuffer).
+class Mapping {
+ public:
+  Mapping(uint8_t* data, uint64_t length) : data_(data), length_(length) {}
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  ~Mapping();  // per OS: munmap / UnmapViewOfFile
+
+  uint8_t* data() const { return data_; }
+  uint64_t length() const { return length_; }
+
+ private:
+  uint8_t* data_;
+  uint64_t length_;
+};
+
+// What the owner of a writable object has promised: once a read-only twin has
+// been made, no writable handle to the same memory may leave the process.
+// Shared by every SharedMemory that refers to the same OS object here.
+struct SharingPolicy {
+  std::atomic<bool> read_only_twin_exists{false};
+};
+
+class SharedMemory {
+ public:
+  // Largest size accepted: the 47-bit user address space of x86-64.
+  static constexpr uint64_t kMaxSize = uint64_t{1} << 47;
+
+  SharedMemory() = default;
+  SharedMemory(SharedMemory&&) = default;
+  SharedMemory& operator=(SharedMemory&&) = default;
+
+  // A new, zero-filled, writable object of `size` bytes with no name.
+  static Result<SharedMemory> Create(uint64_t size);
+
+  // A second handle to the same memory that the OS will not let anyone use for
+  // writing. Afterwards WriteSharingAllowed() is false for every handle to it.
+  Result<SharedMemory> DuplicateReadOnly();
+
+  // Maps the whole object: shared and writable for a writable handle, private
+  // copy-on-write for a read-only one (JS writes land in private pages, never
+  // reach the shared bytes, and never fault).
+  Result<std::shared_ptr<Mapping>> Map() const;
+
+  // False once a read-only twin exists (on Linux: once the memfd is sealed
+  // against future writes, by anyone).
+  bool WriteSharingAllowed() const;
+
+  // Test hook: tries every way this platform offers to regain write access
+  // from this handle, and reports for each whether the OS allowed it.
+  struct EscalationAttempt {
+    std::string path;  // a stable identifier, e.g. "reopen-proc-fd-rdwr"
+    bool succeeded;
+  };
+  Result<std::vector<EscalationAttempt>> TryWriteEscalation() const;
+
+  uint64_t size() const { return size_; }
+  bool read_only() const { return read_only_; }
+  bool valid() const { return handle_.valid(); }
+  RawHandle raw() const { return handle_.get(); }
+  void Close() { handle_.reset(); }
+
+ private:
+  SharedMemory(OsHandle handle, uint64_t size, bool read_only,
+               std::shared_ptr<SharingPolicy> policy)
+      : handle_(std::move(handle)), size_(size), read_only_(read_only), policy_(std::move(policy)) {}
+
+  OsHandle handle_;
+  uint64_t size_ = 0;
+  bool read_only_ = false;
+  std::shared_ptr<SharingPolicy> policy_;
+};
+
+// Open OS handles in this process, for leak tests. `exact` is false where the
+// OS gives no count (Wine's GetProcessHandleCount returns 0); `value` is then
+// the lowest free handle slot, which rises when handles leak.
+struct HandleCensus {
+  int64_t value = 0;
+  bool exact = true;
+};
+Result<HandleCensus> CountOpenHandles();
+
+}  // namespace memport

@@ -1,0 +1,149 @@
+// SharedMemory on Linux: a sealed memfd. No name reaches any namespace (the
+// memfd "name" is a debugging label only visible in /proc/<pid>/fd links).
+//
+// Why the seals: a peer that can shrink the file makes every reader die of
+// SIGBUS on its next access, so size is fixed for ever (F_SEAL_SHRINK |
+// F_SEAL_GROW). Read-only twins add F_SEAL_FUTURE_WRITE, because an O_RDONLY
+// fd is not read-only by itself: /proc/self/fd/N can be reopened O_RDWR.
+// See memfd_create(2) and fcntl(2) "File Sealing".
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/memfd.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "../core/shared_memory.h"
+
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U  // Linux 6.3
+#endif
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010  // Linux 5.1
+#endif
+
+namespace memport {
+
+namespace {
+
+constexpr int kBaseSeals = F_SEAL_SHRINK | F_SEAL_GROW;
+
+int MemfdCreate(const char* label, unsigned flags) {
+  return static_cast<int>(::syscall(SYS_memfd_create, label, flags));
+}
+
+std::string ProcFdPath(RawHandle fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+}  // namespace
+
+Mapping::~Mapping() {
+  if (data_ != nullptr && length_ != 0) ::munmap(data_, length_);
+}
+
+Result<SharedMemory> SharedMemory::Create(uint64_t size) {
+  if (size == 0 || size > kMaxSize) {
+    return MakeError("INVALID_ARGUMENT", "size must be between 1 and 2^47 bytes");
+  }
+  const unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+  int fd = MemfdCreate("memport", flags | MFD_NOEXEC_SEAL);
+  if (fd < 0 && errno == EINVAL) fd = MemfdCreate("memport", flags);  // kernels before 6.3
+  if (fd < 0) return LastOsError("memfd_create", "creating a shared region");
+  OsHandle handle(fd);
+
+  // ftruncate only sets the size; tmpfs allocates pages when they are touched.
+  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    return LastOsError("ftruncate", "sizing a shared region of " + std::to_string(size) + " bytes");
+  }
+  if (::fcntl(fd, F_ADD_SEALS, kBaseSeals) != 0) {
+    return LastOsError("fcntl(F_ADD_SEALS)", "sealing a shared region's size");
+  }
+  return SharedMemory(std::move(handle), size, /*read_only=*/false,
+                      std::make_shared<SharingPolicy>());
+}
+
+Result<SharedMemory> SharedMemory::DuplicateReadOnly() {
+  if (!valid()) return MakeError("CLOSED", "the region is closed");
+  if (!read_only_) {
+    // Existing writable mappings (the creator's views) keep working; every new
+    // write access — write(2), a new shared writable mmap, from any fd — is refused.
+    if (::fcntl(handle_.get(), F_ADD_SEALS, F_SEAL_FUTURE_WRITE) != 0) {
+      return LastOsError("fcntl(F_ADD_SEALS)", "sealing a region against future writes");
+    }
+    if (policy_) policy_->read_only_twin_exists = true;
+  }
+  // A new open file description with O_RDONLY, so the twin's fd carries no write
+  // access even where a kernel would honour it.
+  int fd = ::open(ProcFdPath(handle_.get()).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return LastOsError("open(/proc/self/fd)", "opening a read-only handle to a region");
+  return SharedMemory(OsHandle(fd), size_, /*read_only=*/true, policy_);
+}
+
+Result<std::shared_ptr<Mapping>> SharedMemory::Map() const {
+  if (!valid()) return MakeError("CLOSED", "the region is closed");
+  // Read-only handles are mapped private and writable: copy-on-write, so a JS
+  // write into a read-only view changes a private page instead of faulting.
+  // MAP_NORESERVE keeps that from charging the whole size against overcommit.
+  const int prot = PROT_READ | PROT_WRITE;
+  const int flags = read_only_ ? (MAP_PRIVATE | MAP_NORESERVE) : MAP_SHARED;
+  void* data = ::mmap(nullptr, size_, prot, flags, static_cast<int>(handle_.get()), 0);
+  if (data == MAP_FAILED) {
+    return LastOsError("mmap", "mapping a region of " + std::to_string(size_) + " bytes");
+  }
+  return std::make_shared<Mapping>(static_cast<uint8_t*>(data), size_);
+}
+
+bool SharedMemory::WriteSharingAllowed() const {
+  if (read_only_ || !valid()) return false;
+  if (policy_ && policy_->read_only_twin_exists) return false;
+  int seals = ::fcntl(handle_.get(), F_GET_SEALS);
+  return seals >= 0 && (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) == 0;
+}
+
+Result<std::vector<SharedMemory::EscalationAttempt>> SharedMemory::TryWriteEscalation() const {
+  if (!valid()) return MakeError("CLOSED", "the region is closed");
+  const int fd = static_cast<int>(handle_.get());
+  std::vector<EscalationAttempt> attempts;
+  auto map_shared_writable = [this](int target) {
+    void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, target, 0);
+    if (p == MAP_FAILED) return false;
+    ::munmap(p, size_);
+    return true;
+  };
+
+  // A shared writable mapping of the fd held.
+  attempts.push_back({"mmap-shared-write", map_shared_writable(fd)});
+
+  // Reopening the memfd read-write through /proc (the inode is mode 0777),
+  // then mapping it shared-writable or writing to it.
+  int rw = ::open(ProcFdPath(fd).c_str(), O_RDWR | O_CLOEXEC);
+  OsHandle reopened(rw);
+  attempts.push_back({"reopen-proc-fd-mmap-write", rw >= 0 && map_shared_writable(rw)});
+  // write(2) of the byte already there: a real write that changes nothing
+  // (a racing writer could interleave; acceptable in a test hook).
+  bool wrote = false;
+  if (rw >= 0) {
+    char current = 0;
+    wrote = ::pread(rw, &current, 1, 0) == 1 && ::pwrite(rw, &current, 1, 0) == 1;
+  }
+  attempts.push_back({"reopen-proc-fd-pwrite", wrote});
+
+  // mprotect of a shared read-only mapping up to PROT_WRITE.
+  bool upgraded = false;
+  void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
+  if (p != MAP_FAILED) {
+    upgraded = ::mprotect(p, size_, PROT_READ | PROT_WRITE) == 0;
+    ::munmap(p, size_);
+  }
+  attempts.push_back({"mprotect-shared-write", upgraded});
+
+  // The seal itself: it can never be removed, so only its absence is a way in.
+  int seals = ::fcntl(fd, F_GET_SEALS);
+  attempts.push_back({"unsealed", seals < 0 || (seals & (F_SEAL_FUTURE_WRITE | F_SEAL_WRITE)) == 0});
+  return attempts;
+}
+
+}  // namespace memport

@@ -1,0 +1,160 @@
+#include "region_binding.h"
+
+#include <cmath>
+#include <string>
+
+#include "addon_data.h"
+#include "napi_error.h"
+
+namespace memport {
+
+namespace {
+
+void ReleaseMappingRef(napi_env env, void* /*data*/, void* hint) {
+  auto* ref = static_cast<std::shared_ptr<Mapping>*>(hint);
+  if (AddonData::Get(env).buffer_refs.erase(ref) != 0) delete ref;
+}
+
+}  // namespace
+
+uint64_t ReadSize(const Napi::Value& value, uint64_t max, const char* what) {
+  Napi::Env env = value.Env();
+  if (!value.IsNumber()) {
+    throw ToJsError(env, MakeError("INVALID_ARGUMENT", std::string(what) + " must be a number"));
+  }
+  const double d = value.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d < 0 || std::floor(d) != d || d > static_cast<double>(max)) {
+    throw ToJsError(env, MakeError("INVALID_ARGUMENT", std::string(what) + " must be an integer from 0 to " +
+                                                           std::to_string(max)));
+  }
+  return static_cast<uint64_t>(d);
+}
+
+Napi::Function NativeRegion::Define(Napi::Env env) {
+  return DefineClass(env, "NativeRegion",
+                     {
+                         InstanceMethod<&NativeRegion::Size>("size"),
+                         InstanceMethod<&NativeRegion::ReadOnly>("readOnly"),
+                         InstanceMethod<&NativeRegion::Closed>("closed"),
+                         InstanceMethod<&NativeRegion::WriteSharingAllowed>("writeSharingAllowed"),
+                         InstanceMethod<&NativeRegion::MapArrayBuffer>("mapArrayBuffer"),
+                         InstanceMethod<&NativeRegion::ToReadOnly>("toReadOnly"),
+                         InstanceMethod<&NativeRegion::Close>("close"),
+                         InstanceMethod<&NativeRegion::TryWriteEscalation>("tryWriteEscalation"),
+                     });
+}
+
+// JS cannot construct a NativeRegion: the only argument accepted is an
+// External that C++ made (Wrap below); JavaScript has no way to forge one.
+NativeRegion::NativeRegion(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeRegion>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    throw ToJsError(info.Env(), MakeError("INVALID_ARGUMENT", "NativeRegion cannot be constructed from JavaScript"));
+  }
+  auto* pending = info[0].As<Napi::External<std::pair<SharedMemory, std::shared_ptr<Mapping>>>>().Data();
+  memory_ = std::move(pending->first);
+  mapping_ = std::move(pending->second);
+}
+
+Napi::Object NativeRegion::Wrap(Napi::Env env, SharedMemory memory, std::shared_ptr<Mapping> mapping) {
+  std::pair<SharedMemory, std::shared_ptr<Mapping>> pending(std::move(memory), std::move(mapping));
+  auto token = Napi::External<decltype(pending)>::New(env, &pending);
+  return AddonData::Get(env).region_constructor.New({token});
+}
+
+Napi::Value NativeRegion::Size(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(memory_.size()));
+}
+
+Napi::Value NativeRegion::ReadOnly(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), memory_.read_only());
+}
+
+Napi::Value NativeRegion::Closed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), mapping_ == nullptr);
+}
+
+Napi::Value NativeRegion::WriteSharingAllowed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), memory_.WriteSharingAllowed());
+}
+
+void NativeRegion::ForgetDeadBuffers() {
+  std::vector<Napi::Reference<Napi::ArrayBuffer>> live;
+  for (auto& ref : buffers_) {
+    if (!ref.Value().IsEmpty()) live.push_back(std::move(ref));
+  }
+  buffers_ = std::move(live);
+  prune_at_ = buffers_.size() * 2 + 16;
+}
+
+// mapArrayBuffer(offset, length): an external ArrayBuffer over those bytes of
+// the mapping, no copy. Each one holds the mapping alive until V8 frees it.
+Napi::Value NativeRegion::MapArrayBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (mapping_ == nullptr) throw ToJsError(env, MakeError("CLOSED", "the region is closed"));
+  const uint64_t offset = ReadSize(info[0], mapping_->length(), "offset");
+  const uint64_t length = ReadSize(info[1], mapping_->length() - offset, "length");
+  if (length == 0) throw ToJsError(env, MakeError("INVALID_ARGUMENT", "length must be at least 1"));
+  AddonData& data = AddonData::Get(env);
+  if (length > data.max_buffer_length) {
+    throw ToJsError(env, MakeError("UNSUPPORTED", "this Node.js cannot create an ArrayBuffer of " +
+                                                      std::to_string(length) + " bytes (limit " +
+                                                      std::to_string(data.max_buffer_length) + ")"));
+  }
+
+  auto* hint = new std::shared_ptr<Mapping>(mapping_);
+  data.buffer_refs.insert(hint);
+  napi_value buffer = nullptr;
+  napi_status status = napi_create_external_arraybuffer(env, mapping_->data() + offset, static_cast<size_t>(length),
+                                                        ReleaseMappingRef, hint, &buffer);
+  if (status != napi_ok) {
+    ReleaseMappingRef(env, nullptr, hint);
+    // Electron's V8 sandbox forbids memory that V8 did not allocate.
+    if (status == napi_no_external_buffers_allowed) {
+      throw ToJsError(env, MakeError("UNSUPPORTED", "this runtime forbids external ArrayBuffers (V8 sandbox)"));
+    }
+    // Anything else pending (e.g. a RangeError for a length over this Node's
+    // limit) is turned into a typed error rather than left to escape.
+    napi_value pending;
+    if (napi_get_and_clear_last_exception(env, &pending) != napi_ok) pending = nullptr;
+    throw ToJsError(env, MakeError("UNSUPPORTED", "this Node.js cannot create an ArrayBuffer of " +
+                                                      std::to_string(length) + " bytes"));
+  }
+  if (buffers_.size() >= prune_at_) ForgetDeadBuffers();
+  buffers_.push_back(Napi::Weak(Napi::ArrayBuffer(env, buffer)));
+  return Napi::Value(env, buffer);
+}
+
+Napi::Value NativeRegion::ToReadOnly(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (mapping_ == nullptr) throw ToJsError(env, MakeError("CLOSED", "the region is closed"));
+  SharedMemory twin = ValueOrThrow(env, memory_.DuplicateReadOnly());
+  std::shared_ptr<Mapping> mapping = ValueOrThrow(env, twin.Map());
+  return Wrap(env, std::move(twin), std::move(mapping));
+}
+
+// close(): every ArrayBuffer handed out is detached (views become zero-length
+// instead of dangling), the OS handle is closed now, and the mapping goes when
+// V8 has released the last detached buffer.
+Napi::Value NativeRegion::Close(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  for (auto& ref : buffers_) {
+    Napi::ArrayBuffer buffer = ref.Value();
+    if (!buffer.IsEmpty() && !buffer.IsDetached()) buffer.Detach();
+  }
+  buffers_.clear();
+  mapping_.reset();
+  memory_.Close();
+  return env.Undefined();
+}
+
+// tryWriteEscalation(): { [path]: succeeded } for every path the OS offers.
+Napi::Value NativeRegion::TryWriteEscalation(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  for (const auto& attempt : ValueOrThrow(env, memory_.TryWriteEscalation())) {
+    out.Set(attempt.path, Napi::Boolean::New(env, attempt.succeeded));
+  }
+  return out;
+}
+
+}  // namespace memport

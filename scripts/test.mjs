@@ -1,0 +1,115 @@
+// npm test: type check, then the whole suite on this host, then — on Linux —
+// the same suite with the real Windows Node.js under Wine.
+//
+//   node scripts/test.mjs [--only linux|win] [--no-build] [files...]
+//
+// Each test file runs in its own process (so handle-count baselines are per
+// file). The Windows suite is mandatory: if Wine is missing this fails, unless
+// MEMPORT_SKIP_WINDOWS=1 is set outside CI, which is reported as a skip.
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { root } from './lib/env.mjs';
+import { ensurePrefix, ensureWindowsNode, runWindowsNode, wineCommand } from './lib/wine.mjs';
+
+const args = process.argv.slice(2);
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
+const build = !args.includes('--no-build');
+const explicitFiles = args.filter((a, i) => a.endsWith('.mjs') && args[i - 1] !== '--only');
+const onLinux = process.platform === 'linux';
+const runHost = only !== 'win';
+const runWine = onLinux && only !== 'linux';
+
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+function step(title, command, commandArgs) {
+  console.log(`\n▶ ${title}`);
+  const r = spawnSync(command, commandArgs, { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) {
+    console.error(`✘ ${title} failed (exit ${r.status ?? r.signal}).`);
+    console.log('\n0 passed, 1 failed');
+    process.exit(1);
+  }
+}
+
+const testFiles = explicitFiles.length
+  ? explicitFiles.map((f) => relative(root, join(process.cwd(), f)))
+  : readdirSync(join(root, 'test'))
+      .filter((f) => f.endsWith('.test.mjs'))
+      .sort()
+      .map((f) => join('test', f));
+
+if (build) {
+  step('build (native addon + TypeScript)', npm, ['run', 'build', '--silent']);
+  if (runWine) step('cross-build the Windows addon (mingw-w64)', npm, ['run', 'build:win', '--silent']);
+}
+step('type check', npm, ['run', 'typecheck', '--silent']);
+
+/** Parses uvu's closing summary; a file that died before printing it counts as one failure. */
+function tally(output, status) {
+  const num = (label) => Number(new RegExp(`${label}:\\s+(\\d+)`).exec(output)?.[1] ?? NaN);
+  const total = num('Total');
+  const passed = num('Passed');
+  const skipped = num('Skipped');
+  if (Number.isNaN(total) || Number.isNaN(passed)) return { passed: 0, failed: 1, skipped: 0, crashed: true };
+  const failed = total - passed - (skipped || 0);
+  return { passed, failed: failed > 0 || status === 0 ? failed : 1, skipped: skipped || 0, crashed: false };
+}
+
+const results = [];
+function record(platform, file, output, status, ms) {
+  const t = tally(output, status);
+  const ok = t.failed === 0 && status === 0;
+  results.push({ platform, file, ...t, ok });
+  const mark = ok ? '✔' : '✘';
+  console.log(`  ${mark} ${file}  ${t.passed} passed, ${t.failed} failed${t.skipped ? `, ${t.skipped} skipped` : ''}  (${(ms / 1000).toFixed(1)} s)`);
+  if (!ok) console.log(output.split('\n').map((l) => `      ${l}`).join('\n'));
+}
+
+if (runHost) {
+  console.log(`\n▶ ${process.platform} suite (Node ${process.version})`);
+  for (const file of testFiles) {
+    const start = Date.now();
+    const r = spawnSync(process.execPath, ['--expose-gc', file], { cwd: root, encoding: 'utf8', timeout: 10 * 60_000 });
+    record(process.platform, file, `${r.stdout}${r.stderr}`, r.status, Date.now() - start);
+  }
+}
+
+let windowsSkipped = false;
+if (runWine) {
+  if (!wineCommand()) {
+    if (process.env.CI || process.env.MEMPORT_SKIP_WINDOWS !== '1') {
+      console.error('\n✘ Wine is not installed, so the mandatory Windows suite cannot run.');
+      console.error('  Install it with `npm run setup` (or apt-get install -y wine64 g++-mingw-w64-x86-64).');
+      console.error('  Outside CI you may skip it explicitly with MEMPORT_SKIP_WINDOWS=1.');
+      console.log('\n0 passed, 1 failed');
+      process.exit(1);
+    }
+    windowsSkipped = true;
+    console.warn('\n⚠ Windows suite SKIPPED (MEMPORT_SKIP_WINDOWS=1). CI never skips it.');
+  } else {
+    ensureWindowsNode();
+    ensurePrefix();
+    process.env.MEMPORT_UNDER_WINE = '1';
+    const version = runWindowsNode(['--version']).output.trim();
+    console.log(`\n▶ win32 suite (Windows Node ${version} under Wine)`);
+    for (const file of testFiles) {
+      const start = Date.now();
+      const r = runWindowsNode(['--expose-gc', file.replace(/\//g, '\\')], { timeoutMs: 10 * 60_000 });
+      record('win32', file, r.output, r.status, Date.now() - start);
+    }
+  }
+}
+
+const sum = (key) => results.reduce((n, r) => n + r[key], 0);
+const passed = sum('passed');
+const failed = sum('failed');
+const skipped = sum('skipped') + (windowsSkipped ? 1 : 0);
+console.log('\n' + '─'.repeat(60));
+for (const platform of [...new Set(results.map((r) => r.platform))]) {
+  const rows = results.filter((r) => r.platform === platform);
+  const p = rows.reduce((n, r) => n + r.passed, 0);
+  const f = rows.reduce((n, r) => n + r.failed, 0);
+  console.log(`${platform.padEnd(8)} ${p} passed, ${f} failed in ${rows.length} files`);
+}
+console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+process.exit(failed === 0 && results.every((r) => r.ok) ? 0 : 1);

@@ -1,0 +1,98 @@
+/**
+ * Every expected failure in memport is a `MemportError`: a real `Error`
+ * (with a stack) discriminated on `code`. Narrow on `code` to handle a case:
+ *
+ * ```ts
+ * const r = SharedRegion.create(size);
+ * if (r.isErr() && r.error.code === 'OUT_OF_MEMORY') shrinkAndRetry();
+ * ```
+ */
+export const MEMPORT_ERROR_CODES = [
+  'INVALID_ARGUMENT',
+  'ACCESS_DENIED',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'TIMEOUT',
+  'ABORTED',
+  'CLOSED',
+  'PEER_CLOSED',
+  'PEER_REJECTED',
+  'PROTOCOL',
+  'INVALID_HANDLE',
+  'UNSUPPORTED',
+  'OUT_OF_MEMORY',
+  'OS',
+] as const;
+
+export type MemportErrorCode = (typeof MEMPORT_ERROR_CODES)[number];
+
+interface MemportErrorOf<C extends MemportErrorCode> extends Error {
+  readonly name: 'MemportError';
+  readonly code: C;
+  /** errno (Linux) or GetLastError() (Windows), when an OS call failed. */
+  readonly osCode?: number;
+  /** The OS call that failed, when one did. */
+  readonly syscall?: string;
+}
+
+/** A discriminated union on `code`; see {@link MEMPORT_ERROR_CODES}. */
+export type MemportError = { [C in MemportErrorCode]: MemportErrorOf<C> }[MemportErrorCode];
+
+class MemportErrorImpl extends Error {
+  declare readonly name: 'MemportError';
+  readonly code: MemportErrorCode;
+  declare readonly osCode?: number;
+  declare readonly syscall?: string;
+
+  constructor(code: MemportErrorCode, message: string, extra: { osCode?: number; syscall?: string; cause?: unknown }) {
+    super(message, extra.cause === undefined ? undefined : { cause: extra.cause });
+    this.code = code;
+    if (extra.osCode !== undefined) this.osCode = extra.osCode;
+    if (extra.syscall !== undefined) this.syscall = extra.syscall;
+  }
+}
+
+// Shown by util.inspect and in stacks as "MemportError", the public type's name.
+Object.defineProperty(MemportErrorImpl, 'name', { value: 'MemportError' });
+Object.defineProperty(MemportErrorImpl.prototype, 'name', { value: 'MemportError' });
+
+/** Builds a MemportError. */
+export function memportError<C extends MemportErrorCode>(
+  code: C,
+  message: string,
+  extra: { osCode?: number; syscall?: string; cause?: unknown } = {},
+): MemportErrorOf<C> {
+  return new MemportErrorImpl(code, message, extra) as unknown as MemportErrorOf<C>;
+}
+
+/** True for any MemportError (from any copy of this module). */
+export function isMemportError(value: unknown): value is MemportError {
+  return (
+    value instanceof Error &&
+    value.name === 'MemportError' &&
+    (MEMPORT_ERROR_CODES as readonly string[]).includes((value as { code?: unknown }).code as string)
+  );
+}
+
+/**
+ * The one seam where anything thrown by the native layer (or an unexpected
+ * JS exception) becomes a MemportError. Native errors carry `memport: true`,
+ * `code`, and for OS failures `osCode` and `syscall`.
+ */
+export function toMemportError(thrown: unknown): MemportError {
+  if (isMemportError(thrown)) return thrown;
+  if (thrown instanceof Error) {
+    const fields = thrown as Error & { memport?: boolean; code?: unknown; osCode?: unknown; syscall?: unknown };
+    const code = fields.memport && (MEMPORT_ERROR_CODES as readonly string[]).includes(fields.code as string)
+      ? (fields.code as MemportErrorCode)
+      : 'OS';
+    const error = memportError(code, thrown.message, {
+      osCode: typeof fields.osCode === 'number' ? fields.osCode : undefined,
+      syscall: typeof fields.syscall === 'string' ? fields.syscall : undefined,
+      cause: fields.memport ? undefined : thrown,
+    });
+    if (thrown.stack) (error as { stack?: string }).stack = `MemportError: ${thrown.message}\n${thrown.stack.split('\n').slice(1).join('\n')}`;
+    return error as MemportError;
+  }
+  return memportError('OS', `unexpected non-error value thrown: ${String(thrown)}`) as MemportError;
+}

@@ -1,0 +1,221 @@
+import { constants as bufferConstants } from 'node:buffer';
+import { err, ok, Result } from 'neverthrow';
+import { memportError, toMemportError, type MemportError } from './errors.js';
+import type { NativeRegion } from './native/binding.js';
+import { loadNative } from './native/load.js';
+
+/** Options for {@link SharedRegion.create}. */
+export interface RegionOptions {
+  /** A label for diagnostics (`util.inspect`, error messages). Never reaches the OS. */
+  label?: string;
+}
+
+const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
+const inspect = Symbol.for('nodejs.util.inspect.custom');
+const EMPTY = new Uint8Array(0);
+
+/** Internal access to a region's native object, for the channel layer. Not exported from the package. */
+const natives = new WeakMap<SharedRegion, NativeRegion>();
+export function nativeOf(region: SharedRegion): NativeRegion | undefined {
+  return natives.get(region);
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/**
+ * A block of memory shared between processes, with no name anywhere: the OS
+ * handle (a sealed memfd on Linux, an unnamed section on Windows) is the only
+ * way to reach it. Views are zero-copy `Uint8Array`s over the mapping.
+ *
+ * ```ts
+ * using region = SharedRegion.create(1 << 20)._unsafeUnwrap();
+ * region.bytes.set([1, 2, 3]);
+ * const ro = region.toReadOnly(); // a second handle the OS won't let anyone write through
+ * ```
+ */
+export class SharedRegion implements Disposable {
+  /** Largest size `create` accepts (2^47 bytes, the x86-64 user address space). */
+  static get maxSize(): number {
+    return loadNative().map((b) => b.maxRegionSize).unwrapOr(2 ** 47);
+  }
+
+  /**
+   * Longest single view this runtime can create (`buffer.constants.MAX_LENGTH`):
+   * 4 GiB on Node 20, 2^53 - 1 on Node 22+. Larger regions work; view them in pieces.
+   */
+  static readonly maxViewLength: number = bufferConstants.MAX_LENGTH;
+
+  readonly #native: NativeRegion;
+  readonly #size: number;
+  readonly #readOnly: boolean;
+  readonly #label: string | undefined;
+  /** The ArrayBuffer over the whole mapping, when the runtime allows one. */
+  #whole: ArrayBuffer | undefined;
+  #bytes: Uint8Array | undefined;
+  #closed = false;
+
+  private constructor(native: NativeRegion, label: string | undefined) {
+    this.#native = native;
+    this.#size = native.size();
+    this.#readOnly = native.readOnly();
+    this.#label = label;
+    natives.set(this, native);
+  }
+
+  /** @internal Wraps a native region made elsewhere in memport (e.g. received from a peer). */
+  static _fromNative(native: NativeRegion, label?: string): SharedRegion {
+    return new SharedRegion(native, label);
+  }
+
+  /**
+   * Creates a zero-filled, writable region of `size` bytes (1 to 2^47).
+   * Pages are committed by the OS when first touched (on Windows the size is
+   * charged against the commit limit at once). Fails with `INVALID_ARGUMENT`
+   * for a bad size and `OUT_OF_MEMORY` when the OS refuses.
+   */
+  static create(size: number, options: RegionOptions = {}): Result<SharedRegion, MemportError> {
+    if (!isCount(size) || size < 1) {
+      return err(memportError('INVALID_ARGUMENT', `size must be a whole number of bytes from 1 to 2^47, got ${describe(size)}`));
+    }
+    if (options === null || typeof options !== 'object') {
+      return err(memportError('INVALID_ARGUMENT', 'options must be an object'));
+    }
+    if (options.label !== undefined && typeof options.label !== 'string') {
+      return err(memportError('INVALID_ARGUMENT', 'options.label must be a string'));
+    }
+    return loadNative().andThen((binding) => {
+      if (size > binding.maxRegionSize) {
+        return err(memportError('INVALID_ARGUMENT', `size must be at most 2^47 bytes, got ${size}`));
+      }
+      return Result.fromThrowable(() => binding.createRegion(size), toMemportError)().map(
+        (native) => new SharedRegion(native, options.label),
+      );
+    });
+  }
+
+  /** Size in bytes. Unchanged by `close()`. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** True for a read-only handle: writes through its views stay private to this process. */
+  get readOnly(): boolean {
+    return this.#readOnly;
+  }
+
+  /** True after `close()`. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * A `Uint8Array` over the whole region, no copy; zero-length after `close()`.
+   *
+   * A region longer than {@link SharedRegion.maxViewLength} (over 4 GiB on
+   * Node 20) cannot be one typed array: then this getter throws a
+   * `MemportError` with code `UNSUPPORTED` rather than return a truncated
+   * array. Use `view(offset, length)` for such regions (or Node 22+).
+   */
+  get bytes(): Uint8Array {
+    if (this.#closed) return EMPTY;
+    if (this.#bytes === undefined) {
+      if (this.#size > SharedRegion.maxViewLength) {
+        throw memportError(
+          'UNSUPPORTED',
+          `this region is ${this.#size} bytes but this Node.js limits a typed array to ${SharedRegion.maxViewLength}; use region.view(offset, length) for parts of it, or Node 22+`,
+        );
+      }
+      this.#bytes = this.view(0, this.#size).match(
+        (v) => v,
+        (e) => {
+          throw e;
+        },
+      );
+    }
+    return this.#bytes;
+  }
+
+  /**
+   * A zero-copy `Uint8Array` over `length` bytes at `offset` (any alignment).
+   * `length` defaults to the rest of the region. Views become zero-length
+   * when the region is closed.
+   *
+   * Errors: `INVALID_ARGUMENT` (out of range, not whole numbers), `CLOSED`,
+   * `UNSUPPORTED` (longer than {@link SharedRegion.maxViewLength}).
+   */
+  view(offset = 0, length?: number): Result<Uint8Array, MemportError> {
+    if (this.#closed) return err(memportError('CLOSED', 'the region is closed'));
+    if (!isCount(offset) || offset > this.#size) {
+      return err(memportError('INVALID_ARGUMENT', `offset must be a whole number from 0 to ${this.#size}, got ${describe(offset)}`));
+    }
+    const len = length === undefined ? this.#size - offset : length;
+    if (!isCount(len) || len > this.#size - offset) {
+      return err(
+        memportError('INVALID_ARGUMENT', `length must be a whole number from 0 to ${this.#size - offset} (the bytes after offset ${offset}), got ${describe(length)}`),
+      );
+    }
+    if (len === 0) return ok(new Uint8Array(0));
+    if (len > SharedRegion.maxViewLength) {
+      return err(memportError('UNSUPPORTED', `a view of ${len} bytes exceeds this Node.js typed-array limit of ${SharedRegion.maxViewLength}; view it in pieces or use Node 22+`));
+    }
+    const mapBuffer = Result.fromThrowable((o: number, l: number) => this.#native.mapArrayBuffer(o, l), toMemportError);
+    if (this.#size <= SharedRegion.maxViewLength) {
+      // One ArrayBuffer over the whole mapping; every view is a window on it,
+      // so close() detaches them all at once.
+      if (this.#whole === undefined) {
+        const whole = mapBuffer(0, this.#size);
+        if (whole.isErr()) return err(whole.error);
+        this.#whole = whole.value;
+      }
+      return ok(new Uint8Array(this.#whole, offset, len));
+    }
+    return mapBuffer(offset, len).map((buffer) => new Uint8Array(buffer));
+  }
+
+  /**
+   * A second region over the same memory, through a handle the OS will not let
+   * anyone use for writing (Linux: `F_SEAL_FUTURE_WRITE` and an `O_RDONLY` fd;
+   * Windows: a handle with `FILE_MAP_READ | SECTION_QUERY` on a section whose
+   * DACL refuses any increase). Writes through this region's views never
+   * reach the shared bytes; later writes through the writable region are seen.
+   *
+   * Afterwards no writable handle to this memory can be given out (sending it
+   * writable fails with `ACCESS_DENIED`), though this region stays writable.
+   */
+  toReadOnly(): Result<SharedRegion, MemportError> {
+    if (this.#closed) return err(memportError('CLOSED', 'the region is closed'));
+    return Result.fromThrowable(() => this.#native.toReadOnly(), toMemportError)().map(
+      (native) => new SharedRegion(native, this.#label),
+    );
+  }
+
+  /**
+   * Releases the region. Idempotent. Every view handed out becomes
+   * zero-length (detached) instead of dangling; the OS handle is closed now and
+   * the mapping as soon as the runtime has dropped the detached buffers.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#native.close();
+    this.#whole = undefined;
+    this.#bytes = undefined;
+  }
+
+  [dispose](): void {
+    this.close();
+  }
+
+  [inspect](): string {
+    const state = this.#closed ? 'closed' : this.#readOnly ? 'read-only' : 'writable';
+    return `SharedRegion { ${this.#label ? `label: ${JSON.stringify(this.#label)}, ` : ''}size: ${this.#size}, ${state} }`;
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'number') return String(value);
+  if (typeof value === 'string') return JSON.stringify(value);
+  return typeof value;
+}

@@ -1,0 +1,243 @@
+// The region contract: runs unchanged on Linux and under Wine.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { SharedRegion } from '../dist/index.js';
+import { tryWriteEscalation, writeSharingAllowed } from '../dist/testing.js';
+import { expectErr, isLinux, isWindows, realWindowsOnly, underWine, unwrap } from './helpers.mjs';
+
+const create = (size, options) => unwrap(SharedRegion.create(size, options), `create(${size})`);
+
+// ---------------------------------------------------------------------------
+const Create = suite('SharedRegion.create');
+
+Create('sizes from 1 byte up, zero-filled, writable', () => {
+  for (const size of [1, 7, 4096, 4097, 65536 + 3, 1 << 20]) {
+    const region = create(size);
+    assert.is(region.size, size);
+    assert.is(region.readOnly, false);
+    assert.is(region.closed, false);
+    assert.is(region.bytes.length, size);
+    assert.ok(region.bytes.every((b) => b === 0), `size ${size} is zero-filled`);
+    region.bytes[size - 1] = 0xab;
+    assert.is(region.bytes[size - 1], 0xab);
+    region.close();
+  }
+});
+
+Create('bad sizes are INVALID_ARGUMENT, never a throw', () => {
+  for (const size of [0, -1, -0.5, 1.5, NaN, Infinity, -Infinity, 2 ** 60, Number.MAX_SAFE_INTEGER, 2 ** 47 + 1,
+    '4096', undefined, null, {}, 4096n]) {
+    expectErr(SharedRegion.create(size), 'INVALID_ARGUMENT', `create(${String(size)})`);
+  }
+  expectErr(SharedRegion.create(16, 'nope'), 'INVALID_ARGUMENT', 'create(16, "nope")');
+  expectErr(SharedRegion.create(16, { label: 5 }), 'INVALID_ARGUMENT', 'create(16, { label: 5 })');
+});
+
+Create('a size the OS cannot provide is OUT_OF_MEMORY, not a crash', () => {
+  // 2^47 bytes: accepted as an argument, but no x86-64 process can map it
+  // (Linux: address space; Windows: commit limit).
+  const error = expectErr(SharedRegion.create(2 ** 47), 'OUT_OF_MEMORY', 'create(2^47)');
+  assert.type(error.osCode, 'number');
+  assert.type(error.syscall, 'string');
+});
+
+Create('labels show up in inspect output', async () => {
+  const { inspect } = await import('node:util');
+  const region = create(10, { label: 'frames' });
+  assert.match(inspect(region), /label: "frames", size: 10, writable/);
+  region.close();
+  assert.match(inspect(region), /closed/);
+});
+
+Create.run();
+
+// ---------------------------------------------------------------------------
+const Views = suite('views');
+
+Views('bytes written through one view appear through every other view', () => {
+  const region = create(8192);
+  const a = unwrap(region.view(100, 50));
+  const b = unwrap(region.view(0));
+  const c = unwrap(region.view(149, 1));
+  a.set([1, 2, 3]);
+  a[49] = 0x7f;
+  assert.equal([...b.subarray(100, 103)], [1, 2, 3]);
+  assert.is(region.bytes[149], 0x7f);
+  assert.is(c[0], 0x7f);
+  region.close();
+});
+
+Views('no alignment is demanded', () => {
+  const region = create(4099);
+  const odd = unwrap(region.view(3, 4093));
+  odd[0] = 9;
+  odd[4092] = 10;
+  assert.is(region.bytes[3], 9);
+  assert.is(region.bytes[4095], 10);
+  assert.is(unwrap(region.view(4098)).length, 1, 'default length is the rest');
+  assert.is(unwrap(region.view(4099)).length, 0, 'an empty view at the end is allowed');
+  assert.is(unwrap(region.view(0, 0)).length, 0);
+  region.close();
+});
+
+Views('out-of-range, overflowing and malformed views are INVALID_ARGUMENT', () => {
+  const region = create(4096);
+  const bad = [[-1, 1], [4097, 0], [0, 4097], [1, 4096], [4095, 2], [NaN, 1], [0, NaN], [1.5, 1], [0, 1.5],
+    [Number.MAX_SAFE_INTEGER, 1], [1, Number.MAX_SAFE_INTEGER], [2 ** 53, 0], ['0', 1], [0, '1'], [null, 1], [0, null],
+    [4096, -1], [Infinity, 0], [0, Infinity]];
+  for (const [offset, length] of bad) {
+    expectErr(region.view(offset, length), 'INVALID_ARGUMENT', `view(${String(offset)}, ${String(length)})`);
+  }
+  region.close();
+});
+
+Views.run();
+
+// ---------------------------------------------------------------------------
+const ReadOnly = suite('toReadOnly');
+
+ReadOnly('the twin sees the same bytes, including later writes', () => {
+  const region = create(3 * 4096);
+  region.bytes.set([10, 20, 30]);
+  const ro = unwrap(region.toReadOnly());
+  assert.is(ro.readOnly, true);
+  assert.is(ro.size, region.size);
+  assert.equal([...ro.bytes.subarray(0, 3)], [10, 20, 30]);
+  region.bytes[5000] = 77;
+  region.bytes[2] = 31;
+  assert.is(ro.bytes[5000], 77, 'a later write through the writable region is visible');
+  assert.is(ro.bytes[2], 31);
+  ro.close();
+  region.close();
+});
+
+ReadOnly('writing into a read-only view never reaches the shared bytes and never crashes', () => {
+  const region = create(2 * 4096);
+  region.bytes[0] = 1;
+  const ro = unwrap(region.toReadOnly());
+  const view = ro.bytes;
+  view[0] = 99; // lands in a private copy-on-write page
+  view.fill(0xee, 10, 20);
+  assert.is(region.bytes[0], 1, 'the writable side still sees the original byte');
+  assert.is(region.bytes[10], 0);
+  const second = unwrap(region.toReadOnly());
+  assert.is(second.bytes[0], 1, 'another read-only twin sees the shared byte too');
+  region.bytes[4096] = 5; // a page the read-only view never wrote
+  assert.is(view[4096], 5);
+  second.close();
+  ro.close();
+  region.close();
+});
+
+ReadOnly('after a read-only twin exists no writable handle may be given out', () => {
+  const region = create(4096);
+  assert.is(writeSharingAllowed(region), true);
+  const ro = unwrap(region.toReadOnly());
+  assert.is(writeSharingAllowed(region), false);
+  assert.is(writeSharingAllowed(ro), false);
+  region.bytes[0] = 42; // the creator keeps writing
+  assert.is(ro.bytes[0], 42);
+  ro.close();
+  assert.is(writeSharingAllowed(region), false, 'closing the twin does not lift the rule');
+  region.close();
+});
+
+ReadOnly('a read-only twin of a read-only twin is read-only', () => {
+  const region = create(4096);
+  const ro = unwrap(region.toReadOnly());
+  const ro2 = unwrap(ro.toReadOnly());
+  assert.is(ro2.readOnly, true);
+  region.bytes[1] = 3;
+  assert.is(ro2.bytes[1], 3);
+  for (const r of [ro2, ro, region]) r.close();
+});
+
+ReadOnly('the OS refuses every way back to write access', () => {
+  const region = create(4096);
+  const ro = unwrap(region.toReadOnly());
+  const attempts = unwrap(tryWriteEscalation(ro));
+  assert.ok(Object.keys(attempts).length >= 4, JSON.stringify(attempts));
+  for (const [path, succeeded] of Object.entries(attempts)) {
+    // Wine does not model the OWNER RIGHTS ACE; real Windows does (see SECURITY notes).
+    if (underWine && path === 'duplicate-write-dac') continue;
+    assert.is(succeeded, false, `write escalation through "${path}" must be refused`);
+  }
+  ro.close();
+  region.close();
+  // The same probes succeed on a writable region that has no twin: the check can fail.
+  const fresh = create(4096);
+  const writable = unwrap(tryWriteEscalation(fresh));
+  const primary = isLinux ? ['mmap-shared-write', 'reopen-proc-fd-mmap-write', 'reopen-proc-fd-pwrite'] : ['map-view-write', 'duplicate-write'];
+  for (const path of primary) assert.is(writable[path], true, `probe "${path}" detects write access where it exists`);
+  fresh.close();
+});
+
+ReadOnly(realWindowsOnly('Windows: WRITE_DAC cannot be taken from a read-only handle'), () => {
+  if (!isWindows || underWine) return;
+  const region = create(4096);
+  const ro = unwrap(region.toReadOnly());
+  assert.is(unwrap(tryWriteEscalation(ro))['duplicate-write-dac'], false);
+  ro.close();
+  region.close();
+});
+
+ReadOnly('Linux: the read-only twin is sealed against future writes', () => {
+  if (!isLinux) return;
+  const region = create(4096);
+  const ro = unwrap(region.toReadOnly());
+  const attempts = unwrap(tryWriteEscalation(ro));
+  assert.is(attempts['reopen-proc-fd-mmap-write'], false);
+  assert.is(attempts['reopen-proc-fd-pwrite'], false);
+  assert.is(attempts.unsealed, false);
+  ro.close();
+  region.close();
+});
+
+ReadOnly.run();
+
+// ---------------------------------------------------------------------------
+const Close = suite('close');
+
+Close('views become zero-length, and close() twice is harmless', () => {
+  const region = create(4096);
+  const whole = region.bytes;
+  const part = unwrap(region.view(10, 20));
+  region.close();
+  assert.is(region.closed, true);
+  assert.is(whole.length, 0);
+  assert.is(part.length, 0);
+  assert.is(whole[0], undefined, 'reading a detached view reads nothing');
+  whole[0] = 1; // writing a detached view is a no-op, not a fault
+  region.close();
+  region[Symbol.dispose]();
+  assert.is(region.bytes.length, 0);
+  assert.is(region.size, 4096, 'size is kept for diagnostics');
+});
+
+Close('calls after close are CLOSED', () => {
+  const region = create(4096);
+  region.close();
+  expectErr(region.view(0, 1), 'CLOSED', 'view after close');
+  expectErr(region.toReadOnly(), 'CLOSED', 'toReadOnly after close');
+  expectErr(tryWriteEscalation(region), 'CLOSED', 'tryWriteEscalation after close');
+});
+
+Close('closing one handle leaves the other working', () => {
+  const region = create(4096);
+  region.bytes[7] = 7;
+  const ro = unwrap(region.toReadOnly());
+  region.close();
+  assert.is(ro.bytes[7], 7, 'the memory lives while any handle does');
+  ro.close();
+  assert.is(ro.bytes.length, 0);
+});
+
+Close('Symbol.dispose closes', () => {
+  const region = create(16);
+  const view = region.bytes;
+  region[Symbol.dispose]();
+  assert.is(region.closed, true);
+  assert.is(view.length, 0);
+});
+
+Close.run();
