@@ -1,0 +1,105 @@
+#include "frame.h"
+
+#include <cstring>
+#include <string>
+
+namespace memport {
+
+namespace {
+
+void PutU16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v);
+  p[1] = static_cast<uint8_t>(v >> 8);
+}
+void PutU32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+void PutU64(uint8_t* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+uint16_t GetU16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+uint32_t GetU32(const uint8_t* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+uint64_t GetU64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+bool KnownType(uint8_t type) { return type >= 1 && type <= 5; }
+
+Error Violation(const std::string& what) { return MakeError("PROTOCOL", "malformed frame from peer: " + what); }
+
+}  // namespace
+
+Result<std::vector<uint8_t>> EncodeFrame(const Frame& frame) {
+  if (frame.regions.size() > kMaxRegionsPerFrame) {
+    return MakeError("INVALID_ARGUMENT", "at most " + std::to_string(kMaxRegionsPerFrame) + " regions per message");
+  }
+  if (frame.data.size() > kMaxDataLength) {
+    return MakeError("INVALID_ARGUMENT", "message data is " + std::to_string(frame.data.size()) + " bytes; the limit is " +
+                                             std::to_string(kMaxDataLength) + " (put bulk bytes in a region)");
+  }
+  std::vector<uint8_t> out(kHeaderSize + kDescriptorSize * frame.regions.size() + frame.data.size());
+  uint8_t* p = out.data();
+  PutU32(p, kFrameMagic);
+  p[4] = kProtocolVersion;
+  p[5] = static_cast<uint8_t>(frame.type);
+  PutU16(p + 6, static_cast<uint16_t>(frame.regions.size()));
+  PutU32(p + 8, frame.seq);
+  PutU32(p + 12, static_cast<uint32_t>(frame.data.size()));
+  p += kHeaderSize;
+  for (const RegionDescriptor& region : frame.regions) {
+    if (region.size == 0 || region.size > kMaxRegionSize || (region.flags & ~kRegionReadOnly) != 0) {
+      return MakeError("INVALID_ARGUMENT", "region descriptor out of range");
+    }
+    PutU64(p, region.size);
+    PutU32(p + 8, region.flags);
+    PutU32(p + 12, region.handle);
+    p += kDescriptorSize;
+  }
+  if (!frame.data.empty()) std::memcpy(p, frame.data.data(), frame.data.size());
+  return out;
+}
+
+Result<Frame> DecodeFrame(const uint8_t* bytes, size_t length) {
+  if (length < kHeaderSize) return Violation("shorter than a header (" + std::to_string(length) + " bytes)");
+  if (length > kMaxFrameSize) return Violation("longer than the " + std::to_string(kMaxFrameSize) + "-byte cap");
+  if (GetU32(bytes) != kFrameMagic) return Violation("bad magic");
+  if (bytes[4] != kProtocolVersion) return Violation("unsupported protocol version " + std::to_string(bytes[4]));
+  if (!KnownType(bytes[5])) return Violation("unknown frame type " + std::to_string(bytes[5]));
+  const uint16_t region_count = GetU16(bytes + 6);
+  const uint32_t data_length = GetU32(bytes + 12);
+  if (region_count > kMaxRegionsPerFrame) return Violation("too many regions (" + std::to_string(region_count) + ")");
+  if (data_length > kMaxDataLength) return Violation("data longer than the cap");
+  // All three terms are capped above, so this sum cannot overflow.
+  const size_t expected = kHeaderSize + kDescriptorSize * size_t{region_count} + size_t{data_length};
+  if (expected != length) {
+    return Violation("length " + std::to_string(length) + " does not match the header (" + std::to_string(expected) + ")");
+  }
+
+  Frame frame;
+  frame.type = static_cast<FrameType>(bytes[5]);
+  frame.seq = GetU32(bytes + 8);
+  const bool control = frame.type == FrameType::kWelcome || frame.type == FrameType::kAck;
+  if (control && (region_count != 0 || data_length != 0)) return Violation("control frame with a payload");
+  if (frame.type != FrameType::kMessage && region_count != 0) return Violation("regions on a non-message frame");
+
+  const uint8_t* p = bytes + kHeaderSize;
+  frame.regions.resize(region_count);
+  for (uint16_t i = 0; i < region_count; ++i, p += kDescriptorSize) {
+    RegionDescriptor& region = frame.regions[i];
+    region.size = GetU64(p);
+    region.flags = GetU32(p + 8);
+    region.handle = GetU32(p + 12);
+    if (region.size == 0 || region.size > kMaxRegionSize) return Violation("region size out of range");
+    if ((region.flags & ~kRegionReadOnly) != 0) return Violation("unknown region flags");
+  }
+  frame.data.assign(p, p + data_length);
+  return frame;
+}
+
+}  // namespace memport

@@ -1,0 +1,71 @@
+// The memport wire format, version 1 (docs/PROTOCOL.md is the normative text).
+// Platform-neutral, allocation-bounded, and the target of the frame fuzzer.
+//
+// Every frame travels as one transport message (a SOCK_SEQPACKET packet on
+// Linux, a PIPE_TYPE_MESSAGE message on Windows), little-endian:
+//
+//   header (16 bytes)
+//     0  u32  magic         'M' 'P' 'R' 'T'
+//     4  u8   version       1
+//     5  u8   type          FrameType
+//     6  u16  region_count  0..kMaxRegionsPerFrame
+//     8  u32  seq           message number (MESSAGE) or the one answered (ACK/NACK)
+//     12 u32  data_length   0..kMaxDataLength
+//   region_count descriptors (16 bytes each)
+//     0  u64  size          1..kMaxRegionSize
+//     8  u32  flags         bit 0: read-only; every other bit must be 0
+//     12 u32  handle        Linux: index of the fd in SCM_RIGHTS (== descriptor index)
+//                           Windows: the handle value in the receiver's table
+//   data (data_length bytes)
+//
+// The frame's length must equal 16 + 16 * region_count + data_length exactly.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "error.h"
+
+namespace memport {
+
+enum class FrameType : uint8_t {
+  kWelcome = 1,  // listener -> client: admitted; no regions, no data
+  kReject = 2,   // listener -> client: refused; data = UTF-8 reason; then EOF
+  kMessage = 3,  // regions and/or data (UTF-8 JSON)
+  kAck = 4,      // ownership of MESSAGE `seq` taken; no regions, no data
+  kNack = 5,     // MESSAGE `seq` refused after its handles were taken and released; data = UTF-8 JSON {code,message}
+};
+
+constexpr uint32_t kFrameMagic = 0x5452504D;  // "MPRT" read as little-endian u32
+constexpr uint8_t kProtocolVersion = 1;
+constexpr size_t kHeaderSize = 16;
+constexpr size_t kDescriptorSize = 16;
+constexpr uint16_t kMaxRegionsPerFrame = 64;
+constexpr uint32_t kMaxDataLength = 128 * 1024;
+constexpr uint64_t kMaxRegionSize = uint64_t{1} << 47;
+constexpr size_t kMaxFrameSize = kHeaderSize + kDescriptorSize * kMaxRegionsPerFrame + kMaxDataLength;
+constexpr uint32_t kRegionReadOnly = 1u << 0;
+
+struct RegionDescriptor {
+  uint64_t size = 0;
+  uint32_t flags = 0;
+  uint32_t handle = 0;
+  bool read_only() const { return (flags & kRegionReadOnly) != 0; }
+};
+
+struct Frame {
+  FrameType type = FrameType::kMessage;
+  uint32_t seq = 0;
+  std::vector<RegionDescriptor> regions;
+  std::vector<uint8_t> data;
+};
+
+// Serialises `frame`; fails with INVALID_ARGUMENT when it breaks a cap.
+Result<std::vector<uint8_t>> EncodeFrame(const Frame& frame);
+
+// Parses exactly `length` bytes. Checks every field and cap before allocating;
+// any violation is a PROTOCOL error (the caller drops the connection).
+Result<Frame> DecodeFrame(const uint8_t* bytes, size_t length);
+
+}  // namespace memport

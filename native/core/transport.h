@@ -1,0 +1,114 @@
+// The platform-neutral transport interface: a rendezvous name, a listener,
+// and message-oriented connections that carry frames plus shared-memory
+// handles. Linux implements it over SOCK_SEQPACKET Unix sockets with
+// SCM_RIGHTS (native/linux/unix_socket.cc), Windows over named pipes with
+// DuplicateHandle (native/win/named_pipe.cc).
+//
+// Threading: every backend does its waiting on a dedicated I/O thread of its
+// own (epoll / an I/O completion port), never on the JS thread or in the libuv
+// pool, and delivers every observer callback through JsThread::Post, so
+// observers run on the JS thread. Write/Close may be called from the JS
+// thread at any time; after Close returns no further callbacks are made for
+// that object except OnWriteDone/OnClosed already posted.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "error.h"
+#include "frame.h"
+#include "shared_memory.h"
+
+namespace memport {
+
+// Runs tasks on the JS thread. Implemented by the binding (a Node-API
+// thread-safe function), so no backend needs libuv or Node-API symbols.
+class JsThread {
+ public:
+  virtual ~JsThread() = default;
+  // Thread-safe. Tasks run in order; tasks posted after the environment is
+  // torn down are dropped (their captured state is destroyed on that thread).
+  virtual void Post(std::function<void()> task) = 0;
+};
+
+struct PeerIdentity {
+  int64_t pid = -1;  // from the kernel: SO_PEERCRED / GetNamedPipe{Client,Server}ProcessId
+  int64_t uid = -1;  // Linux only (-1 on Windows)
+  int64_t gid = -1;  // Linux only (-1 on Windows)
+};
+
+// A MESSAGE as received: the decoded frame, and one validated, owned
+// SharedMemory per region descriptor (same order, same size and mode).
+struct InboundMessage {
+  Frame frame;
+  std::vector<SharedMemory> regions;
+};
+
+class ConnectionObserver {
+ public:
+  virtual ~ConnectionObserver() = default;
+  // A well-formed frame. For kMessage its handles were validated and adopted.
+  virtual void OnFrame(InboundMessage message) = 0;
+  // The connection is over; called once. code "PEER_CLOSED" for an orderly
+  // EOF or a dead peer, "PROTOCOL"/"INVALID_HANDLE" after the backend dropped
+  // a misbehaving peer, "CLOSED" after Close().
+  virtual void OnClosed(const Error& error) = 0;
+  // Completion of Write(write_id): error == nullptr when the whole frame was
+  // handed to the kernel.
+  virtual void OnWriteDone(uint64_t write_id, const Error* error) = 0;
+};
+
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  virtual const PeerIdentity& peer() const = 0;
+  // Starts reading; the observer must outlive the connection's callbacks.
+  virtual void Start(std::shared_ptr<ConnectionObserver> observer) = 0;
+  // Writes one frame carrying `regions` (frame.regions' handle fields are
+  // filled in here: fd indices on Linux, values duplicated into the peer on
+  // Windows). An immediate failure is returned and nothing was sent (on
+  // Windows any handle already duplicated into the peer is revoked).
+  // Otherwise completion is reported through OnWriteDone.
+  virtual Status Write(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions) = 0;
+  // Idempotent. Pending writes complete with CLOSED; OnClosed("CLOSED") follows.
+  virtual void Close() = 0;
+};
+
+class ListenerObserver {
+ public:
+  virtual ~ListenerObserver() = default;
+  // A client connected; its identity comes from the kernel. Not yet started.
+  virtual void OnConnection(std::unique_ptr<Connection> connection) = 0;
+  // Accepting failed for good (the listener is unusable).
+  virtual void OnListenerError(const Error& error) = 0;
+};
+
+class Listener {
+ public:
+  virtual ~Listener() = default;
+  // The OS-level address: the socket path or the pipe name.
+  virtual const std::string& address() const = 0;
+  virtual void Close() = 0;
+};
+
+// Validates a rendezvous name: 1..64 characters of [A-Za-z0-9._-], not
+// starting with '.'. Neutral; both backends use it.
+Status ValidateChannelName(const std::string& name);
+
+// The OS address `name` maps to for the current user (see docs/PROTOCOL.md).
+Result<std::string> ChannelAddress(const std::string& name);
+
+// Creates the listener. ALREADY_EXISTS when another live listener has the name.
+Result<std::unique_ptr<Listener>> Listen(const std::string& name, std::shared_ptr<JsThread> js,
+                                         std::shared_ptr<ListenerObserver> observer);
+
+// Connects without blocking the caller: `done` runs on the JS thread with the
+// connection (not yet started) or NOT_FOUND / TIMEOUT / ACCESS_DENIED / ....
+// `expected_server_pid` > 0 additionally requires the server to be that process.
+void Connect(const std::string& name, uint32_t timeout_ms, int64_t expected_server_pid, std::shared_ptr<JsThread> js,
+             std::function<void(Result<std::unique_ptr<Connection>>)> done);
+
+}  // namespace memport
