@@ -47,6 +47,7 @@ class SharedMemory {
   SharedMemory() = default;
   SharedMemory(SharedMemory&&) = default;
   SharedMemory& operator=(SharedMemory&&) = default;
+  ~SharedMemory() { Close(); }
 
   // A new, zero-filled, writable object of `size` bytes with no name.
   static Result<SharedMemory> Create(uint64_t size);
@@ -54,6 +55,21 @@ class SharedMemory {
   // A second handle to the same memory that the OS will not let anyone use for
   // writing. Afterwards WriteSharingAllowed() is false for every handle to it.
   Result<SharedMemory> DuplicateReadOnly();
+
+  // Adopts a handle that came from a peer (or was inherited) after checking it
+  // is what was declared: a memport-kind shared-memory object of at least
+  // `size` bytes, with exactly the access of the declared mode.
+  // Takes ownership only on success. On failure the caller still owns `raw`:
+  // on Linux it is an fd we received and the caller closes it; on Windows it
+  // is a bare number that may name anything in our handle table, so it must
+  // NOT be closed (docs/SECURITY.md).
+  static Result<SharedMemory> FromReceived(RawHandle raw, uint64_t size, bool read_only);
+
+  // Windows: duplicates this object's handle into process `pid` with the rights
+  // of the mode (read-only: FILE_MAP_READ | SECTION_QUERY) and returns the value
+  // valid in that process. Writable copies need WriteSharingAllowed().
+  // Linux: UNSUPPORTED (fds travel with SCM_RIGHTS or by inheritance).
+  Result<uint32_t> DuplicateIntoProcess(int64_t pid, bool read_only) const;
 
   // Maps the whole object: shared and writable for a writable handle, private
   // copy-on-write for a read-only one (JS writes land in private pages, never
@@ -76,7 +92,9 @@ class SharedMemory {
   bool read_only() const { return read_only_; }
   bool valid() const { return handle_.valid(); }
   RawHandle raw() const { return handle_.get(); }
-  void Close() { handle_.reset(); }
+  // Closes the handle (idempotent). Per OS: Windows also forgets the value in
+  // its registry of memport-owned sections.
+  void Close();
 
  private:
   SharedMemory(OsHandle handle, uint64_t size, bool read_only,

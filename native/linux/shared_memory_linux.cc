@@ -40,6 +40,13 @@ std::string ProcFdPath(RawHandle fd) { return "/proc/self/fd/" + std::to_string(
 
 }  // namespace
 
+void SharedMemory::Close() { handle_.reset(); }
+
+Result<uint32_t> SharedMemory::DuplicateIntoProcess(int64_t /*pid*/, bool /*read_only*/) const {
+  return MakeError("UNSUPPORTED", "duplicateInto is Windows-only: on Linux, send the region over a connection "
+                                  "(SCM_RIGHTS) or let a child inherit the fd");
+}
+
 Mapping::~Mapping() {
   if (data_ != nullptr && length_ != 0) ::munmap(data_, length_);
 }

@@ -60,6 +60,8 @@ SECURITY_ATTRIBUTES* SectionAttributes() {
 
 }  // namespace
 
+void SharedMemory::Close() { handle_.reset(); }
+
 Mapping::~Mapping() {
   if (data_ != nullptr) ::UnmapViewOfFile(data_);
 }
