@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "addon_data.h"
+#include "channel_binding.h"
 #include "core/shared_memory.h"
 #include "napi_error.h"
 #include "region_binding.h"
@@ -35,18 +36,43 @@ Napi::Value SetMaxBufferLength(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// regionFromHandle(value, size, readOnly): adopts a Windows handle value or an
+// inherited Linux fd after validating it (SharedMemory::FromReceived).
+Napi::Value RegionFromHandle(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint64_t value = ReadSize(info[0], 0xFFFFFFFFu, "handle");
+  const uint64_t size = ReadSize(info[1], SharedMemory::kMaxSize, "size");
+  const bool read_only = info[2].ToBoolean();
+  SharedMemory memory = ValueOrThrow(env, SharedMemory::FromReceived(static_cast<RawHandle>(value), size, read_only));
+  std::shared_ptr<Mapping> mapping = ValueOrThrow(env, memory.Map());
+  return NativeRegion::Wrap(env, std::move(memory), std::move(mapping));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData(data);
+  data->js_thread = NapiJsThread::Create(env);
+  if (!data->js_thread) throw ToJsError(env, MakeError("OS", "could not create memport's thread-safe function"));
+  env.AddCleanupHook([data] { data->js_thread->Shutdown(); });
   Napi::Function region = NativeRegion::Define(env);
   data->region_constructor = Napi::Persistent(region);
+  Napi::Function connection = NativeConnection::Define(env);
+  data->connection_constructor = Napi::Persistent(connection);
 
   exports.Set("NativeRegion", region);
   exports.Set("createRegion", Napi::Function::New(env, CreateRegion, "createRegion"));
+  exports.Set("NativeConnection", connection);
+  Napi::Function listener = NativeListener::Define(env);
+  data->listener_constructor = Napi::Persistent(listener);
+  exports.Set("NativeListener", listener);
+  exports.Set("listen", Napi::Function::New(env, ListenJs, "listen"));
+  exports.Set("connect", Napi::Function::New(env, ConnectJs, "connect"));
+  exports.Set("channelAddress", Napi::Function::New(env, ChannelAddressJs, "channelAddress"));
+  exports.Set("regionFromHandle", Napi::Function::New(env, RegionFromHandle, "regionFromHandle"));
   exports.Set("countOpenHandles", Napi::Function::New(env, CountOpenHandlesJs, "countOpenHandles"));
   exports.Set("setMaxBufferLength", Napi::Function::New(env, SetMaxBufferLength, "setMaxBufferLength"));
   exports.Set("maxRegionSize", Napi::Number::New(env, static_cast<double>(SharedMemory::kMaxSize)));
-  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  exports.Set("abiVersion", Napi::Number::New(env, 2));
   return exports;
 }
 

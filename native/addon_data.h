@@ -7,11 +7,15 @@
 #include <unordered_set>
 
 #include "core/shared_memory.h"
+#include "js_thread.h"
 
 namespace memport {
 
 struct AddonData {
   Napi::FunctionReference region_constructor;
+  Napi::FunctionReference connection_constructor;
+  Napi::FunctionReference listener_constructor;
+  std::shared_ptr<NapiJsThread> js_thread;
   // Mapping references held by live external ArrayBuffers. Node calls an
   // external buffer's finalizer itself when creating the buffer fails, so the
   // creator cannot know whether to free it; this set makes the release

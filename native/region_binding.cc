@@ -41,18 +41,19 @@ Napi::Function NativeRegion::Define(Napi::Env env) {
                          InstanceMethod<&NativeRegion::ToReadOnly>("toReadOnly"),
                          InstanceMethod<&NativeRegion::Close>("close"),
                          InstanceMethod<&NativeRegion::TryWriteEscalation>("tryWriteEscalation"),
+                         InstanceMethod<&NativeRegion::DuplicateInto>("duplicateInto"),
                      });
 }
 
-// JS cannot construct a NativeRegion: the only argument accepted is an
-// External that C++ made (Wrap below); JavaScript has no way to forge one.
+// Only C++ can pass the External that carries a region (Wrap below);
+// constructed from JavaScript, a NativeRegion is inert (closed). Constructors
+// must not throw: a throwing ObjectWrap constructor leaves a dangling wrap.
 NativeRegion::NativeRegion(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeRegion>(info) {
-  if (info.Length() != 1 || !info[0].IsExternal()) {
-    throw ToJsError(info.Env(), MakeError("INVALID_ARGUMENT", "NativeRegion cannot be constructed from JavaScript"));
+  if (info.Length() == 1 && info[0].IsExternal()) {
+    auto* pending = info[0].As<Napi::External<std::pair<SharedMemory, std::shared_ptr<Mapping>>>>().Data();
+    memory_ = std::move(pending->first);
+    mapping_ = std::move(pending->second);
   }
-  auto* pending = info[0].As<Napi::External<std::pair<SharedMemory, std::shared_ptr<Mapping>>>>().Data();
-  memory_ = std::move(pending->first);
-  mapping_ = std::move(pending->second);
 }
 
 Napi::Object NativeRegion::Wrap(Napi::Env env, SharedMemory memory, std::shared_ptr<Mapping> mapping) {
@@ -145,6 +146,15 @@ Napi::Value NativeRegion::Close(const Napi::CallbackInfo& info) {
   mapping_.reset();
   memory_.Close();
   return env.Undefined();
+}
+
+// duplicateInto(pid, readOnly): Windows only; the handle value valid in `pid`.
+Napi::Value NativeRegion::DuplicateInto(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (mapping_ == nullptr) throw ToJsError(env, MakeError("CLOSED", "the region is closed"));
+  const uint64_t pid = ReadSize(info[0], 0xFFFFFFFFu, "pid");
+  const bool read_only = info[1].ToBoolean() || memory_.read_only();
+  return Napi::Number::New(env, ValueOrThrow(env, memory_.DuplicateIntoProcess(static_cast<int64_t>(pid), read_only)));
 }
 
 // tryWriteEscalation(): { [path]: succeeded } for every path the OS offers.

@@ -30,6 +30,7 @@ class NativeRegion : public Napi::ObjectWrap<NativeRegion> {
   Napi::Value ToReadOnly(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value TryWriteEscalation(const Napi::CallbackInfo& info);
+  Napi::Value DuplicateInto(const Napi::CallbackInfo& info);
 
   void ForgetDeadBuffers();
 

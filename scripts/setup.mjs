@@ -47,7 +47,7 @@ if (missing.length === 0) {
   const prefix = asRoot ? [] : ['sudo'];
   console.log(`  installing ${missing.join(', ')} with apt-get (this can take a few minutes)...`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  for (const args of [['update', '-qq'], ['install', '-y', '-qq', '--no-install-recommends', ...missing]]) {
+  for (const args of [['update', '-qq'], ['install', '-y', '-qq', ...missing]]) {
     const [cmd, ...rest] = [...prefix, 'apt-get', ...args];
     const r = spawnSync(cmd, rest, { stdio: 'inherit', env });
     if (r.status !== 0) {

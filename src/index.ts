@@ -4,6 +4,22 @@
  */
 export { SharedRegion, type RegionOptions } from './region.js';
 export {
+  listen,
+  connect,
+  channelAddress,
+  Connection,
+  Listener,
+  MESSAGE_WINDOW,
+  MAX_DATA_BYTES,
+  MAX_REGIONS_PER_MESSAGE,
+  type Peer,
+  type Message,
+  type ListenOptions,
+  type ConnectOptions,
+} from './channel.js';
+export { spawnWithRegions, connectToParent, PARENT_CHANNEL_ENV, PARENT_PID_ENV, type SpawnWithRegionsOptions } from './child.js';
+export type { WaitOptions } from './waiter.js';
+export {
   MEMPORT_ERROR_CODES,
   isMemportError,
   type MemportError,

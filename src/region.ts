@@ -95,6 +95,49 @@ export class SharedRegion implements Disposable {
     });
   }
 
+  /**
+   * Adopts a region whose OS handle reached this process outside memport's
+   * channels: a Windows handle value (from {@link SharedRegion.duplicateInto}
+   * in another process, passed on a command line, say) or an inherited Linux
+   * fd. The handle is validated first — a shared-memory object of memport's
+   * kind, at least `size` bytes, with exactly the declared access — and only
+   * then owned by the region. Errors: `INVALID_HANDLE` (not such an object;
+   * on Windows the value is then left untouched, since it may name something
+   * else this process owns), `ACCESS_DENIED` (access differs from `readOnly`),
+   * `INVALID_ARGUMENT`.
+   */
+  static fromHandle(value: number, options: { size: number; readOnly?: boolean; label?: string }): Result<SharedRegion, MemportError> {
+    if (!isCount(value) || value > 0xffffffff) {
+      return err(memportError('INVALID_ARGUMENT', `the handle must be a whole number from 0 to 2^32-1, got ${describe(value)}`));
+    }
+    if (options === null || typeof options !== 'object' || !isCount(options.size) || options.size < 1) {
+      return err(memportError('INVALID_ARGUMENT', 'options.size must be the region size in bytes (1 to 2^47)'));
+    }
+    const { size, readOnly = false, label } = options;
+    return loadNative().andThen((binding) =>
+      Result.fromThrowable(() => binding.regionFromHandle(value, size, readOnly === true), toMemportError)().map(
+        (native) => new SharedRegion(native, label),
+      ),
+    );
+  }
+
+  /**
+   * Windows: duplicates this region's section handle into process `pid` and
+   * returns the handle value valid there — the classic Win32 way to share
+   * memory without a name, for callers who carry the value themselves. Pass
+   * `readOnly: true` to give read access only (always so for a read-only
+   * region). The receiver adopts it with `SharedRegion.fromHandle`.
+   * Elsewhere: `UNSUPPORTED`. Prefer `Connection.send`, which also handles
+   * acknowledgement and revocation.
+   */
+  duplicateInto(pid: number, options: { readOnly?: boolean } = {}): Result<number, MemportError> {
+    if (this.#closed) return err(memportError('CLOSED', 'the region is closed'));
+    if (!isCount(pid) || pid < 1 || pid > 0xffffffff) {
+      return err(memportError('INVALID_ARGUMENT', `pid must be a positive integer, got ${describe(pid)}`));
+    }
+    return Result.fromThrowable(() => this.#native.duplicateInto(pid, options?.readOnly === true), toMemportError)();
+  }
+
   /** Size in bytes. Unchanged by `close()`. */
   get size(): number {
     return this.#size;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -31,6 +32,7 @@ namespace memport {
 namespace {
 
 constexpr int kBaseSeals = F_SEAL_SHRINK | F_SEAL_GROW;
+constexpr long kTmpfsMagic = 0x01021994;  // TMPFS_MAGIC, <linux/magic.h>
 
 int MemfdCreate(const char* label, unsigned flags) {
   return static_cast<int>(::syscall(SYS_memfd_create, label, flags));
@@ -77,7 +79,11 @@ Result<SharedMemory> SharedMemory::DuplicateReadOnly() {
   if (!read_only_) {
     // Existing writable mappings (the creator's views) keep working; every new
     // write access — write(2), a new shared writable mmap, from any fd — is refused.
-    if (::fcntl(handle_.get(), F_ADD_SEALS, F_SEAL_FUTURE_WRITE) != 0) {
+    // F_SEAL_SEAL too: nothing about this memory may change any more. A second
+    // twin finds the seals already in place (adding to a sealed set fails).
+    const int seals = ::fcntl(handle_.get(), F_GET_SEALS);
+    if (seals < 0 || ((seals & F_SEAL_FUTURE_WRITE) == 0 &&
+                      ::fcntl(handle_.get(), F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) != 0)) {
       return LastOsError("fcntl(F_ADD_SEALS)", "sealing a region against future writes");
     }
     if (policy_) policy_->read_only_twin_exists = true;
@@ -87,6 +93,44 @@ Result<SharedMemory> SharedMemory::DuplicateReadOnly() {
   int fd = ::open(ProcFdPath(handle_.get()).c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return LastOsError("open(/proc/self/fd)", "opening a read-only handle to a region");
   return SharedMemory(OsHandle(fd), size_, /*read_only=*/true, policy_);
+}
+
+// Checks, before anything is mapped, that a received fd is what the peer
+// declared (docs/SECURITY.md, Linux items 2-3): a sealed memfd on tmpfs whose
+// size can no longer change (so no peer can make our reads die of SIGBUS), at
+// least `size` bytes long, with exactly the declared access.
+Result<SharedMemory> SharedMemory::FromReceived(RawHandle raw, uint64_t size, bool read_only) {
+  if (raw < 0 || raw > INT32_MAX) return MakeError("INVALID_HANDLE", "not a file descriptor");
+  if (size == 0 || size > kMaxSize) return MakeError("INVALID_ARGUMENT", "declared size out of range");
+  const int fd = static_cast<int>(raw);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return LastOsError("fstat", "checking a received handle");
+  if (!S_ISREG(st.st_mode)) return MakeError("INVALID_HANDLE", "the received fd is not a shared-memory file (not a regular file)");
+  struct statfs fs;
+  if (::fstatfs(fd, &fs) != 0) return LastOsError("fstatfs", "checking a received handle");
+  if (fs.f_type != kTmpfsMagic) return MakeError("INVALID_HANDLE", "the received fd is not on tmpfs (not a memfd)");
+  const int seals = ::fcntl(fd, F_GET_SEALS);
+  if (seals < 0) return MakeError("INVALID_HANDLE", "the received fd does not support sealing (not a memfd)");
+  if ((seals & kBaseSeals) != kBaseSeals) {
+    return MakeError("INVALID_HANDLE", "the received memfd can still change size (missing F_SEAL_SHRINK/F_SEAL_GROW)");
+  }
+  if (static_cast<uint64_t>(st.st_size) < size) {
+    return MakeError("INVALID_HANDLE", "the received memfd is " + std::to_string(st.st_size) + " bytes, less than the " +
+                                           std::to_string(size) + " declared");
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0) return LastOsError("fcntl(F_GETFL)", "checking a received handle");
+  const bool write_sealed = (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) != 0;
+  if (read_only && !write_sealed) {
+    return MakeError("ACCESS_DENIED", "declared read-only, but the memfd is not sealed against writes");
+  }
+  if (!read_only && ((flags & O_ACCMODE) != O_RDWR || write_sealed)) {
+    return MakeError("ACCESS_DENIED", "declared writable, but the fd gives no write access");
+  }
+  // Ours now: make sure it cannot leak into children even if the sender's
+  // kernel path skipped MSG_CMSG_CLOEXEC.
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  return SharedMemory(OsHandle(raw), size, read_only, std::make_shared<SharingPolicy>());
 }
 
 Result<std::shared_ptr<Mapping>> SharedMemory::Map() const {

@@ -4,12 +4,18 @@
 #define WIN32_LEAN_AND_MEAN
 #endif
 #include <windows.h>
+#include <sddl.h>
 
+#include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_set>
+#include <vector>
 
 #include "../core/error.h"
 #include "../core/os_handle.h"
 #include "../core/shared_memory.h"
+#include "win_internal.h"
 
 namespace memport {
 namespace platform {
@@ -22,9 +28,92 @@ bool IsValidHandle(RawHandle raw) {
   return raw != 0 && raw != reinterpret_cast<RawHandle>(INVALID_HANDLE_VALUE);
 }
 
-void CloseRawHandle(RawHandle raw) { ::CloseHandle(reinterpret_cast<HANDLE>(raw)); }
+// Closing and forgetting happen under the owned-sections lock, so FromReceived
+// never sees a value that is closed but still registered, or registered after
+// it was reused for something else.
+void CloseRawHandle(RawHandle raw) {
+  win::OwnedSections registry;
+  ::CloseHandle(reinterpret_cast<HANDLE>(raw));
+  registry.Remove(raw);
+}
 
 }  // namespace platform
+
+namespace win {
+
+namespace {
+
+struct OwnedSectionsState {
+  std::mutex mutex;
+  std::unordered_set<RawHandle> values;
+};
+
+// Never destroyed: handles may be closed from static destructors and from
+// threads still running at exit.
+OwnedSectionsState& OwnedSectionsInstance() {
+  static OwnedSectionsState* state = new OwnedSectionsState();
+  return *state;
+}
+
+}  // namespace
+
+OwnedSections::OwnedSections() : lock_(OwnedSectionsInstance().mutex) {}
+bool OwnedSections::Contains(RawHandle raw) const { return OwnedSectionsInstance().values.count(raw) != 0; }
+void OwnedSections::Add(RawHandle raw) { OwnedSectionsInstance().values.insert(raw); }
+void OwnedSections::Remove(RawHandle raw) { OwnedSectionsInstance().values.erase(raw); }
+
+Result<std::vector<uint8_t>> CurrentUserSid() {
+  HANDLE token_raw = nullptr;
+  if (!::OpenProcessToken(::GetCurrentProcess(), TOKEN_QUERY, &token_raw)) {
+    return LastOsError("OpenProcessToken", "finding the current user");
+  }
+  OsHandle token(AsRaw(token_raw));
+  DWORD needed = 0;
+  // The first call only reports the size (and fails with ERROR_INSUFFICIENT_BUFFER).
+  ::GetTokenInformation(token_raw, TokenUser, /*TokenInformation=*/nullptr, 0, &needed);
+  if (needed == 0) return LastOsError("GetTokenInformation", "finding the current user");
+  // DWORD elements keep TOKEN_USER (and the SID after it) aligned.
+  std::vector<DWORD> buffer((needed + sizeof(DWORD) - 1) / sizeof(DWORD));
+  if (!::GetTokenInformation(token_raw, TokenUser, buffer.data(), needed, &needed)) {
+    return LastOsError("GetTokenInformation", "finding the current user");
+  }
+  PSID sid = reinterpret_cast<TOKEN_USER*>(buffer.data())->User.Sid;
+  if (!::IsValidSid(sid)) return MakeError("OS", "the process token has an invalid user SID");
+  const auto* bytes = static_cast<const uint8_t*>(sid);
+  return std::vector<uint8_t>(bytes, bytes + ::GetLengthSid(sid));
+}
+
+Result<std::wstring> SidToString(const void* sid) {
+  wchar_t* text = nullptr;
+  if (!::ConvertSidToStringSidW(const_cast<PSID>(sid), &text)) {
+    return LastOsError("ConvertSidToStringSidW", "formatting a SID");
+  }
+  std::unique_ptr<wchar_t, LocalFreeDeleter> owned(text);
+  return std::wstring(text);
+}
+
+std::string WideToUtf8(const std::wstring& wide) {
+  if (wide.empty()) return {};
+  const int length = ::WideCharToMultiByte(CP_UTF8, /*dwFlags=*/0, wide.data(), static_cast<int>(wide.size()),
+                                           /*lpMultiByteStr=*/nullptr, 0, /*lpDefaultChar=*/nullptr,
+                                           /*lpUsedDefaultChar=*/nullptr);
+  std::string out(static_cast<size_t>(length > 0 ? length : 0), '\0');
+  if (length > 0) {
+    ::WideCharToMultiByte(CP_UTF8, 0, wide.data(), static_cast<int>(wide.size()), &out[0], length, nullptr, nullptr);
+  }
+  return out;
+}
+
+std::wstring Utf8ToWide(const std::string& utf8) {
+  if (utf8.empty()) return {};
+  const int length = ::MultiByteToWideChar(CP_UTF8, /*dwFlags=*/0, utf8.data(), static_cast<int>(utf8.size()),
+                                           /*lpWideCharStr=*/nullptr, 0);
+  std::wstring out(static_cast<size_t>(length > 0 ? length : 0), L'\0');
+  if (length > 0) ::MultiByteToWideChar(CP_UTF8, 0, utf8.data(), static_cast<int>(utf8.size()), &out[0], length);
+  return out;
+}
+
+}  // namespace win
 
 namespace {
 
@@ -53,6 +142,11 @@ const char* ClassifyWin32Error(DWORD err) {
     case ERROR_NOT_SUPPORTED:
     case ERROR_CALL_NOT_IMPLEMENTED:
       return "UNSUPPORTED";
+    // The other end of a pipe went away (closed, or its process died).
+    case ERROR_BROKEN_PIPE:
+    case ERROR_NO_DATA:
+    case ERROR_PIPE_NOT_CONNECTED:
+      return "PEER_CLOSED";
     default:
       return "OS";
   }

@@ -15,18 +15,21 @@
 #include <windows.h>
 #include <aclapi.h>
 
+#include <cstdio>
 #include <string>
 
 #include "../core/shared_memory.h"
+#include "ntdll.h"
+#include "win_internal.h"
 
 namespace memport {
 
 namespace {
 
-HANDLE AsHandle(RawHandle raw) { return reinterpret_cast<HANDLE>(raw); }
-RawHandle AsRaw(HANDLE h) { return reinterpret_cast<RawHandle>(h); }
+using win::AsHandle;
+using win::AsRaw;
 
-constexpr DWORD kReadOnlyAccess = FILE_MAP_READ | SECTION_QUERY;
+constexpr DWORD kReadOnlyAccess = win::kReadOnlySectionAccess;
 
 // Security attributes for every section memport creates: non-inheritable
 // (libuv starts children with bInheritHandles=TRUE) and the protected DACL
@@ -58,8 +61,176 @@ SECURITY_ATTRIBUTES* SectionAttributes() {
   return security.ok ? &security.attributes : nullptr;
 }
 
+// Received handle values are 32-bit numbers from the peer (frame.h); the
+// caller sign-extends them as Windows does between 32- and 64-bit processes.
+// Kernel handles are multiples of 4 well below 2^30 (a handle table has at
+// most 2^24 entries); the low two bits are tag bits the kernel ignores, so
+// 0x105 would alias 0x104 (Raymond Chen, "Why are kernel HANDLEs always a
+// multiple of four?", The Old New Thing, 2005-09-27).
+constexpr RawHandle kMaxHandleValue = RawHandle{1} << 30;
+// GetCurrentProcess() is -1 (also INVALID_HANDLE_VALUE), GetCurrentThread()
+// -2, the token pseudo-handles -4..-6; newer releases use a few more.
+constexpr RawHandle kLowestPseudoHandle = -12;
+
+Status CheckHandleValueShape(RawHandle raw) {
+  const std::string value = std::to_string(static_cast<long long>(raw));
+  if (raw == 0) return MakeError("INVALID_HANDLE", "the peer sent a null handle value");
+  if (raw < 0 && raw >= kLowestPseudoHandle) {
+    return MakeError("INVALID_HANDLE", "the peer sent a pseudo-handle or INVALID_HANDLE_VALUE (" + value + ")");
+  }
+  if (raw < 0 || raw >= kMaxHandleValue) {
+    return MakeError("INVALID_HANDLE", "the peer sent a handle value out of range (" + value + ")");
+  }
+  if ((raw & 3) != 0) return MakeError("INVALID_HANDLE", "the peer sent a handle value with tag bits set (" + value + ")");
+  return Ok();
+}
+
+std::string Hex(unsigned long value) {
+  char text[24];
+  std::snprintf(text, sizeof text, "0x%lX", value);
+  return text;
+}
+
+Error NtFailure(win::nt::NTSTATUS status, const char* call, const std::string& what) {
+  Error error = MakeError("OS", what + ": " + call + " failed with NTSTATUS " + Hex(static_cast<unsigned long>(status)));
+  error.syscall = call;
+  error.os_code = static_cast<int64_t>(static_cast<uint32_t>(status));
+  return error;
+}
+
+// A query this system does not implement (never seen on Windows; possible on
+// Wine or other reimplementations): fall back to the trial mapping.
+bool NotImplemented(win::nt::NTSTATUS status) {
+  return status == win::nt::kStatusNotImplemented || status == win::nt::kStatusInvalidInfoClass;
+}
+
 }  // namespace
 
+namespace win {
+
+Status VerifySectionByTrialMapping(HANDLE handle, uint64_t size, bool read_only) {
+  if (size > SIZE_MAX) return MakeError("UNSUPPORTED", "the region is larger than this process can map");
+  // Mapping `size` bytes with the declared access proves the value names a
+  // section of at least that size that grants that access; MapViewOfFile
+  // neither closes nor changes the handle, whatever it names. What this
+  // cannot see: whether the section is file-backed or reserve-only.
+  const DWORD access = read_only ? FILE_MAP_READ : (FILE_MAP_READ | FILE_MAP_WRITE);
+  void* view = ::MapViewOfFile(handle, access, /*dwFileOffsetHigh=*/0, /*dwFileOffsetLow=*/0, static_cast<SIZE_T>(size));
+  if (view == nullptr) {
+    const DWORD err = ::GetLastError();
+    Error error = OsError(err, "MapViewOfFile", "checking a received handle by mapping it");
+    error.code = err == ERROR_ACCESS_DENIED ? "ACCESS_DENIED" : "INVALID_HANDLE";
+    return error;
+  }
+  // An image section maps as MEM_IMAGE; only data sections are accepted.
+  MEMORY_BASIC_INFORMATION info{};
+  const bool data_section = ::VirtualQuery(view, &info, sizeof info) == sizeof info && info.Type == MEM_MAPPED;
+  ::UnmapViewOfFile(view);
+  if (!data_section) return MakeError("INVALID_HANDLE", "the received section is not a plain data section");
+  if (read_only) {
+    void* writable = ::MapViewOfFile(handle, FILE_MAP_WRITE, 0, 0, /*dwNumberOfBytesToMap=*/1);
+    if (writable != nullptr) {
+      ::UnmapViewOfFile(writable);
+      return MakeError("ACCESS_DENIED", "a region declared read-only arrived with write access");
+    }
+  }
+  return Ok();
+}
+
+Status VerifyReceivedSection(HANDLE handle, uint64_t size, bool read_only) {
+  const nt::Functions& ntdll = nt::Ntdll();
+  if (ntdll.query_object == nullptr || ntdll.query_section == nullptr) {
+    return VerifySectionByTrialMapping(handle, size, read_only);
+  }
+
+  // 1. The object type. A query never changes the handle; a value that is not
+  //    open gives STATUS_INVALID_HANDLE, not an exception (strict handle
+  //    checking is opt-in, SetProcessMitigationPolicy, and Node does not opt in).
+  alignas(8) unsigned char type_buffer[512];
+  ULONG returned = 0;
+  nt::NTSTATUS status =
+      ntdll.query_object(handle, nt::kObjectTypeInformation, type_buffer, sizeof type_buffer, &returned);
+  if (NotImplemented(status)) return VerifySectionByTrialMapping(handle, size, read_only);
+  if (status == nt::kStatusInvalidHandle) {
+    return MakeError("INVALID_HANDLE", "the peer sent a value that is not an open handle in this process");
+  }
+  if (status < 0) return NtFailure(status, "NtQueryObject", "checking a received handle's type");
+  const auto* type = reinterpret_cast<const nt::ObjectTypeInformation*>(type_buffer);
+  const std::wstring type_name(type->TypeName.Buffer, type->TypeName.Length / sizeof(wchar_t));
+  if (type_name != L"Section") {
+    return MakeError("INVALID_HANDLE",
+                     "the peer sent a handle to a " + WideToUtf8(type_name) + ", not a shared-memory section");
+  }
+
+  // 2. The rights this handle carries must be those of the declared mode.
+  nt::ObjectBasicInformation basic{};
+  status = ntdll.query_object(handle, nt::kObjectBasicInformation, &basic, sizeof basic, &returned);
+  if (NotImplemented(status)) return VerifySectionByTrialMapping(handle, size, read_only);
+  if (status < 0) return NtFailure(status, "NtQueryObject", "checking a received section's rights");
+  if ((basic.GrantedAccess & SECTION_MAP_READ) == 0) {
+    return MakeError("ACCESS_DENIED", "the received section cannot be mapped for reading");
+  }
+  const bool writable = (basic.GrantedAccess & SECTION_MAP_WRITE) != 0;
+  if (read_only && writable) return MakeError("ACCESS_DENIED", "a region declared read-only arrived with write access");
+  if (!read_only && !writable) {
+    return MakeError("ACCESS_DENIED", "a region declared writable arrived without write access");
+  }
+
+  // 3. Committed and pagefile-backed: not an image or a file (whose contents
+  //    another process controls, and whose truncation makes reads fault), not
+  //    reserve-only (touching an uncommitted page faults), and at least the
+  //    declared size.
+  nt::SectionBasicInformation section{};
+  SIZE_T section_returned = 0;
+  status = ntdll.query_section(handle, nt::kSectionBasicInformation, &section, sizeof section, &section_returned);
+  if (NotImplemented(status)) return VerifySectionByTrialMapping(handle, size, read_only);
+  if (status < 0) return NtFailure(status, "NtQuerySection", "checking a received section's kind and size");
+  const ULONG attributes = section.AllocationAttributes;
+  if ((attributes & SEC_COMMIT) == 0 || (attributes & (SEC_IMAGE | SEC_FILE | SEC_RESERVE)) != 0) {
+    return MakeError("INVALID_HANDLE", "the received section is not committed pagefile-backed memory (attributes " +
+                                           Hex(attributes) + ")");
+  }
+  if (section.MaximumSize.QuadPart < 0 || static_cast<uint64_t>(section.MaximumSize.QuadPart) < size) {
+    return MakeError("INVALID_HANDLE", "the received section is " + std::to_string(section.MaximumSize.QuadPart) +
+                                           " bytes, smaller than the declared " + std::to_string(size));
+  }
+  return Ok();
+}
+
+Result<RawHandle> DuplicateSectionInto(const SharedMemory& memory, HANDLE process, bool read_only) {
+  if (!memory.valid()) return MakeError("CLOSED", "the region is closed");
+  if (!read_only && !memory.WriteSharingAllowed()) {
+    return MakeError("ACCESS_DENIED", memory.read_only()
+                                          ? "a read-only region cannot be shared writable"
+                                          : "this region has a read-only twin, so it may only be shared read-only");
+  }
+  HANDLE remote = nullptr;
+  if (!::DuplicateHandle(::GetCurrentProcess(), AsHandle(memory.raw()), process, &remote,
+                         read_only ? kReadOnlySectionAccess : kWritableSectionAccess,
+                         /*bInheritHandle=*/FALSE, /*dwOptions=*/0)) {
+    return LastOsError("DuplicateHandle", "duplicating a section into the peer");
+  }
+  const RawHandle value = AsRaw(remote);
+  // Cannot happen on Windows (see kMaxHandleValue); checked because the value
+  // must survive the trip through a u32 and the receiver's shape check.
+  if (!CheckHandleValueShape(value).ok()) {
+    RevokeFromProcess(process, value);
+    return MakeError("OS", "DuplicateHandle returned a handle value that does not fit the protocol");
+  }
+  return value;
+}
+
+void RevokeFromProcess(HANDLE process, RawHandle remote) {
+  // With DUPLICATE_CLOSE_SOURCE the source handle is closed in the source
+  // process, even with no target ("DuplicateHandle", Remarks).
+  ::DuplicateHandle(process, AsHandle(remote), /*hTargetProcessHandle=*/nullptr, /*lpTargetHandle=*/nullptr,
+                    /*dwDesiredAccess=*/0, /*bInheritHandle=*/FALSE, DUPLICATE_CLOSE_SOURCE);
+}
+
+}  // namespace win
+
+// OsHandle::reset closes through platform::CloseRawHandle, which also forgets
+// the value in the owned-sections registry under the registry's lock (os_win.cc).
 void SharedMemory::Close() { handle_.reset(); }
 
 Mapping::~Mapping() {
@@ -75,10 +246,17 @@ Result<SharedMemory> SharedMemory::Create(uint64_t size) {
   // SEC_COMMIT (the default) charges the whole size against the commit limit
   // now, so an oversized request fails here with a typed error rather than
   // later with an access violation. Physical pages are still only used on touch.
-  HANDLE section = ::CreateFileMappingW(INVALID_HANDLE_VALUE, attributes, PAGE_READWRITE | SEC_COMMIT,
-                                        /*dwMaximumSizeHigh=*/static_cast<DWORD>(size >> 32),
-                                        /*dwMaximumSizeLow=*/static_cast<DWORD>(size & 0xFFFFFFFFu),
-                                        /*lpName=*/nullptr);
+  HANDLE section = nullptr;
+  {
+    // Registered before any other thread can learn the value, so a racing
+    // FromReceived of the same number refuses it.
+    win::OwnedSections registry;
+    section = ::CreateFileMappingW(INVALID_HANDLE_VALUE, attributes, PAGE_READWRITE | SEC_COMMIT,
+                                   /*dwMaximumSizeHigh=*/static_cast<DWORD>(size >> 32),
+                                   /*dwMaximumSizeLow=*/static_cast<DWORD>(size & 0xFFFFFFFFu),
+                                   /*lpName=*/nullptr);
+    if (section != nullptr) registry.Add(AsRaw(section));
+  }
   if (section == nullptr) {
     return LastOsError("CreateFileMappingW", "creating a section of " + std::to_string(size) + " bytes");
   }
@@ -90,12 +268,57 @@ Result<SharedMemory> SharedMemory::DuplicateReadOnly() {
   if (!valid()) return MakeError("CLOSED", "the region is closed");
   HANDLE self = ::GetCurrentProcess();
   HANDLE copy = nullptr;
-  if (!::DuplicateHandle(self, AsHandle(handle_.get()), self, &copy, kReadOnlyAccess,
-                         /*bInheritHandle=*/FALSE, /*dwOptions=*/0)) {
-    return LastOsError("DuplicateHandle", "making a read-only handle to a section");
+  BOOL duplicated = FALSE;
+  {
+    win::OwnedSections registry;
+    duplicated = ::DuplicateHandle(self, AsHandle(handle_.get()), self, &copy, kReadOnlyAccess,
+                                   /*bInheritHandle=*/FALSE, /*dwOptions=*/0);
+    if (duplicated) registry.Add(AsRaw(copy));
   }
+  if (!duplicated) return LastOsError("DuplicateHandle", "making a read-only handle to a section");
   if (policy_) policy_->read_only_twin_exists = true;
   return SharedMemory(OsHandle(AsRaw(copy)), size_, /*read_only=*/true, policy_);
+}
+
+Result<SharedMemory> SharedMemory::FromReceived(RawHandle raw, uint64_t size, bool read_only) {
+  if (size == 0 || size > kMaxSize) return MakeError("INVALID_HANDLE", "the declared region size is out of range");
+  Status shape = CheckHandleValueShape(raw);
+  if (!shape.ok()) return shape.error();
+  // Held until the value is adopted, so the registry check, the validation and
+  // the adoption are one step for every other SharedMemory. Nothing below
+  // closes a handle (platform::CloseRawHandle takes this lock too).
+  win::OwnedSections registry;
+  if (registry.Contains(raw)) {
+    return MakeError("INVALID_HANDLE", "the peer sent the value of a handle memport already owns in this process");
+  }
+  Status verified = win::VerifyReceivedSection(AsHandle(raw), size, read_only);
+  if (!verified.ok()) return verified.error();
+  registry.Add(raw);
+  // A received region starts a sharing policy of its own: no read-only twin
+  // of it exists here, and a writable one was given write access on purpose.
+  return SharedMemory(OsHandle(raw), size, read_only, std::make_shared<SharingPolicy>());
+}
+
+Result<uint32_t> SharedMemory::DuplicateIntoProcess(int64_t pid, bool read_only) const {
+  if (!valid()) return MakeError("CLOSED", "the region is closed");
+  if (pid <= 0 || pid > 0xFFFFFFFFll) return MakeError("INVALID_ARGUMENT", "pid must be a positive process id");
+  // Checked before opening the process so a refused request makes no system call.
+  if (!read_only && !WriteSharingAllowed()) {
+    return MakeError("ACCESS_DENIED", read_only_ ? "a read-only region cannot be shared writable"
+                                                 : "this region has a read-only twin, so it may only be shared read-only");
+  }
+  HANDLE process = ::OpenProcess(PROCESS_DUP_HANDLE, /*bInheritHandle=*/FALSE, static_cast<DWORD>(pid));
+  if (process == nullptr) {
+    // OpenProcess reports a process id that nobody has as ERROR_INVALID_PARAMETER.
+    if (::GetLastError() == ERROR_INVALID_PARAMETER) {
+      return MakeError("NOT_FOUND", "no process with id " + std::to_string(pid));
+    }
+    return LastOsError("OpenProcess", "opening process " + std::to_string(pid) + " to give it a handle");
+  }
+  OsHandle owned_process(AsRaw(process));
+  Result<RawHandle> remote = win::DuplicateSectionInto(*this, process, read_only);
+  if (!remote.ok()) return remote.error();
+  return static_cast<uint32_t>(remote.value());
 }
 
 Result<std::shared_ptr<Mapping>> SharedMemory::Map() const {

@@ -17,6 +17,42 @@ export interface NativeRegion {
   close(): void;
   /** Test hook: for each OS path to write access, whether it succeeded. */
   tryWriteEscalation(): Record<string, boolean>;
+  /** Windows: duplicates the handle into process `pid`; returns the value valid there. */
+  duplicateInto(pid: number, readOnly: boolean): number;
+}
+
+/** The kernel's word on who is at the other end. */
+export interface NativePeer {
+  pid: number;
+  uid?: number;
+  gid?: number;
+}
+
+/** Frame types of the wire format (docs/PROTOCOL.md). */
+export const FrameType = {
+  Welcome: 1,
+  Reject: 2,
+  Message: 3,
+  Ack: 4,
+  Nack: 5,
+} as const;
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
+export interface NativeConnection {
+  peer(): NativePeer;
+  start(
+    onFrame: (type: number, seq: number, regions: NativeRegion[] | undefined, data: Uint8Array | undefined, mapError: Error | undefined) => void,
+    onClosed: (error: Error) => void,
+    onWriteDone: (id: number, error: Error | undefined) => void,
+  ): void;
+  /** Throws a native error (nothing was sent) on immediate failure. */
+  write(id: number, type: FrameType, seq: number, regions: NativeRegion[], data?: Uint8Array): void;
+  close(): void;
+}
+
+export interface NativeListener {
+  address(): string | undefined;
+  close(): void;
 }
 
 export interface HandleCensus {
@@ -27,6 +63,11 @@ export interface HandleCensus {
 }
 
 export interface Binding {
+  /** Throws ALREADY_EXISTS etc. before any listener object exists. */
+  listen(name: string, onConnection: (connection: NativeConnection) => void, onError: (error: Error) => void): NativeListener;
+  connect(name: string, timeoutMs: number, expectedServerPid: number, callback: (error: Error | undefined, connection?: NativeConnection) => void): void;
+  channelAddress(name: string): string;
+  regionFromHandle(value: number, size: number, readOnly: boolean): NativeRegion;
   /** Bumped whenever this interface changes; the loader refuses a mismatch. */
   readonly abiVersion: number;
   readonly maxRegionSize: number;
@@ -35,4 +76,4 @@ export interface Binding {
   setMaxBufferLength(length: number): void;
 }
 
-export const EXPECTED_ABI_VERSION = 1;
+export const EXPECTED_ABI_VERSION = 2;

@@ -1,0 +1,371 @@
+// The JavaScript face of the transport: NativeListener, NativeConnection and
+// connect(). Unpacks arguments and converts results; sequencing,
+// acknowledgements, JSON and policy live in src/channel.ts.
+#include "channel_binding.h"
+
+#include <string>
+
+#include "addon_data.h"
+#include "napi_error.h"
+#include "region_binding.h"
+
+namespace memport {
+
+namespace {
+
+Napi::Value ErrorOrUndefined(Napi::Env env, const Error* error) {
+  return error == nullptr ? env.Undefined() : ToJsError(env, *error).Value();
+}
+
+Napi::Object PeerToJs(Napi::Env env, const PeerIdentity& peer) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("pid", Napi::Number::New(env, static_cast<double>(peer.pid)));
+  if (peer.uid >= 0) out.Set("uid", Napi::Number::New(env, static_cast<double>(peer.uid)));
+  if (peer.gid >= 0) out.Set("gid", Napi::Number::New(env, static_cast<double>(peer.gid)));
+  return out;
+}
+
+// References to JS functions may only be released on the JS thread while the
+// environment lives. An observer can be destroyed on an I/O thread (it is
+// shared with the backend), so its references are parked here and released
+// through JsThread::Post, or abandoned when the environment is gone.
+struct JsCallbacks {
+  std::vector<Napi::FunctionReference> functions;
+  Napi::ObjectReference owner;  // keeps the wrapping JS object alive while open
+};
+
+void ReleaseOnJsThread(const std::shared_ptr<NapiJsThread>& js, std::unique_ptr<JsCallbacks> callbacks) {
+  if (!callbacks) return;
+  if (!js->alive()) {
+    for (auto& f : callbacks->functions) f.SuppressDestruct();
+    callbacks->owner.SuppressDestruct();
+    callbacks.release();  // the environment is gone; nothing can be released safely
+    return;
+  }
+  JsCallbacks* raw = callbacks.release();
+  js->Post([raw] { delete raw; });
+}
+
+// -----------------------------------------------------------------------------
+
+class ConnectionObserverImpl : public ConnectionObserver {
+ public:
+  ConnectionObserverImpl(Napi::Env env, std::shared_ptr<NapiJsThread> js, std::unique_ptr<JsCallbacks> callbacks)
+      : env_(env), js_(std::move(js)), callbacks_(std::move(callbacks)) {}
+  ~ConnectionObserverImpl() override { ReleaseOnJsThread(js_, std::move(callbacks_)); }
+
+  // onFrame(type, seq, regions | undefined, data | undefined, mapError | undefined)
+  void OnFrame(InboundMessage message) override {
+    if (!callbacks_ || closed_) return;
+    Napi::HandleScope scope(env_);
+    Napi::Value regions = env_.Undefined();
+    Napi::Value map_error = env_.Undefined();
+    if (message.frame.type == FrameType::kMessage) {
+      // Map every region; if one cannot be mapped, none is delivered (all are
+      // released here) and JS answers with a NACK carrying the reason.
+      std::vector<std::shared_ptr<Mapping>> mappings;
+      for (SharedMemory& memory : message.regions) {
+        Result<std::shared_ptr<Mapping>> mapping = memory.Map();
+        if (!mapping.ok()) {
+          map_error = ToJsError(env_, mapping.error()).Value();
+          break;
+        }
+        mappings.push_back(mapping.take());
+      }
+      if (map_error.IsUndefined()) {
+        Napi::Array array = Napi::Array::New(env_, message.regions.size());
+        for (size_t i = 0; i < message.regions.size(); ++i) {
+          array.Set(static_cast<uint32_t>(i), NativeRegion::Wrap(env_, std::move(message.regions[i]), mappings[i]));
+        }
+        regions = array;
+      }
+    }
+    Napi::Value data = env_.Undefined();
+    if (!message.frame.data.empty()) {
+      data = Napi::Buffer<uint8_t>::Copy(env_, message.frame.data.data(), message.frame.data.size());
+    }
+    Call(0, {Napi::Number::New(env_, static_cast<uint8_t>(message.frame.type)),
+             Napi::Number::New(env_, message.frame.seq), regions, data, map_error});
+  }
+
+  void OnClosed(const Error& error) override {
+    if (!callbacks_ || closed_) return;
+    closed_ = true;
+    Napi::HandleScope scope(env_);
+    Call(1, {ToJsError(env_, error).Value()});
+    if (js_->alive()) js_->Release();
+    callbacks_->owner.Reset();  // the JS object may be collected now
+  }
+
+  void OnWriteDone(uint64_t write_id, const Error* error) override {
+    if (!callbacks_) return;
+    Napi::HandleScope scope(env_);
+    Call(2, {Napi::Number::New(env_, static_cast<double>(write_id)), ErrorOrUndefined(env_, error)});
+  }
+
+ private:
+  void Call(size_t index, std::initializer_list<napi_value> args) {
+    if (!js_->alive()) return;
+    Napi::FunctionReference& f = callbacks_->functions[index];
+    if (f.IsEmpty()) return;
+    // src/channel.ts never lets an exception escape these callbacks; if one
+    // does, Node reports it as uncaught, as for any event handler.
+    f.Call(args);
+  }
+
+  Napi::Env env_;
+  std::shared_ptr<NapiJsThread> js_;
+  std::unique_ptr<JsCallbacks> callbacks_;
+  bool closed_ = false;
+};
+
+class ListenerObserverImpl : public ListenerObserver {
+ public:
+  ListenerObserverImpl(Napi::Env env, std::shared_ptr<NapiJsThread> js, std::unique_ptr<JsCallbacks> callbacks)
+      : env_(env), js_(std::move(js)), callbacks_(std::move(callbacks)) {}
+  ~ListenerObserverImpl() override { ReleaseOnJsThread(js_, std::move(callbacks_)); }
+
+  void OnConnection(std::unique_ptr<Connection> connection) override {
+    if (!callbacks_ || !js_->alive() || closed) return;  // dropping `connection` closes it
+    Napi::HandleScope scope(env_);
+    Napi::Object wrapped = NativeConnection::Wrap(env_, std::move(connection));
+    callbacks_->functions[0].Call({wrapped});
+  }
+
+  void OnListenerError(const Error& error) override {
+    if (!callbacks_ || !js_->alive() || closed) return;
+    Napi::HandleScope scope(env_);
+    callbacks_->functions[1].Call({ToJsError(env_, error).Value()});
+  }
+
+  bool closed = false;
+
+ private:
+  Napi::Env env_;
+  std::shared_ptr<NapiJsThread> js_;
+  std::unique_ptr<JsCallbacks> callbacks_;
+};
+
+std::unique_ptr<JsCallbacks> TakeCallbacks(const Napi::CallbackInfo& info, size_t first, size_t count) {
+  auto callbacks = std::make_unique<JsCallbacks>();
+  for (size_t i = first; i < first + count; ++i) {
+    if (!info[i].IsFunction()) {
+      throw ToJsError(info.Env(), MakeError("INVALID_ARGUMENT", "expected a callback function"));
+    }
+    callbacks->functions.push_back(Napi::Persistent(info[i].As<Napi::Function>()));
+  }
+  return callbacks;
+}
+
+std::string ReadName(const Napi::Value& value) {
+  if (!value.IsString()) throw ToJsError(value.Env(), MakeError("INVALID_ARGUMENT", "the channel name must be a string"));
+  return value.As<Napi::String>().Utf8Value();
+}
+
+}  // namespace
+
+// =============================================================================
+// NativeConnection
+
+Napi::Function NativeConnection::Define(Napi::Env env) {
+  return DefineClass(env, "NativeConnection",
+                     {
+                         InstanceMethod<&NativeConnection::Peer>("peer"),
+                         InstanceMethod<&NativeConnection::Start>("start"),
+                         InstanceMethod<&NativeConnection::Write>("write"),
+                         InstanceMethod<&NativeConnection::Close>("close"),
+                     });
+}
+
+// Constructors must not throw (a throwing ObjectWrap constructor leaves a
+// dangling wrap behind). Constructed from JavaScript, the object is inert:
+// only C++ can pass the External that carries a real connection.
+NativeConnection::NativeConnection(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeConnection>(info) {
+  if (info.Length() == 1 && info[0].IsExternal()) {
+    connection_ = std::move(*info[0].As<Napi::External<std::unique_ptr<Connection>>>().Data());
+  }
+}
+
+NativeConnection::~NativeConnection() {
+  if (connection_) connection_->Close();
+}
+
+Napi::Object NativeConnection::Wrap(Napi::Env env, std::unique_ptr<Connection> connection) {
+  auto token = Napi::External<std::unique_ptr<Connection>>::New(env, &connection);
+  return AddonData::Get(env).connection_constructor.New({token});
+}
+
+Connection& NativeConnection::connection(Napi::Env env) {
+  if (!connection_) throw ToJsError(env, MakeError("CLOSED", "not a live connection"));
+  return *connection_;
+}
+
+Napi::Value NativeConnection::Peer(const Napi::CallbackInfo& info) {
+  return PeerToJs(info.Env(), connection(info.Env()).peer());
+}
+
+// start(onFrame, onClosed, onWriteDone): begins reading. The JS object stays
+// alive (and keeps the event loop alive) until the connection closes.
+Napi::Value NativeConnection::Start(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (started_) throw ToJsError(env, MakeError("INVALID_ARGUMENT", "already started"));
+  std::unique_ptr<JsCallbacks> callbacks = TakeCallbacks(info, 0, 3);
+  callbacks->owner = Napi::Persistent(Value());
+  started_ = true;
+  Connection& live = connection(env);
+  std::shared_ptr<NapiJsThread> js = AddonData::Get(env).js_thread;
+  js->Hold();
+  live.Start(std::make_shared<ConnectionObserverImpl>(env, js, std::move(callbacks)));
+  return env.Undefined();
+}
+
+// write(id, type, seq, regions: NativeRegion[], data?: Uint8Array). Throws a
+// native error (nothing sent) on immediate failure.
+Napi::Value NativeConnection::Write(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint64_t id = ReadSize(info[0], uint64_t{1} << 53, "write id");
+  const uint64_t type = ReadSize(info[1], 255, "frame type");
+  const uint64_t seq = ReadSize(info[2], 0xFFFFFFFFu, "seq");
+  if (!info[3].IsArray()) throw ToJsError(env, MakeError("INVALID_ARGUMENT", "regions must be an array"));
+  Napi::Array list = info[3].As<Napi::Array>();
+  if (list.Length() > kMaxRegionsPerFrame) {
+    throw ToJsError(env, MakeError("INVALID_ARGUMENT", "at most " + std::to_string(kMaxRegionsPerFrame) +
+                                                           " regions per message"));
+  }
+  std::vector<const SharedMemory*> regions;
+  const Napi::FunctionReference& region_class = AddonData::Get(env).region_constructor;
+  for (uint32_t i = 0; i < list.Length(); ++i) {
+    Napi::Value item = list.Get(i);
+    if (!item.IsObject() || !item.As<Napi::Object>().InstanceOf(region_class.Value())) {
+      throw ToJsError(env, MakeError("INVALID_ARGUMENT", "regions must be SharedRegion objects"));
+    }
+    const SharedMemory& memory = NativeRegion::Unwrap(item.As<Napi::Object>())->memory();
+    if (!memory.valid()) throw ToJsError(env, MakeError("CLOSED", "region " + std::to_string(i) + " is closed"));
+    if (!memory.read_only() && !memory.WriteSharingAllowed()) {
+      throw ToJsError(env, MakeError("ACCESS_DENIED", "region " + std::to_string(i) +
+                                                          " has a read-only twin, so no writable handle to it may be "
+                                                          "given out; send the read-only twin instead"));
+    }
+    regions.push_back(&memory);
+  }
+  Frame frame;
+  frame.type = static_cast<FrameType>(type);
+  frame.seq = static_cast<uint32_t>(seq);
+  if (info.Length() > 4 && info[4].IsTypedArray()) {
+    Napi::Uint8Array data = info[4].As<Napi::Uint8Array>();
+    frame.data.assign(data.Data(), data.Data() + data.ByteLength());
+  }
+  Status written = connection(env).Write(id, std::move(frame), regions);
+  if (!written.ok()) throw ToJsError(env, written.error());
+  return env.Undefined();
+}
+
+Napi::Value NativeConnection::Close(const Napi::CallbackInfo& info) {
+  if (connection_) connection_->Close();
+  return info.Env().Undefined();
+}
+
+// =============================================================================
+// NativeListener
+
+Napi::Function NativeListener::Define(Napi::Env env) {
+  return DefineClass(env, "NativeListener",
+                     {
+                         InstanceMethod<&NativeListener::Address>("address"),
+                         InstanceMethod<&NativeListener::Close>("close"),
+                     });
+}
+
+struct PendingListener {
+  std::shared_ptr<ListenerObserver> observer;
+  std::unique_ptr<Listener> listener;
+};
+
+// Inert when constructed from JavaScript (see NativeConnection).
+NativeListener::NativeListener(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeListener>(info) {
+  if (info.Length() == 1 && info[0].IsExternal()) {
+    PendingListener* pending = info[0].As<Napi::External<PendingListener>>().Data();
+    js_ = AddonData::Get(info.Env()).js_thread;
+    observer_ = std::move(pending->observer);
+    listener_ = std::move(pending->listener);
+    js_->Hold();
+  }
+}
+
+// listen(name, onConnection, onError): every failure happens here, before a
+// wrapper object exists.
+Napi::Value ListenJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string name = ReadName(info[0]);
+  std::unique_ptr<JsCallbacks> callbacks = TakeCallbacks(info, 1, 2);
+  std::shared_ptr<NapiJsThread> js = AddonData::Get(env).js_thread;
+  PendingListener pending;
+  pending.observer = std::make_shared<ListenerObserverImpl>(env, js, std::move(callbacks));
+  pending.listener = ValueOrThrow(env, memport::Listen(name, js, pending.observer));
+  auto token = Napi::External<PendingListener>::New(env, &pending);
+  return AddonData::Get(env).listener_constructor.New({token});
+}
+
+NativeListener::~NativeListener() { CloseListener(); }
+
+void NativeListener::CloseListener() {
+  if (!listener_) return;  // also: inert, or already closed
+  static_cast<ListenerObserverImpl*>(observer_.get())->closed = true;
+  listener_->Close();
+  listener_.reset();
+  if (js_->alive()) js_->Release();
+}
+
+Napi::Value NativeListener::Address(const Napi::CallbackInfo& info) {
+  if (!listener_) return info.Env().Undefined();
+  return Napi::String::New(info.Env(), listener_->address());
+}
+
+Napi::Value NativeListener::Close(const Napi::CallbackInfo& info) {
+  CloseListener();
+  return info.Env().Undefined();
+}
+
+// =============================================================================
+// Module functions
+
+// connect(name, timeoutMs, expectedServerPid, callback(error, connection))
+Napi::Value ConnectJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string name = ReadName(info[0]);
+  const uint64_t timeout_ms = ReadSize(info[1], 0xFFFFFFFFu, "timeoutMs");
+  const uint64_t expected_pid = ReadSize(info[2], uint64_t{1} << 32, "expected pid");
+  std::unique_ptr<JsCallbacks> callbacks = TakeCallbacks(info, 3, 1);
+  std::shared_ptr<NapiJsThread> js = AddonData::Get(env).js_thread;
+  js->Hold();
+  // The callback references are released on the JS thread by this guard,
+  // whichever way `done` ends (run, or dropped at teardown).
+  struct Guard {
+    std::shared_ptr<NapiJsThread> js;
+    std::unique_ptr<JsCallbacks> callbacks;
+    ~Guard() { ReleaseOnJsThread(js, std::move(callbacks)); }
+  };
+  auto guard = std::make_shared<Guard>();
+  guard->js = js;
+  guard->callbacks = std::move(callbacks);
+  Connect(name, static_cast<uint32_t>(timeout_ms), static_cast<int64_t>(expected_pid), js,
+          [env, js, guard](Result<std::unique_ptr<Connection>> result) {
+            js->Release();
+            if (!js->alive()) return;
+            Napi::HandleScope scope(env);
+            Napi::FunctionReference& callback = guard->callbacks->functions[0];
+            if (result.ok()) {
+              callback.Call({env.Undefined(), NativeConnection::Wrap(env, result.take())});
+            } else {
+              callback.Call({ToJsError(env, result.error()).Value()});
+            }
+          });
+  return env.Undefined();
+}
+
+Napi::Value ChannelAddressJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Napi::String::New(env, ValueOrThrow(env, ChannelAddress(ReadName(info[0]))));
+}
+
+}  // namespace memport

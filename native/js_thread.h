@@ -1,0 +1,45 @@
+// JsThread on top of a Node-API thread-safe function: the one way backend I/O
+// threads get work onto the JS thread. Keeps the event loop alive only while
+// channel objects hold it (Hold/Release), like an open net.Socket does.
+#pragma once
+
+#include <node_api.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+
+#include "core/transport.h"
+
+namespace memport {
+
+class NapiJsThread : public JsThread {
+ public:
+  static std::shared_ptr<NapiJsThread> Create(napi_env env);
+  ~NapiJsThread() override;
+
+  void Post(std::function<void()> task) override;
+
+  // JS thread only. The loop stays alive while holds > 0.
+  void Hold();
+  void Release();
+
+  // False once the environment is being torn down: objects destroyed after
+  // that must not call into Node-API.
+  bool alive() const { return alive_->load(); }
+  std::shared_ptr<std::atomic<bool>> alive_flag() const { return alive_; }
+
+  // Called from the environment's cleanup hook.
+  void Shutdown();
+
+ private:
+  NapiJsThread() = default;
+  static void CallJs(napi_env env, napi_value js_callback, void* context, void* data);
+
+  napi_env env_ = nullptr;
+  napi_threadsafe_function tsfn_ = nullptr;
+  std::shared_ptr<std::atomic<bool>> alive_ = std::make_shared<std::atomic<bool>>(true);
+  int holds_ = 0;
+};
+
+}  // namespace memport

@@ -1,0 +1,91 @@
+// Internals shared by the Windows backend's files (native/win/*.cc) and its
+// standalone test (test/native/). Not part of the platform-neutral core: the
+// binding never includes this.
+#pragma once
+
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "../core/error.h"
+#include "../core/os_handle.h"
+#include "../core/shared_memory.h"
+
+namespace memport {
+namespace win {
+
+inline HANDLE AsHandle(RawHandle raw) { return reinterpret_cast<HANDLE>(raw); }
+inline RawHandle AsRaw(HANDLE handle) { return reinterpret_cast<RawHandle>(handle); }
+inline HANDLE Get(const OsHandle& handle) { return AsHandle(handle.get()); }
+
+// Rights a section handle gets when it leaves this process, and never more:
+// the receiver needs to map (read, or read and write) and to query the section
+// (NtQuerySection) to validate it. See "File Mapping Security and Access Rights".
+constexpr DWORD kReadOnlySectionAccess = FILE_MAP_READ | SECTION_QUERY;
+constexpr DWORD kWritableSectionAccess = FILE_MAP_READ | FILE_MAP_WRITE | SECTION_QUERY;
+
+// Frees memory the system allocated with LocalAlloc (security descriptors, SID strings).
+struct LocalFreeDeleter {
+  void operator()(void* memory) const { ::LocalFree(memory); }
+};
+
+// The current process token's user SID, as bytes (TokenUser). Not cached: a
+// few system calls per Listen/Connect, and no stale answer after impersonation
+// changes are ever possible.
+Result<std::vector<uint8_t>> CurrentUserSid();
+// "S-1-5-21-..." for a binary SID.
+Result<std::wstring> SidToString(const void* sid);
+
+std::string WideToUtf8(const std::wstring& wide);
+std::wstring Utf8ToWide(const std::string& utf8);
+
+// The raw values of every section handle held by a live SharedMemory in this
+// process. FromReceived refuses those values: a peer that names one of our own
+// handles must not get us to adopt (and later close) it a second time.
+// Constructing an OwnedSections object takes the registry's lock until it is
+// destroyed, so "check, validate, adopt" and "close, forget" are each one step.
+// platform::CloseRawHandle forgets a value under the same lock as it closes it,
+// which also covers SharedMemory's defaulted move-assignment (it closes the
+// overwritten handle through OsHandle::reset, not through Close()).
+class OwnedSections {
+ public:
+  OwnedSections();
+  OwnedSections(const OwnedSections&) = delete;
+  OwnedSections& operator=(const OwnedSections&) = delete;
+
+  bool Contains(RawHandle raw) const;
+  void Add(RawHandle raw);
+  void Remove(RawHandle raw);
+
+ private:
+  std::lock_guard<std::mutex> lock_;
+};
+
+// Duplicates `memory`'s section handle into `process` with exactly the rights
+// of the mode (kReadOnlySectionAccess / kWritableSectionAccess). Writable
+// copies require memory.WriteSharingAllowed(). Returns the value valid in the
+// target process; the caller is responsible for revoking it if the value never
+// reaches that process (RevokeFromProcess).
+Result<RawHandle> DuplicateSectionInto(const SharedMemory& memory, HANDLE process, bool read_only);
+
+// Closes `remote`, a handle value in `process`'s table that we put there and
+// that provably never reached the peer's code (DUPLICATE_CLOSE_SOURCE).
+void RevokeFromProcess(HANDLE process, RawHandle remote);
+
+// The checks FromReceived makes on a value before adopting it, without the
+// value-shape and registry checks and without taking ownership. Exposed for
+// the native test, which also exercises the fallback used where NtQueryObject
+// or NtQuerySection is missing.
+Status VerifyReceivedSection(HANDLE handle, uint64_t size, bool read_only);
+Status VerifySectionByTrialMapping(HANDLE handle, uint64_t size, bool read_only);
+
+}  // namespace win
+}  // namespace memport

@@ -1,0 +1,574 @@
+import { ResultAsync, err, errAsync, ok, okAsync, Result } from 'neverthrow';
+import { MEMPORT_ERROR_CODES, memportError, toMemportError, type MemportError, type MemportErrorCode } from './errors.js';
+import { FrameType, type NativeConnection, type NativeListener, type NativeRegion } from './native/binding.js';
+import { loadNative } from './native/load.js';
+import { SharedRegion, nativeOf } from './region.js';
+import { Waiter, checkWaitOptions, type WaitOptions } from './waiter.js';
+
+/** Who is at the other end, as the kernel reports it (never taken from a message). */
+export interface Peer {
+  /** Process ID (SO_PEERCRED on Linux, GetNamedPipeClient/ServerProcessId on Windows). */
+  readonly pid: number;
+  /** User ID (Linux only). */
+  readonly uid?: number;
+  /** Group ID (Linux only). */
+  readonly gid?: number;
+}
+
+/** What one `send` carries and one `receive` returns. */
+export interface Message<T = unknown> {
+  /** Regions whose handles travel with the message; the receiver owns its copies. */
+  regions: SharedRegion[];
+  /** Any JSON-serialisable value (at most 128 KiB once serialised), or undefined. */
+  data: T;
+}
+
+/** Options for {@link listen}. */
+export interface ListenOptions {
+  /**
+   * Decides who may connect, given the kernel's word on the client. Default:
+   * on Linux, processes of the same user (uid); on Windows every client the
+   * pipe's DACL lets in, which is the current user and SYSTEM. A refused
+   * client's `connect` fails with `PEER_REJECTED`.
+   */
+  allow?: (peer: Peer) => boolean | Promise<boolean>;
+}
+
+/** Options for {@link connect}. */
+export interface ConnectOptions extends WaitOptions {
+  /** Require the listener to be this process (checked with the kernel's answer). */
+  expectPid?: number;
+}
+
+/** At most this many MESSAGE frames may await acknowledgement in each direction. */
+export const MESSAGE_WINDOW = 256;
+/** Largest serialised `data` of one message. */
+export const MAX_DATA_BYTES = 128 * 1024;
+/** Most regions in one message. */
+export const MAX_REGIONS_PER_MESSAGE = 64;
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+const NAME_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
+
+function checkName(name: unknown): MemportError | undefined {
+  if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
+    return memportError('INVALID_ARGUMENT', `a channel name is 1 to 64 characters of A-Z a-z 0-9 . _ - not starting with '.', got ${JSON.stringify(name)}`);
+  }
+  return undefined;
+}
+
+function defaultAllow(peer: Peer): boolean {
+  const uid = process.getuid?.();
+  return uid === undefined || peer.uid === undefined || peer.uid === uid;
+}
+
+interface PendingSend {
+  waiter: Waiter<void>;
+  writeId: number;
+}
+
+type Role = 'client' | 'server';
+
+/**
+ * One end of a connection between two processes. Created by {@link connect}
+ * or accepted from a {@link Listener}.
+ */
+export class Connection implements Disposable {
+  readonly #native: NativeConnection;
+  readonly #peer: Peer;
+  readonly #role: Role;
+  #nextSeq = 1;
+  #nextWriteId = 1;
+  /** seq → the send waiting for its acknowledgement. */
+  readonly #unacked = new Map<number, PendingSend>();
+  /** writeId → seq, until the write completes. */
+  readonly #writes = new Map<number, number>();
+  /** Sends waiting for room in the window. */
+  readonly #windowWaiters: Array<() => void> = [];
+  readonly #inbox: Array<{ seq: number; message: Message }> = [];
+  readonly #receivers: Array<Waiter<Message>> = [];
+  #welcome: Waiter<void> | undefined;
+  #closedError: MemportError | undefined;
+
+  private constructor(native: NativeConnection, role: Role) {
+    this.#native = native;
+    this.#role = role;
+    const peer = native.peer();
+    this.#peer = Object.freeze({ ...peer });
+    native.start(
+      (type, seq, regions, data, mapError) => this.#onFrame(type, seq, regions, data, mapError),
+      (error) => this.#finish(toMemportError(error)),
+      (id, error) => this.#onWriteDone(id, error),
+    );
+  }
+
+  /** @internal */
+  static _client(native: NativeConnection, options: WaitOptions): ResultAsync<Connection, MemportError> {
+    const connection = new Connection(native, 'client');
+    const welcome = new Waiter<void>('waiting for the listener to admit this client', options);
+    connection.#welcome = welcome;
+    welcome.onGiveUp = () => connection.close();
+    return welcome.toResultAsync().map(() => connection);
+  }
+
+  /** @internal */
+  static _server(native: NativeConnection): Connection {
+    return new Connection(native, 'server');
+  }
+
+  /** The process at the other end, as the kernel reports it. */
+  get peer(): Peer {
+    return this.#peer;
+  }
+
+  /** True once the connection is closed (by either side). */
+  get closed(): boolean {
+    return this.#closedError !== undefined;
+  }
+
+  /**
+   * Sends regions and/or data. Resolves once the peer has taken ownership
+   * (received the message); the regions stay usable here.
+   *
+   * Errors: `INVALID_ARGUMENT` (bad message, data not JSON or over 128 KiB,
+   * over 64 regions), `CLOSED` (a region or the connection is closed),
+   * `ACCESS_DENIED` (a writable region that has a read-only twin),
+   * `PEER_CLOSED`, a code the peer refused with, `TIMEOUT`, `ABORTED`. A
+   * timed-out or aborted send may still be delivered.
+   */
+  send(message: Partial<Message>, options?: WaitOptions): ResultAsync<void, MemportError> {
+    const bad = checkWaitOptions(options);
+    if (bad) return errAsync(bad);
+    const encoded = encodeMessage(message);
+    if (encoded.isErr()) return errAsync(encoded.error);
+    if (this.#closedError) return errAsync(this.#closedError);
+    const waiter = new Waiter<void>('send', options);
+    const start = (): void => {
+      if (waiter.settled) return;
+      if (this.#closedError) {
+        waiter.settle(err(this.#closedError));
+        return;
+      }
+      const seq = this.#takeSeq();
+      const writeId = this.#nextWriteId++;
+      const { natives, bytes } = encoded.value;
+      const written = Result.fromThrowable(() => this.#native.write(writeId, FrameType.Message, seq, natives, bytes), toMemportError)();
+      if (written.isErr()) {
+        waiter.settle(err(written.error));
+        this.#wakeWindow();
+        return;
+      }
+      this.#unacked.set(seq, { waiter, writeId });
+      this.#writes.set(writeId, seq);
+    };
+    if (this.#unacked.size < MESSAGE_WINDOW && this.#windowWaiters.length === 0) start();
+    else this.#windowWaiters.push(start);
+    return waiter.toResultAsync();
+  }
+
+  /**
+   * The next message, in order. Resolves as soon as one is available; the
+   * returned regions are owned by the caller (close them when done).
+   * Errors: `PEER_CLOSED` once the peer is gone and every message it sent
+   * was received, `CLOSED`, `TIMEOUT`, `ABORTED`.
+   */
+  receive<T = unknown>(options?: WaitOptions): ResultAsync<Message<T>, MemportError> {
+    const bad = checkWaitOptions(options);
+    if (bad) return errAsync(bad);
+    const next = this.#inbox.shift();
+    if (next) {
+      this.#acknowledge(next.seq);
+      return okAsync(next.message as Message<T>);
+    }
+    if (this.#closedError) return errAsync(this.#closedError);
+    const waiter = new Waiter<Message>('receive', options);
+    waiter.onGiveUp = () => {
+      const i = this.#receivers.indexOf(waiter);
+      if (i >= 0) this.#receivers.splice(i, 1);
+    };
+    this.#receivers.push(waiter);
+    return waiter.toResultAsync() as ResultAsync<Message<T>, MemportError>;
+  }
+
+  /**
+   * Closes the connection; idempotent. Pending sends and receives end with
+   * `CLOSED`; regions of messages not yet received are released.
+   */
+  close(): void {
+    this.#native.close();
+    this.#finish(memportError('CLOSED', 'the connection is closed'));
+  }
+
+  [dispose](): void {
+    this.close();
+  }
+
+  // --- internals -------------------------------------------------------------
+
+  #takeSeq(): number {
+    const seq = this.#nextSeq;
+    this.#nextSeq = seq >= 0xffffffff ? 1 : seq + 1;
+    return seq;
+  }
+
+  #acknowledge(seq: number): void {
+    if (this.#closedError) return;
+    try {
+      this.#native.write(this.#nextWriteId++, FrameType.Ack, seq, []);
+    } catch {
+      // The connection is going away; onClosed reports it.
+    }
+  }
+
+  #wakeWindow(): void {
+    while (this.#windowWaiters.length > 0 && this.#unacked.size < MESSAGE_WINDOW) this.#windowWaiters.shift()!();
+  }
+
+  /** A peer that breaks the protocol loses its connection. */
+  #violation(message: string, code: MemportErrorCode = 'PROTOCOL'): void {
+    this.#native.close();
+    this.#finish(memportError(code, `the peer broke the protocol: ${message}`));
+  }
+
+  #onFrame(type: number, seq: number, regions: NativeRegion[] | undefined, data: Uint8Array | undefined, mapError: Error | undefined): void {
+    if (this.#closedError) {
+      for (const r of regions ?? []) r.close();
+      return;
+    }
+    switch (type) {
+      case FrameType.Welcome:
+        if (this.#role !== 'client' || !this.#welcome || this.#welcome.settled) return this.#violation('unexpected WELCOME');
+        this.#welcome.settle(ok(undefined));
+        return;
+      case FrameType.Reject: {
+        if (this.#role !== 'client' || !this.#welcome) return this.#violation('unexpected REJECT');
+        const reason = data ? safeText(data) : 'no reason given';
+        this.#welcome.settle(err(memportError('PEER_REJECTED', `the listener refused this client: ${reason}`)));
+        this.#native.close();
+        this.#finish(memportError('PEER_REJECTED', `the listener refused this client: ${reason}`));
+        return;
+      }
+      case FrameType.Message:
+        return this.#onMessage(seq, regions, data, mapError);
+      case FrameType.Ack: {
+        const pending = this.#unacked.get(seq);
+        if (!pending) return this.#violation(`ACK for unknown message ${seq}`);
+        this.#unacked.delete(seq);
+        pending.waiter.settle(ok(undefined));
+        this.#wakeWindow();
+        return;
+      }
+      case FrameType.Nack: {
+        const pending = this.#unacked.get(seq);
+        if (!pending) return this.#violation(`NACK for unknown message ${seq}`);
+        this.#unacked.delete(seq);
+        pending.waiter.settle(err(decodeNack(data)));
+        this.#wakeWindow();
+        return;
+      }
+      default:
+        return this.#violation(`unknown frame type ${type}`);
+    }
+  }
+
+  #onMessage(seq: number, natives: NativeRegion[] | undefined, data: Uint8Array | undefined, mapError: Error | undefined): void {
+    if (this.#role === 'client' && this.#welcome && !this.#welcome.settled) {
+      for (const r of natives ?? []) r.close();
+      return this.#violation('MESSAGE before WELCOME');
+    }
+    if (mapError) {
+      // The regions were valid but could not be mapped here (e.g. address
+      // space); they are already released. Tell the sender why.
+      const reason = toMemportError(mapError);
+      const body = encoder.encode(JSON.stringify({ code: reason.code, message: reason.message }));
+      try {
+        this.#native.write(this.#nextWriteId++, FrameType.Nack, seq, [], body);
+      } catch {
+        // closing anyway
+      }
+      return;
+    }
+    let value: unknown;
+    if (data !== undefined) {
+      try {
+        value = JSON.parse(decoder.decode(data));
+      } catch {
+        for (const r of natives ?? []) r.close();
+        return this.#violation('message data is not UTF-8 JSON');
+      }
+    }
+    if (this.#inbox.length >= MESSAGE_WINDOW) {
+      for (const r of natives ?? []) r.close();
+      return this.#violation(`more than ${MESSAGE_WINDOW} unacknowledged messages`);
+    }
+    const message: Message = { regions: (natives ?? []).map((n) => SharedRegion._fromNative(n)), data: value };
+    const receiver = this.#receivers.shift();
+    if (receiver) {
+      receiver.settle(ok(message));
+      this.#acknowledge(seq);
+    } else {
+      this.#inbox.push({ seq, message });
+    }
+  }
+
+  #onWriteDone(id: number, error: Error | undefined): void {
+    const seq = this.#writes.get(id);
+    if (seq === undefined) return; // an ACK/NACK frame
+    this.#writes.delete(id);
+    if (!error) return;
+    const pending = this.#unacked.get(seq);
+    if (!pending) return;
+    this.#unacked.delete(seq);
+    pending.waiter.settle(err(toMemportError(error)));
+    this.#wakeWindow();
+  }
+
+  /** Ends the connection once. `error` says why: PEER_CLOSED, CLOSED, or the violation detected. */
+  #finish(error: MemportError): void {
+    if (this.#closedError) return;
+    this.#closedError = error;
+    this.#welcome?.settle(err(error));
+    for (const { waiter } of this.#unacked.values()) waiter.settle(err(error));
+    this.#unacked.clear();
+    for (const start of this.#windowWaiters.splice(0)) start();
+    for (const receiver of this.#receivers.splice(0)) receiver.settle(err(error));
+    if (error.code === 'CLOSED') {
+      // Our own close: messages nobody received are released now.
+      for (const { message } of this.#inbox.splice(0)) for (const r of message.regions) r.close();
+    }
+  }
+}
+
+function safeText(bytes: Uint8Array): string {
+  try {
+    return decoder.decode(bytes).slice(0, 500);
+  } catch {
+    return '(not UTF-8)';
+  }
+}
+
+function decodeNack(data: Uint8Array | undefined): MemportError {
+  try {
+    const body = JSON.parse(decoder.decode(data ?? new Uint8Array())) as { code?: unknown; message?: unknown };
+    const code = (MEMPORT_ERROR_CODES as readonly unknown[]).includes(body.code) ? (body.code as MemportErrorCode) : 'PEER_REJECTED';
+    return memportError(code, `the peer refused the message: ${typeof body.message === 'string' ? body.message.slice(0, 500) : 'no reason given'}`);
+  } catch {
+    return memportError('PEER_REJECTED', 'the peer refused the message');
+  }
+}
+
+function encodeMessage(message: unknown): Result<{ natives: NativeRegion[]; bytes: Uint8Array | undefined }, MemportError> {
+  if (message === null || typeof message !== 'object') {
+    return err(memportError('INVALID_ARGUMENT', 'send() takes { regions?, data? }'));
+  }
+  const { regions = [], data } = message as Partial<Message>;
+  if (!Array.isArray(regions)) return err(memportError('INVALID_ARGUMENT', 'regions must be an array of SharedRegion'));
+  if (regions.length > MAX_REGIONS_PER_MESSAGE) {
+    return err(memportError('INVALID_ARGUMENT', `at most ${MAX_REGIONS_PER_MESSAGE} regions per message, got ${regions.length}`));
+  }
+  const natives: NativeRegion[] = [];
+  for (const [i, region] of regions.entries()) {
+    const native = region instanceof SharedRegion ? nativeOf(region) : undefined;
+    if (!native) return err(memportError('INVALID_ARGUMENT', `regions[${i}] is not a SharedRegion`));
+    if (region.closed) return err(memportError('CLOSED', `regions[${i}] is closed`));
+    natives.push(native);
+  }
+  if (data === undefined) return ok({ natives, bytes: undefined });
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(data);
+  } catch (e) {
+    return err(memportError('INVALID_ARGUMENT', `data is not JSON-serialisable: ${(e as Error).message}`));
+  }
+  if (json === undefined) return err(memportError('INVALID_ARGUMENT', 'data is not JSON-serialisable'));
+  const bytes = encoder.encode(json);
+  if (bytes.length > MAX_DATA_BYTES) {
+    return err(memportError('INVALID_ARGUMENT', `data is ${bytes.length} bytes once serialised; the limit is ${MAX_DATA_BYTES} (put bulk bytes in a region)`));
+  }
+  return ok({ natives, bytes });
+}
+
+/**
+ * Listens for connections under `name` (docs/PROTOCOL.md says which socket
+ * path or pipe name that is). Fails with `ALREADY_EXISTS` if a live listener
+ * has the name — never a silent join.
+ *
+ * ```ts
+ * const listener = (await listen('frames'))._unsafeUnwrap();
+ * for await (const conn of listener) await conn.send({ regions: [readOnlyTwin], data: { width: 1920 } });
+ * ```
+ */
+export function listen(name: string, options: ListenOptions = {}): ResultAsync<Listener, MemportError> {
+  const bad = checkName(name);
+  if (bad) return errAsync(bad);
+  if (options === null || typeof options !== 'object') return errAsync(memportError('INVALID_ARGUMENT', 'options must be an object'));
+  if (options.allow !== undefined && typeof options.allow !== 'function') {
+    return errAsync(memportError('INVALID_ARGUMENT', 'options.allow must be a function'));
+  }
+  const created = loadNative().andThen((binding) =>
+    Result.fromThrowable(() => new Listener(binding.listen, name, options.allow ?? defaultAllow), toMemportError)(),
+  );
+  return created.isOk() ? okAsync(created.value) : errAsync(created.error);
+}
+
+/** Accepts connections admitted by its `allow` policy. Async-iterable. */
+export class Listener implements AsyncIterable<Connection>, Disposable {
+  readonly #native: NativeListener;
+  readonly #name: string;
+  readonly #address: string;
+  readonly #allow: (peer: Peer) => boolean | Promise<boolean>;
+  readonly #ready: Connection[] = [];
+  readonly #waiters: Array<Waiter<Connection>> = [];
+  #error: MemportError | undefined;
+
+  /** @internal use {@link listen} */
+  constructor(
+    nativeListen: (name: string, onConnection: (c: NativeConnection) => void, onError: (e: Error) => void) => NativeListener,
+    name: string,
+    allow: (peer: Peer) => boolean | Promise<boolean>,
+  ) {
+    this.#name = name;
+    this.#allow = allow;
+    this.#native = nativeListen(
+      name,
+      (native) => this.#onConnection(native),
+      (error) => this.#fail(toMemportError(error)),
+    );
+    this.#address = this.#native.address() ?? '';
+  }
+
+  /** The rendezvous name. */
+  get name(): string {
+    return this.#name;
+  }
+
+  /** The OS-level address: a socket path (Linux) or pipe name (Windows). */
+  get address(): string {
+    return this.#address;
+  }
+
+  /** The next admitted connection. Errors: `CLOSED`, `TIMEOUT`, `ABORTED`. */
+  accept(options?: WaitOptions): ResultAsync<Connection, MemportError> {
+    const bad = checkWaitOptions(options);
+    if (bad) return errAsync(bad);
+    const ready = this.#ready.shift();
+    if (ready) return okAsync(ready);
+    if (this.#error) return errAsync(this.#error);
+    const waiter = new Waiter<Connection>('accept', options);
+    waiter.onGiveUp = () => {
+      const i = this.#waiters.indexOf(waiter);
+      if (i >= 0) this.#waiters.splice(i, 1);
+    };
+    this.#waiters.push(waiter);
+    return waiter.toResultAsync();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Connection> {
+    for (;;) {
+      const next = await this.accept();
+      if (next.isErr()) return;
+      yield next.value;
+    }
+  }
+
+  /** Stops listening and frees the name; idempotent. Accepted connections stay open. */
+  close(): void {
+    this.#native.close();
+    for (const c of this.#ready.splice(0)) c.close();
+    this.#fail(memportError('CLOSED', 'the listener is closed'));
+  }
+
+  [dispose](): void {
+    this.close();
+  }
+
+  #fail(error: MemportError): void {
+    if (this.#error) return;
+    this.#error = error;
+    for (const w of this.#waiters.splice(0)) w.settle(err(error));
+  }
+
+  #onConnection(native: NativeConnection): void {
+    const connection = Connection._server(native);
+    const peer = connection.peer;
+    Promise.resolve()
+      .then(() => this.#allow(peer))
+      .then(
+        (allowed) => (allowed === true ? undefined : 'not allowed by the listener\'s policy'),
+        (e: unknown) => `the listener's allow() failed: ${e instanceof Error ? e.message : String(e)}`,
+      )
+      .then((refusal) => {
+        if (this.#error || connection.closed) {
+          native.close();
+          return;
+        }
+        if (refusal !== undefined) {
+          try {
+            native.write(0, FrameType.Reject, 0, [], encoder.encode(refusal));
+          } catch {
+            // already gone
+          }
+          // Give the REJECT a moment to be read before the EOF.
+          setTimeout(() => connection.close(), 50).unref?.();
+          return;
+        }
+        try {
+          native.write(0, FrameType.Welcome, 0, []);
+        } catch {
+          connection.close();
+          return;
+        }
+        const waiter = this.#waiters.shift();
+        if (waiter) waiter.settle(ok(connection));
+        else this.#ready.push(connection);
+      });
+  }
+}
+
+/**
+ * Connects to the listener called `name`. Resolves once the listener has
+ * admitted this process. Errors: `NOT_FOUND` (no listener), `PEER_REJECTED`
+ * (refused by its `allow`), `ACCESS_DENIED` (another user's listener, or not
+ * the `expectPid` process), `TIMEOUT` (default 10 s), `ABORTED`.
+ */
+export function connect(name: string, options: ConnectOptions = {}): ResultAsync<Connection, MemportError> {
+  const bad = checkName(name) ?? checkWaitOptions(options);
+  if (bad) return errAsync(bad);
+  const { expectPid } = options;
+  if (expectPid !== undefined && !(Number.isSafeInteger(expectPid) && expectPid > 0)) {
+    return errAsync(memportError('INVALID_ARGUMENT', 'expectPid must be a positive integer'));
+  }
+  const binding = loadNative();
+  if (binding.isErr()) return errAsync(binding.error);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const started = Date.now();
+  const waiter = new Waiter<NativeConnection>(`connecting to '${name}'`, { ...options, timeoutMs });
+  try {
+    binding.value.connect(name, Math.max(1, Math.floor(timeoutMs)), expectPid ?? 0, (error, native) => {
+      if (error || !native) {
+        waiter.settle(err(toMemportError(error)));
+        return;
+      }
+      // Arrived after a timeout or abort: nobody wants it.
+      if (!waiter.settle(ok(native))) native.close();
+    });
+  } catch (e) {
+    waiter.settle(err(toMemportError(e)));
+  }
+  return waiter.toResultAsync().andThen((native) =>
+    Connection._client(native, { signal: options.signal, timeoutMs: Math.max(0, timeoutMs - (Date.now() - started)) }),
+  );
+}
+
+/**
+ * The OS-level address a channel name maps to for this user: a socket path
+ * under a private directory (Linux) or a pipe name (Windows).
+ */
+export function channelAddress(name: string): Result<string, MemportError> {
+  const bad = checkName(name);
+  if (bad) return err(bad);
+  return loadNative().andThen((binding) => Result.fromThrowable(() => binding.channelAddress(name), toMemportError)());
+}
