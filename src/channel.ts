@@ -111,6 +111,7 @@ export class Connection implements Disposable {
     const welcome = new Waiter<void>('waiting for the listener to admit this client', options);
     connection.#welcome = welcome;
     welcome.onGiveUp = () => connection.close();
+    if (welcome.settled) connection.close(); // gave up at construction (signal already aborted)
     return welcome.toResultAsync().map(() => connection);
   }
 
@@ -185,11 +186,7 @@ export class Connection implements Disposable {
     }
     if (this.#closedError) return errAsync(this.#closedError);
     const waiter = new Waiter<Message>('receive', options);
-    waiter.onGiveUp = () => {
-      const i = this.#receivers.indexOf(waiter);
-      if (i >= 0) this.#receivers.splice(i, 1);
-    };
-    this.#receivers.push(waiter);
+    waiter.enqueue(this.#receivers);
     return waiter.toResultAsync() as ResultAsync<Message<T>, MemportError>;
   }
 
@@ -305,7 +302,7 @@ export class Connection implements Disposable {
       return this.#violation(`more than ${MESSAGE_WINDOW} unacknowledged messages`);
     }
     const message: Message = { regions: (natives ?? []).map((n) => SharedRegion._fromNative(n)), data: value };
-    const receiver = this.#receivers.shift();
+    const receiver = Waiter.takeLive(this.#receivers);
     if (receiver) {
       receiver.settle(ok(message));
       this.#acknowledge(seq);
@@ -458,11 +455,7 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
     if (ready) return okAsync(ready);
     if (this.#error) return errAsync(this.#error);
     const waiter = new Waiter<Connection>('accept', options);
-    waiter.onGiveUp = () => {
-      const i = this.#waiters.indexOf(waiter);
-      if (i >= 0) this.#waiters.splice(i, 1);
-    };
-    this.#waiters.push(waiter);
+    waiter.enqueue(this.#waiters);
     return waiter.toResultAsync();
   }
 
@@ -521,7 +514,7 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
           connection.close();
           return;
         }
-        const waiter = this.#waiters.shift();
+        const waiter = Waiter.takeLive(this.#waiters);
         if (waiter) waiter.settle(ok(connection));
         else this.#ready.push(connection);
       });

@@ -73,6 +73,25 @@ export class Waiter<T> {
     if (this.settle(err(error))) this.onGiveUp?.();
   }
 
+  /**
+   * Queues this waiter in `queue` unless it already gave up (an aborted
+   * signal gives up at construction), and forgets it there if it gives up later.
+   */
+  enqueue(queue: Array<Waiter<T>>): void {
+    if (this.#settled) return;
+    queue.push(this);
+    this.onGiveUp = () => {
+      const i = queue.indexOf(this);
+      if (i >= 0) queue.splice(i, 1);
+    };
+  }
+
+  /** The first waiter of `queue` still waiting, removed from it. */
+  static takeLive<T>(queue: Array<Waiter<T>>): Waiter<T> | undefined {
+    for (let w = queue.shift(); w; w = queue.shift()) if (!w.settled) return w;
+    return undefined;
+  }
+
   toResultAsync(): ResultAsync<T, MemportError> {
     return new ResultAsync(this.promise);
   }

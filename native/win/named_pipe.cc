@@ -1,0 +1,854 @@
+// The transport on Windows (native/core/transport.h): message-mode named pipes
+// carry frames, and section handles travel by DuplicateHandle straight into
+// the peer's handle table, their values written into the frame.
+//
+// Who is on the other end. A channel name maps to a pipe name that contains
+// the user's SID, and the pipe gets a protected DACL for that user and SYSTEM
+// only (the default DACL lets Everyone and Anonymous read). The listener
+// learns a client's PID from the pipe (GetNamedPipeClientProcessId), never from
+// the payload, and opens the process at once, keeping that handle for the
+// connection, so a recycled PID cannot redirect our handles. A client checks
+// the server before it sends anything: the pipe's owner must be its own user
+// (a squatter of another user fails here), and optionally the server PID. It
+// opens with SECURITY_IDENTIFICATION so that a squatting server cannot
+// impersonate it. See "Named Pipe Security and Access Rights",
+// "CreateNamedPipeW" and "Impersonation Levels" on Microsoft Learn.
+//
+// Threads. One I/O thread per process waits on an I/O completion port for
+// every pipe (overlapped ConnectNamedPipe/ReadFile/WriteFile); nothing on it
+// blocks, so a silent peer stalls nobody. Connect's blocking waits run on a
+// short-lived thread of their own. Observers are only ever called through
+// JsThread::Post. Every overlapped operation holds a strong reference to the
+// state that issued it, so that state, and the OVERLAPPED inside the
+// operation, outlive the kernel's use of them even after Close().
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+#include <aclapi.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "../core/frame.h"
+#include "../core/os_handle.h"
+#include "../core/shared_memory.h"
+#include "../core/transport.h"
+#include "win_internal.h"
+
+namespace memport {
+
+namespace {
+
+using win::AsHandle;
+using win::AsRaw;
+using win::Get;
+
+// Pipe buffers: a hint to the kernel, which grows them as needed; 64 KiB holds
+// a typical frame (a few regions and some JSON) in one go.
+constexpr DWORD kPipeBufferSize = 64 * 1024;
+// Listening instances kept open at once. One suffices for correctness; a few
+// let a burst of clients connect without waiting on ERROR_PIPE_BUSY.
+constexpr size_t kListenBacklog = 4;
+
+// ---------------------------------------------------------------------------
+// The I/O completion port and its thread.
+
+class IoOp;
+
+// Whatever issued an overlapped operation. Called on the I/O thread.
+class IoTarget {
+ public:
+  virtual ~IoTarget() = default;
+  virtual void OnIoComplete(std::unique_ptr<IoOp> op, DWORD bytes, DWORD error) = 0;
+};
+
+// An OVERLAPPED that knows the operation it belongs to. The port hands back
+// the OVERLAPPED*; a static_cast down to this struct recovers the operation.
+struct TaggedOverlapped : OVERLAPPED {
+  IoOp* op;
+};
+
+// One overlapped operation in flight. While the kernel may still write to the
+// OVERLAPPED, the operation is owned by nobody but "the port": whoever issues
+// it releases its unique_ptr, and the I/O thread takes ownership back when the
+// completion arrives.
+class IoOp {
+ public:
+  explicit IoOp(std::shared_ptr<IoTarget> target) : target_(std::move(target)) {
+    ::ZeroMemory(&overlapped_, sizeof overlapped_);
+    overlapped_.op = this;
+  }
+  IoOp(const IoOp&) = delete;
+  IoOp& operator=(const IoOp&) = delete;
+  virtual ~IoOp() = default;
+
+  OVERLAPPED* overlapped() { return &overlapped_; }
+  static IoOp* FromOverlapped(OVERLAPPED* overlapped) { return static_cast<TaggedOverlapped*>(overlapped)->op; }
+  const std::shared_ptr<IoTarget>& target() const { return target_; }
+
+ private:
+  TaggedOverlapped overlapped_;
+  // Keeps the issuer (and its handles and buffers) alive until completion.
+  std::shared_ptr<IoTarget> target_;
+};
+
+class IoService {
+ public:
+  // The process-wide service, started on first use. It is never destroyed:
+  // the thread may still be delivering completions while static destructors
+  // run at exit, and Node never unloads an addon.
+  static Result<IoService*> Instance() {
+    static IoService* const service = new IoService();
+    if (!service->start_error_.code.empty()) return service->start_error_;
+    return service;
+  }
+
+  // Routes the handle's completions to this port. Permanent for the handle.
+  Status Associate(HANDLE handle) {
+    if (::CreateIoCompletionPort(handle, Get(port_), /*CompletionKey=*/0, /*NumberOfConcurrentThreads=*/0) ==
+        nullptr) {
+      return LastOsError("CreateIoCompletionPort", "registering a pipe with the I/O thread");
+    }
+    return Ok();
+  }
+
+  // Queues a completion for an operation that finished synchronously without
+  // queueing one itself (ConnectNamedPipe's ERROR_PIPE_CONNECTED), so that
+  // every completion is handled on the I/O thread in one place.
+  bool PostCompletion(IoOp* op) {
+    return ::PostQueuedCompletionStatus(Get(port_), /*dwNumberOfBytesTransferred=*/0, /*dwCompletionKey=*/0,
+                                        op->overlapped()) != FALSE;
+  }
+
+ private:
+  IoService() {
+    HANDLE port = ::CreateIoCompletionPort(INVALID_HANDLE_VALUE, /*ExistingCompletionPort=*/nullptr,
+                                           /*CompletionKey=*/0, /*NumberOfConcurrentThreads=*/1);
+    if (port == nullptr) {
+      start_error_ = LastOsError("CreateIoCompletionPort", "starting memport's I/O thread");
+      return;
+    }
+    port_.reset(AsRaw(port));
+    try {
+      std::thread([this] { Run(); }).detach();
+    } catch (const std::system_error& e) {
+      start_error_ = MakeError("OUT_OF_MEMORY", std::string("starting memport's I/O thread failed: ") + e.what());
+    }
+  }
+
+  void Run() {
+    for (;;) {
+      DWORD bytes = 0;
+      ULONG_PTR key = 0;
+      OVERLAPPED* overlapped = nullptr;
+      const BOOL ok = ::GetQueuedCompletionStatus(Get(port_), &bytes, &key, &overlapped, INFINITE);
+      const DWORD error = ok ? ERROR_SUCCESS : ::GetLastError();
+      // No packet: only if the port itself failed, which it cannot while we
+      // hold it. Nothing to do but try again.
+      if (overlapped == nullptr) continue;
+      std::unique_ptr<IoOp> op(IoOp::FromOverlapped(overlapped));
+      std::shared_ptr<IoTarget> target = op->target();
+      target->OnIoComplete(std::move(op), bytes, error);
+    }
+  }
+
+  OsHandle port_;
+  Error start_error_;
+};
+
+// ---------------------------------------------------------------------------
+// Security: who may open the pipe, and who owns it.
+
+// A self-relative-free security descriptor for every instance of one pipe:
+// owner = the current user (explicitly, because an elevated token's default
+// owner is BUILTIN\Administrators, which the client's owner check would
+// reject), and a protected DACL that grants FILE_ALL_ACCESS to that user and
+// to SYSTEM (S-1-5-18) and to nobody else. FILE_ALL_ACCESS includes
+// FILE_CREATE_PIPE_INSTANCE, which only the owner's listeners need.
+class PipeSecurity {
+ public:
+  static Result<std::unique_ptr<PipeSecurity>> Build() {
+    std::unique_ptr<PipeSecurity> security(new PipeSecurity());
+    Result<std::vector<uint8_t>> user = win::CurrentUserSid();
+    if (!user.ok()) return user.error();
+    security->user_sid_ = user.take();
+    DWORD system_size = sizeof security->system_sid_;
+    if (!::CreateWellKnownSid(WinLocalSystemSid, /*DomainSid=*/nullptr, security->system_sid_, &system_size)) {
+      return LastOsError("CreateWellKnownSid", "building the pipe's DACL");
+    }
+    PSID user_sid = security->user_sid_.data();
+    PSID system_sid = security->system_sid_;
+    const DWORD acl_size = sizeof(ACL) + 2 * (sizeof(ACCESS_ALLOWED_ACE) - sizeof(DWORD)) + ::GetLengthSid(user_sid) +
+                           ::GetLengthSid(system_sid);
+    // DWORD elements: an ACL must be DWORD-aligned.
+    security->acl_.resize((acl_size + sizeof(DWORD) - 1) / sizeof(DWORD));
+    ACL* acl = reinterpret_cast<ACL*>(security->acl_.data());
+    SECURITY_DESCRIPTOR* descriptor = &security->descriptor_;
+    if (!::InitializeAcl(acl, acl_size, ACL_REVISION) ||
+        !::AddAccessAllowedAce(acl, ACL_REVISION, FILE_ALL_ACCESS, user_sid) ||
+        !::AddAccessAllowedAce(acl, ACL_REVISION, FILE_ALL_ACCESS, system_sid) ||
+        !::InitializeSecurityDescriptor(descriptor, SECURITY_DESCRIPTOR_REVISION) ||
+        !::SetSecurityDescriptorOwner(descriptor, user_sid, /*bOwnerDefaulted=*/FALSE) ||
+        !::SetSecurityDescriptorDacl(descriptor, /*bDaclPresent=*/TRUE, acl, /*bDaclDefaulted=*/FALSE) ||
+        // Protected: no ACE is inherited from the pipe file system's root.
+        !::SetSecurityDescriptorControl(descriptor, SE_DACL_PROTECTED, SE_DACL_PROTECTED)) {
+      return LastOsError("InitializeAcl", "building the pipe's DACL");
+    }
+    security->attributes_.nLength = sizeof security->attributes_;
+    security->attributes_.lpSecurityDescriptor = descriptor;
+    // libuv starts every child with bInheritHandles=TRUE.
+    security->attributes_.bInheritHandle = FALSE;
+    return security;
+  }
+
+  SECURITY_ATTRIBUTES* attributes() { return &attributes_; }
+
+ private:
+  PipeSecurity() = default;
+
+  // The descriptor points into these members, so the object never moves.
+  std::vector<uint8_t> user_sid_;
+  alignas(DWORD) unsigned char system_sid_[SECURITY_MAX_SID_SIZE];
+  std::vector<DWORD> acl_;
+  SECURITY_DESCRIPTOR descriptor_;
+  SECURITY_ATTRIBUTES attributes_;
+};
+
+// The pipe's owner must be our own user: otherwise someone else created the
+// name first (a squatter), and must not learn anything from us.
+Status VerifyPipeOwner(HANDLE pipe) {
+  PSID owner = nullptr;
+  PSECURITY_DESCRIPTOR descriptor = nullptr;
+  const DWORD err = ::GetSecurityInfo(pipe, SE_KERNEL_OBJECT, OWNER_SECURITY_INFORMATION, &owner,
+                                      /*ppsidGroup=*/nullptr, /*ppDacl=*/nullptr, /*ppSacl=*/nullptr, &descriptor);
+  if (err != ERROR_SUCCESS) return OsError(err, "GetSecurityInfo", "checking who owns the pipe");
+  std::unique_ptr<void, win::LocalFreeDeleter> owned_descriptor(descriptor);
+  Result<std::vector<uint8_t>> user = win::CurrentUserSid();
+  if (!user.ok()) return user.error();
+  if (owner == nullptr || !::IsValidSid(owner) || !::EqualSid(owner, user.value().data())) {
+    Result<std::wstring> owner_text = owner != nullptr && ::IsValidSid(owner) ? win::SidToString(owner)
+                                                                               : Result<std::wstring>(L"(none)");
+    return MakeError("ACCESS_DENIED", "the pipe is owned by another user (possible squatter): owner " +
+                                          win::WideToUtf8(owner_text.ok() ? owner_text.value() : L"?"));
+  }
+  return Ok();
+}
+
+// ---------------------------------------------------------------------------
+// Connections.
+
+// Handle values duplicated into the peer for one frame. Until Keep() is
+// called (the frame was provably written, or at least partly read), they are
+// revoked on destruction: DUPLICATE_CLOSE_SOURCE from the peer's table. After
+// delivery never: the peer may already use or have reused those values.
+class PeerHandles {
+ public:
+  explicit PeerHandles(HANDLE process) : process_(process) {}
+  PeerHandles(const PeerHandles&) = delete;
+  PeerHandles& operator=(const PeerHandles&) = delete;
+  ~PeerHandles() {
+    for (RawHandle value : values_) win::RevokeFromProcess(process_, value);
+  }
+  void Add(RawHandle value) { values_.push_back(value); }
+  void Keep() { values_.clear(); }
+
+ private:
+  HANDLE process_;  // owned by the connection, which outlives every write
+  std::vector<RawHandle> values_;
+};
+
+class ReadOp : public IoOp {
+ public:
+  using IoOp::IoOp;
+};
+
+class WriteOp : public IoOp {
+ public:
+  WriteOp(std::shared_ptr<IoTarget> target, uint64_t write_id, std::vector<uint8_t> bytes,
+          std::unique_ptr<PeerHandles> handles)
+      : IoOp(std::move(target)), write_id(write_id), bytes(std::move(bytes)), handles(std::move(handles)) {}
+  const uint64_t write_id;
+  const std::vector<uint8_t> bytes;
+  std::unique_ptr<PeerHandles> handles;
+};
+
+Error ClosedError() { return MakeError("CLOSED", "the connection is closed"); }
+Error PeerClosedError() { return MakeError("PEER_CLOSED", "the peer closed the connection"); }
+
+bool IsPeerGone(DWORD err) {
+  return err == ERROR_BROKEN_PIPE || err == ERROR_PIPE_NOT_CONNECTED || err == ERROR_NO_DATA;
+}
+
+Error WriteError(DWORD err) {
+  if (IsPeerGone(err)) return PeerClosedError();
+  if (err == ERROR_OPERATION_ABORTED) return ClosedError();
+  return OsError(err, "WriteFile", "sending a message to the peer");
+}
+
+Error ReadError(DWORD err) {
+  if (IsPeerGone(err)) return PeerClosedError();
+  if (err == ERROR_MORE_DATA) {
+    return MakeError("PROTOCOL", "malformed frame from peer: a message longer than the " +
+                                     std::to_string(kMaxFrameSize) + "-byte cap");
+  }
+  return OsError(err, "ReadFile", "reading from the peer");
+}
+
+// The state of one connection, shared between the Connection object (JS
+// thread) and the operations in flight (I/O thread). Every member below the
+// mutex is guarded by it.
+class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState> {
+ public:
+  PipeState(OsHandle pipe, OsHandle peer_process, PeerIdentity peer, std::shared_ptr<JsThread> js)
+      : peer_(peer),
+        js_(std::move(js)),
+        user_closed_(std::make_shared<std::atomic<bool>>(false)),
+        pipe_(std::move(pipe)),
+        peer_process_(std::move(peer_process)) {}
+
+  const PeerIdentity& peer() const { return peer_; }
+
+  void Start(std::shared_ptr<ConnectionObserver> observer) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (started_ || closed_) return;
+    started_ = true;
+    observer_ = std::move(observer);
+    read_buffer_.resize(kMaxFrameSize);
+    IssueReadLocked();
+  }
+
+  Status Write(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_) return close_reason_;
+    if (regions.size() > kMaxRegionsPerFrame) {
+      return MakeError("INVALID_ARGUMENT", "at most " + std::to_string(kMaxRegionsPerFrame) + " regions per message");
+    }
+    if (!frame.regions.empty() && frame.regions.size() != regions.size()) {
+      return MakeError("INVALID_ARGUMENT", "the frame declares a different number of regions than were given");
+    }
+    frame.regions.resize(regions.size());
+
+    // Revokes every value duplicated so far on any early return below.
+    auto handles = std::make_unique<PeerHandles>(Get(peer_process_));
+    for (size_t i = 0; i < regions.size(); ++i) {
+      const SharedMemory* region = regions[i];
+      if (region == nullptr || !region->valid()) return MakeError("CLOSED", "a region in the message is closed");
+      Result<RawHandle> remote = win::DuplicateSectionInto(*region, Get(peer_process_), region->read_only());
+      if (!remote.ok()) return remote.error();
+      handles->Add(remote.value());
+      RegionDescriptor& descriptor = frame.regions[i];
+      descriptor.size = region->size();
+      descriptor.flags = region->read_only() ? kRegionReadOnly : 0;
+      descriptor.handle = static_cast<uint32_t>(static_cast<uintptr_t>(remote.value()));
+    }
+    Result<std::vector<uint8_t>> encoded = EncodeFrame(frame);
+    if (!encoded.ok()) return encoded.error();
+
+    auto op = std::make_unique<WriteOp>(shared_from_this(), write_id, encoded.take(), std::move(handles));
+    if (!::WriteFile(Get(pipe_), op->bytes.data(), static_cast<DWORD>(op->bytes.size()),
+                     /*lpNumberOfBytesWritten=*/nullptr, op->overlapped())) {
+      const DWORD err = ::GetLastError();
+      // Any other failure queues no completion and wrote nothing; destroying
+      // `op` revokes the handles.
+      if (err != ERROR_IO_PENDING) return WriteError(err);
+    }
+    // Completed or pending: either way one completion packet will arrive.
+    pending_writes_.insert(op.get());
+    ++outstanding_;
+    op.release();
+    return Ok();
+  }
+
+  // Close() from the JS thread: report CLOSED, and suppress frames already
+  // posted but not yet delivered (transport.h: nothing after Close returns).
+  void CloseByUser() {
+    user_closed_->store(true);
+    std::lock_guard<std::mutex> lock(mutex_);
+    ShutdownLocked(ClosedError());
+  }
+
+  void OnIoComplete(std::unique_ptr<IoOp> op, DWORD bytes, DWORD error) override {
+    if (auto* write = dynamic_cast<WriteOp*>(op.get())) {
+      CompleteWrite(write, bytes, error);
+    } else {
+      CompleteRead(bytes, error);
+    }
+    // `op` (and with it the revocation decision made above) goes here.
+  }
+
+ private:
+  void IssueReadLocked() {
+    auto op = std::make_unique<ReadOp>(shared_from_this());
+    if (!::ReadFile(Get(pipe_), read_buffer_.data(), static_cast<DWORD>(read_buffer_.size()),
+                    /*lpNumberOfBytesRead=*/nullptr, op->overlapped())) {
+      const DWORD err = ::GetLastError();
+      // ERROR_MORE_DATA is a warning status: a completion packet is queued
+      // for it as for success, and the handler treats it as a violation.
+      if (err != ERROR_IO_PENDING && err != ERROR_MORE_DATA) {
+        ShutdownLocked(ReadError(err));
+        return;
+      }
+    }
+    ++outstanding_;
+    op.release();
+  }
+
+  void CompleteRead(DWORD bytes, DWORD error) {
+    // Decoding and adopting happen outside the lock: only this thread touches
+    // the buffer while no read is pending.
+    InboundMessage message;
+    Error failure;  // code empty: none
+    if (error == ERROR_SUCCESS) {
+      Result<Frame> frame = DecodeFrame(read_buffer_.data(), bytes);
+      if (frame.ok()) {
+        message.frame = frame.take();
+        failure = AdoptRegions(&message);
+      } else {
+        failure = frame.error();
+      }
+    }
+
+    std::lock_guard<std::mutex> lock(mutex_);
+    --outstanding_;
+    if (closed_) {
+      ReleaseHandlesIfIdleLocked();
+      return;  // `message` and the regions it adopted are released here.
+    }
+    if (error != ERROR_SUCCESS) {
+      ShutdownLocked(ReadError(error));
+      return;
+    }
+    if (!failure.code.empty()) {
+      ShutdownLocked(failure);
+      return;
+    }
+    auto shared = std::make_shared<InboundMessage>(std::move(message));
+    js_->Post([observer = observer_, user_closed = user_closed_, shared] {
+      if (user_closed->load()) return;
+      observer->OnFrame(std::move(*shared));
+    });
+    IssueReadLocked();
+  }
+
+  // Validates and takes ownership of every handle the frame names, or of
+  // none: on the first failure the ones already adopted are closed (they were
+  // proven to be our sections), and the failing value and all after it are
+  // left untouched, because they may name anything in our handle table.
+  static Error AdoptRegions(InboundMessage* message) {
+    for (size_t i = 0; i < message->frame.regions.size(); ++i) {
+      const RegionDescriptor& descriptor = message->frame.regions[i];
+      // A u32 on the wire, sign-extended like a 32-bit process's handle.
+      const RawHandle raw = static_cast<RawHandle>(static_cast<int32_t>(descriptor.handle));
+      Result<SharedMemory> region = SharedMemory::FromReceived(raw, descriptor.size, descriptor.read_only());
+      if (!region.ok()) {
+        message->regions.clear();
+        return MakeError("INVALID_HANDLE", "region " + std::to_string(i) + " of message " +
+                                               std::to_string(message->frame.seq) + ": " + region.error().message);
+      }
+      message->regions.push_back(region.take());
+    }
+    return Error{};
+  }
+
+  void CompleteWrite(WriteOp* op, DWORD bytes, DWORD error) {
+    // Written, or at least partly taken by the reader: the values may be in
+    // use over there, so they stay. Failed with nothing written (cancelled by
+    // Close, or the pipe broke first): they never reached the peer's code.
+    if (error == ERROR_SUCCESS || bytes != 0) op->handles->Keep();
+    op->handles.reset();  // revokes now, while peer_process_ is certainly open
+
+    std::lock_guard<std::mutex> lock(mutex_);
+    --outstanding_;
+    const bool unreported = pending_writes_.erase(op) != 0;
+    if (unreported && observer_) {
+      std::shared_ptr<Error> result;
+      if (error != ERROR_SUCCESS) result = std::make_shared<Error>(WriteError(error));
+      js_->Post([observer = observer_, write_id = op->write_id, result] {
+        observer->OnWriteDone(write_id, result.get());
+      });
+    }
+    ReleaseHandlesIfIdleLocked();
+  }
+
+  // Ends the connection once: pending writes and then OnClosed get `reason`,
+  // I/O in flight is cancelled, and the pipe is closed now so the peer sees
+  // EOF at once. The peer's process handle stays until every write has
+  // completed, because revoking needs it.
+  void ShutdownLocked(const Error& reason) {
+    if (closed_) return;
+    closed_ = true;
+    close_reason_ = reason;
+    if (observer_) {
+      for (WriteOp* op : pending_writes_) {
+        auto error = std::make_shared<Error>(reason);
+        js_->Post([observer = observer_, write_id = op->write_id, error] {
+          observer->OnWriteDone(write_id, error.get());
+        });
+      }
+      auto error = std::make_shared<Error>(reason);
+      js_->Post([observer = observer_, error] { observer->OnClosed(*error); });
+    }
+    pending_writes_.clear();
+    // Closing the handle alone would also abort our I/O; cancelling first
+    // makes the completions (ERROR_OPERATION_ABORTED) explicit. Their packets
+    // still reach the port: the file object lives until its I/O completes.
+    if (outstanding_ > 0) ::CancelIoEx(Get(pipe_), /*lpOverlapped=*/nullptr);
+    pipe_.reset();
+    ReleaseHandlesIfIdleLocked();
+  }
+
+  void ReleaseHandlesIfIdleLocked() {
+    if (closed_ && outstanding_ == 0) peer_process_.reset();
+  }
+
+  const PeerIdentity peer_;
+  const std::shared_ptr<JsThread> js_;
+  const std::shared_ptr<std::atomic<bool>> user_closed_;
+
+  std::mutex mutex_;
+  OsHandle pipe_;
+  OsHandle peer_process_;  // PROCESS_DUP_HANDLE, opened when the peer was identified
+  std::shared_ptr<ConnectionObserver> observer_;
+  bool started_ = false;
+  bool closed_ = false;
+  Error close_reason_;                         // what Write returns once closed
+  size_t outstanding_ = 0;                     // operations the kernel still holds
+  std::unordered_set<WriteOp*> pending_writes_;  // in flight and not yet reported
+  std::vector<uint8_t> read_buffer_;           // written by the kernel while a read is pending
+};
+
+class PipeConnection : public Connection {
+ public:
+  explicit PipeConnection(std::shared_ptr<PipeState> state) : state_(std::move(state)) {}
+  // Dropping the object closes the connection, reporting like Close().
+  ~PipeConnection() override { state_->CloseByUser(); }
+
+  const PeerIdentity& peer() const override { return state_->peer(); }
+  void Start(std::shared_ptr<ConnectionObserver> observer) override { state_->Start(std::move(observer)); }
+  Status Write(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions) override {
+    return state_->Write(write_id, std::move(frame), regions);
+  }
+  void Close() override { state_->CloseByUser(); }
+
+ private:
+  std::shared_ptr<PipeState> state_;
+};
+
+// ---------------------------------------------------------------------------
+// Listening.
+
+// A listening instance waiting in ConnectNamedPipe. Owns its pipe handle
+// until a client arrives and the handle moves into a connection.
+class AcceptOp : public IoOp {
+ public:
+  AcceptOp(std::shared_ptr<IoTarget> target, OsHandle pipe) : IoOp(std::move(target)), pipe(std::move(pipe)) {}
+  OsHandle pipe;
+};
+
+class ListenerState : public IoTarget, public std::enable_shared_from_this<ListenerState> {
+ public:
+  ListenerState(std::string address, std::unique_ptr<PipeSecurity> security, IoService* io,
+                std::shared_ptr<JsThread> js, std::shared_ptr<ListenerObserver> observer)
+      : address_(std::move(address)),
+        wide_address_(win::Utf8ToWide(address_)),
+        security_(std::move(security)),
+        io_(io),
+        js_(std::move(js)),
+        observer_(std::move(observer)),
+        closed_flag_(std::make_shared<std::atomic<bool>>(false)) {}
+
+  const std::string& address() const { return address_; }
+
+  // The first instance. FILE_FLAG_FIRST_PIPE_INSTANCE makes creation fail if
+  // the name exists at all, whoever made it: we never silently join (or
+  // start serving clients of) someone else's pipe.
+  Status ListenFirst() {
+    // Wine 8 ignores FILE_FLAG_FIRST_PIPE_INSTANCE (tried here: a second
+    // "first" instance of a live name succeeds, in-process and across
+    // processes). Ask first whether the name exists, without connecting to
+    // it; racy, so only an extra line of defence, the flag below being the
+    // guarantee on Windows. WaitNamedPipeW only fails with
+    // ERROR_FILE_NOT_FOUND when no instance of the name exists.
+    if (::WaitNamedPipeW(wide_address_.c_str(), /*nTimeOut=*/1) || ::GetLastError() != ERROR_FILE_NOT_FOUND) {
+      return NameInUse(ERROR_PIPE_BUSY);
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    Status first = AddInstanceLocked(/*first=*/true);
+    if (!first.ok()) return first;
+    // The rest of the backlog is a convenience: failing here is not fatal,
+    // and every accepted client tops the backlog up again.
+    while (pending_.size() < kListenBacklog && AddInstanceLocked(/*first=*/false).ok()) {
+    }
+    return Ok();
+  }
+
+  void Close() {
+    closed_flag_->store(true);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_) return;
+    closed_ = true;
+    // Close every listening instance now, so the name is free when Close
+    // returns; the aborted ConnectNamedPipe completions free the operations.
+    for (AcceptOp* op : pending_) {
+      ::CancelIoEx(Get(op->pipe), op->overlapped());
+      op->pipe.reset();
+    }
+  }
+
+  void OnIoComplete(std::unique_ptr<IoOp> base, DWORD bytes, DWORD error) override {
+    std::unique_ptr<AcceptOp> op(static_cast<AcceptOp*>(base.release()));
+    std::lock_guard<std::mutex> lock(mutex_);
+    pending_.erase(op.get());
+    if (closed_) return;  // the instance (if still open) closes with `op`
+
+    // Replace the instance before handing this one over, so the name is
+    // never without a listening instance that we own (otherwise another
+    // process could re-create it with its own DACL).
+    TopUpLocked();
+    if (closed_) return;
+
+    if (error != ERROR_SUCCESS && error != ERROR_PIPE_CONNECTED) {
+      // ERROR_NO_DATA: the client connected and left already. Either way this
+      // instance is done; the replacement is listening.
+      return;
+    }
+    ULONG pid = 0;
+    if (!::GetNamedPipeClientProcessId(Get(op->pipe), &pid) || pid == 0) return;  // drop this client
+    // Opened now and kept for the connection: a PID can be reused once the
+    // process is gone, a process handle cannot.
+    HANDLE process = ::OpenProcess(PROCESS_DUP_HANDLE, /*bInheritHandle=*/FALSE, pid);
+    if (process == nullptr) return;  // drop this client (e.g. a more privileged process), keep listening
+    PeerIdentity peer;
+    peer.pid = static_cast<int64_t>(pid);
+    auto state = std::make_shared<PipeState>(std::move(op->pipe), OsHandle(AsRaw(process)), peer, js_);
+    auto connection = std::make_shared<std::unique_ptr<Connection>>(new PipeConnection(std::move(state)));
+    js_->Post([observer = observer_, closed = closed_flag_, connection] {
+      // Dropped (and so closed) if the listener was closed meanwhile.
+      if (closed->load()) return;
+      observer->OnConnection(std::move(*connection));
+    });
+  }
+
+ private:
+  static Error NameInUse(DWORD err) {
+    Error error = MakeError("ALREADY_EXISTS", "the channel name is in use by another listener");
+    error.syscall = "CreateNamedPipeW";
+    error.os_code = err;
+    return error;
+  }
+
+  Status AddInstanceLocked(bool first) {
+    const DWORD open_mode =
+        PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | (first ? static_cast<DWORD>(FILE_FLAG_FIRST_PIPE_INSTANCE) : 0);
+    HANDLE pipe = ::CreateNamedPipeW(
+        wide_address_.c_str(), open_mode,
+        // Message mode keeps each frame one unit; remote (SMB) clients are refused.
+        PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS, PIPE_UNLIMITED_INSTANCES,
+        /*nOutBufferSize=*/kPipeBufferSize, /*nInBufferSize=*/kPipeBufferSize, /*nDefaultTimeOut=*/0,
+        security_->attributes());
+    if (pipe == INVALID_HANDLE_VALUE) {
+      const DWORD err = ::GetLastError();
+      if (first && (err == ERROR_ACCESS_DENIED || err == ERROR_PIPE_BUSY || err == ERROR_ALREADY_EXISTS)) {
+        return NameInUse(err);
+      }
+      return OsError(err, "CreateNamedPipeW", "creating a listening pipe instance");
+    }
+    auto op = std::make_unique<AcceptOp>(shared_from_this(), OsHandle(AsRaw(pipe)));
+    Status associated = io_->Associate(pipe);
+    if (!associated.ok()) return associated.error();
+    for (int attempt = 0;; ++attempt) {
+      if (::ConnectNamedPipe(pipe, op->overlapped())) break;  // completed; a packet is queued
+      const DWORD err = ::GetLastError();
+      if (err == ERROR_IO_PENDING) break;
+      if (err == ERROR_PIPE_CONNECTED) {
+        // A client slipped in between create and connect. This completes
+        // synchronously with an error status, so no packet is queued: post
+        // one, so that the client takes the usual path.
+        if (!io_->PostCompletion(op.get())) return LastOsError("PostQueuedCompletionStatus", "accepting a client");
+        break;
+      }
+      if (err == ERROR_NO_DATA && attempt < 3) {
+        // A client connected and left before we got here: reset the instance
+        // (keeping it, and so the name) and listen again.
+        ::DisconnectNamedPipe(pipe);
+        continue;
+      }
+      return OsError(err, "ConnectNamedPipe", "waiting for a client");
+    }
+    pending_.insert(op.get());
+    op.release();
+    return Ok();
+  }
+
+  // Keeps kListenBacklog instances listening. If none is left and none can
+  // be made, the listener is unusable: report it once and stop.
+  void TopUpLocked() {
+    Error last;
+    while (pending_.size() < kListenBacklog) {
+      Status added = AddInstanceLocked(/*first=*/false);
+      if (!added.ok()) {
+        last = added.error();
+        break;
+      }
+    }
+    if (pending_.empty()) {
+      closed_ = true;
+      closed_flag_->store(true);
+      js_->Post([observer = observer_, error = std::make_shared<Error>(last)] { observer->OnListenerError(*error); });
+    }
+  }
+
+  const std::string address_;
+  const std::wstring wide_address_;
+  const std::unique_ptr<PipeSecurity> security_;
+  IoService* const io_;
+  const std::shared_ptr<JsThread> js_;
+  const std::shared_ptr<ListenerObserver> observer_;
+  const std::shared_ptr<std::atomic<bool>> closed_flag_;
+
+  std::mutex mutex_;
+  bool closed_ = false;
+  std::unordered_set<AcceptOp*> pending_;  // listening instances, owned by the port until they complete
+};
+
+class PipeListener : public Listener {
+ public:
+  explicit PipeListener(std::shared_ptr<ListenerState> state) : state_(std::move(state)) {}
+  ~PipeListener() override { state_->Close(); }
+  const std::string& address() const override { return state_->address(); }
+  void Close() override { state_->Close(); }
+
+ private:
+  std::shared_ptr<ListenerState> state_;
+};
+
+// ---------------------------------------------------------------------------
+// Connecting (on a short-lived thread of its own: CreateFileW and
+// WaitNamedPipeW block).
+
+Result<std::unique_ptr<Connection>> ConnectBlocking(const std::string& name, uint32_t timeout_ms,
+                                                    int64_t expected_server_pid, const std::shared_ptr<JsThread>& js) {
+  Result<std::string> address = ChannelAddress(name);
+  if (!address.ok()) return address.error();
+  Result<IoService*> io = IoService::Instance();
+  if (!io.ok()) return io.error();
+  const std::wstring wide_address = win::Utf8ToWide(address.value());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+
+  OsHandle pipe;
+  for (;;) {
+    // lpSecurityAttributes=NULL only means "not inheritable" for an open.
+    // SECURITY_IDENTIFICATION: the server may learn who we are, but not act as us.
+    HANDLE handle = ::CreateFileW(wide_address.c_str(), GENERIC_READ | GENERIC_WRITE, /*dwShareMode=*/0,
+                                  /*lpSecurityAttributes=*/nullptr, OPEN_EXISTING,
+                                  FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
+                                  /*hTemplateFile=*/nullptr);
+    if (handle != INVALID_HANDLE_VALUE) {
+      pipe.reset(AsRaw(handle));
+      break;
+    }
+    DWORD err = ::GetLastError();
+    if (err == ERROR_FILE_NOT_FOUND) return MakeError("NOT_FOUND", "no listener named '" + name + "'");
+    if (err == ERROR_ACCESS_DENIED) {
+      return OsError(err, "CreateFileW", "connecting to '" + name + "' (the pipe's DACL refuses us: another user's?)");
+    }
+    if (err != ERROR_PIPE_BUSY) return OsError(err, "CreateFileW", "connecting to '" + name + "'");
+    // Every instance is taken: wait for one until the deadline.
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      return MakeError("TIMEOUT", "the listener '" + name + "' did not accept within " + std::to_string(timeout_ms) + " ms");
+    }
+    // nTimeOut=0 would mean "the pipe's default", so never pass 0.
+    if (!::WaitNamedPipeW(wide_address.c_str(), static_cast<DWORD>(left.count() > 1 ? left.count() : 1))) {
+      err = ::GetLastError();
+      if (err == ERROR_FILE_NOT_FOUND) return MakeError("NOT_FOUND", "no listener named '" + name + "'");
+      // ERROR_SEM_TIMEOUT and anything else: the loop re-checks the deadline.
+    }
+  }
+
+  DWORD mode = PIPE_READMODE_MESSAGE;
+  if (!::SetNamedPipeHandleState(Get(pipe), &mode, /*lpMaxCollectionCount=*/nullptr,
+                                 /*lpCollectDataTimeout=*/nullptr)) {
+    return LastOsError("SetNamedPipeHandleState", "switching the pipe to message mode");
+  }
+  // Verify the server before sending anything.
+  Status owner = VerifyPipeOwner(Get(pipe));
+  if (!owner.ok()) return owner.error();
+  ULONG server_pid = 0;
+  if (!::GetNamedPipeServerProcessId(Get(pipe), &server_pid)) {
+    return LastOsError("GetNamedPipeServerProcessId", "identifying the listener of '" + name + "'");
+  }
+  if (expected_server_pid > 0 && static_cast<int64_t>(server_pid) != expected_server_pid) {
+    return MakeError("ACCESS_DENIED", "the listener of '" + name + "' is process " + std::to_string(server_pid) +
+                                          ", not the expected " + std::to_string(expected_server_pid));
+  }
+  HANDLE process = ::OpenProcess(PROCESS_DUP_HANDLE, /*bInheritHandle=*/FALSE, server_pid);
+  if (process == nullptr) {
+    return LastOsError("OpenProcess", "opening the listener's process " + std::to_string(server_pid));
+  }
+  OsHandle server_process(AsRaw(process));
+  Status associated = io.value()->Associate(Get(pipe));
+  if (!associated.ok()) return associated.error();
+  PeerIdentity peer;
+  peer.pid = static_cast<int64_t>(server_pid);
+  auto state = std::make_shared<PipeState>(std::move(pipe), std::move(server_process), peer, js);
+  return std::unique_ptr<Connection>(new PipeConnection(std::move(state)));
+}
+
+}  // namespace
+
+Result<std::string> ChannelAddress(const std::string& name) {
+  Status valid = ValidateChannelName(name);
+  if (!valid.ok()) return valid.error();
+  Result<std::vector<uint8_t>> sid = win::CurrentUserSid();
+  if (!sid.ok()) return sid.error();
+  Result<std::wstring> sid_text = win::SidToString(sid.value().data());
+  if (!sid_text.ok()) return sid_text.error();
+  // Pipe names are case-insensitive, so are channel names here.
+  return "\\\\.\\pipe\\memport-" + win::WideToUtf8(sid_text.value()) + "-" + name;
+}
+
+Result<std::unique_ptr<Listener>> Listen(const std::string& name, std::shared_ptr<JsThread> js,
+                                         std::shared_ptr<ListenerObserver> observer) {
+  Result<std::string> address = ChannelAddress(name);
+  if (!address.ok()) return address.error();
+  Result<IoService*> io = IoService::Instance();
+  if (!io.ok()) return io.error();
+  Result<std::unique_ptr<PipeSecurity>> security = PipeSecurity::Build();
+  if (!security.ok()) return security.error();
+  auto state = std::make_shared<ListenerState>(address.take(), security.take(), io.value(), std::move(js),
+                                               std::move(observer));
+  Status first = state->ListenFirst();
+  if (!first.ok()) {
+    Error error = first.error();
+    if (error.code == "ALREADY_EXISTS") error.message = "the channel name '" + name + "' is in use by another listener";
+    state->Close();
+    return error;
+  }
+  return std::unique_ptr<Listener>(new PipeListener(std::move(state)));
+}
+
+void Connect(const std::string& name, uint32_t timeout_ms, int64_t expected_server_pid, std::shared_ptr<JsThread> js,
+             std::function<void(Result<std::unique_ptr<Connection>>)> done) {
+  auto work = [name, timeout_ms, expected_server_pid, js, done]() {
+    auto result = std::make_shared<Result<std::unique_ptr<Connection>>>(
+        ConnectBlocking(name, timeout_ms, expected_server_pid, js));
+    js->Post([done, result] { done(std::move(*result)); });
+  };
+  try {
+    std::thread(work).detach();
+  } catch (const std::system_error& e) {
+    auto error = std::make_shared<Error>(MakeError("OUT_OF_MEMORY", std::string("starting a connect thread: ") + e.what()));
+    js->Post([done, error] { done(*error); });
+  }
+}
+
+}  // namespace memport

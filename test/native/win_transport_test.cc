@@ -1,0 +1,1173 @@
+// Cross-process test of the Windows transport backend (native/win), without
+// Node: this program links native/core and native/win directly, plays the
+// JS thread itself (a queue that main() pumps), and starts a second copy of
+// itself (CreateProcessW, bInheritHandles=FALSE) as the peer, so handles
+// really cross process boundaries. Runs on Windows and under Wine; see
+// run-win-transport-test.sh.
+//
+// Output: one line per check ("PASS name", "FAIL name: detail", and "SKIP"
+// or "INFO" lines that count for nothing), checks made in the child are
+// reported over the connection and printed with "[child]", and the last line
+// is "N passed, N failed". The exit code is non-zero if anything failed.
+//
+// Child roles: "peer" (the main counterpart, driven by text commands sent in
+// MESSAGE frames) and "victim" (connects, then waits to be killed).
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+#include <aclapi.h>
+#include <sddl.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../../native/core/frame.h"
+#include "../../native/core/shared_memory.h"
+#include "../../native/core/transport.h"
+#include "../../native/win/win_internal.h"
+
+using namespace memport;
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Reporting
+
+int g_passed = 0;
+int g_failed = 0;
+bool g_is_child = false;
+std::vector<std::string> g_child_lines;  // in the child: sent to the parent with the next reply
+
+void Line(const std::string& text) {
+  if (g_is_child) {
+    g_child_lines.push_back(text);
+  } else {
+    std::printf("%s\n", text.c_str());
+    std::fflush(stdout);
+  }
+}
+
+bool Check(bool ok, const std::string& name, const std::string& detail = "") {
+  if (ok) {
+    ++g_passed;
+    Line("PASS " + name);
+  } else {
+    ++g_failed;
+    Line("FAIL " + name + (detail.empty() ? "" : ": " + detail));
+  }
+  return ok;
+}
+
+void Info(const std::string& text) { Line("INFO " + text); }
+
+std::string Describe(const Error& error) {
+  return error.code + " (" + error.message + (error.os_code != 0 ? ", os " + std::to_string(error.os_code) : "") + ")";
+}
+
+template <typename T>
+bool CheckErrorCode(const Result<T>& result, const std::string& code, const std::string& name) {
+  if (result.ok()) return Check(false, name, "succeeded, expected " + code);
+  return Check(result.error().code == code, name, "got " + Describe(result.error()) + ", expected " + code);
+}
+
+// ---------------------------------------------------------------------------
+// The "JS thread": a queue of tasks that main() runs.
+
+class PumpedJsThread : public JsThread {
+ public:
+  void Post(std::function<void()> task) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    tasks_.push_back(std::move(task));
+    ready_.notify_one();
+  }
+
+  // Runs tasks until done() holds or timeout_ms pass. Returns done().
+  bool PumpUntil(const std::function<bool()>& done, int timeout_ms) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      if (done()) return true;
+      std::function<void()> task;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        if (!ready_.wait_until(lock, deadline, [&] { return !tasks_.empty(); })) return done();
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+      task();
+    }
+  }
+
+  // Runs whatever is queued now, for about `ms`.
+  void PumpFor(int ms) {
+    PumpUntil([] { return false; }, ms);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> tasks_;
+};
+
+std::shared_ptr<PumpedJsThread> g_js;
+constexpr int kWait = 20000;  // generous: Wine is slow to start processes
+
+bool PumpUntil(const std::function<bool()>& done, int timeout_ms = kWait) { return g_js->PumpUntil(done, timeout_ms); }
+
+// ---------------------------------------------------------------------------
+// Observers that record what happened (they run on the pumping thread).
+
+struct WriteResult {
+  bool ok = false;
+  Error error;
+};
+
+struct ConnRecorder : ConnectionObserver {
+  std::deque<InboundMessage> frames;
+  bool closed = false;
+  int closed_calls = 0;
+  Error close_error;
+  std::map<uint64_t, WriteResult> writes;
+
+  void OnFrame(InboundMessage message) override { frames.push_back(std::move(message)); }
+  void OnClosed(const Error& error) override {
+    ++closed_calls;
+    closed = true;
+    close_error = error;
+  }
+  void OnWriteDone(uint64_t write_id, const Error* error) override {
+    WriteResult result;
+    result.ok = error == nullptr;
+    if (error != nullptr) result.error = *error;
+    writes[write_id] = result;
+  }
+};
+
+struct ListenRecorder : ListenerObserver {
+  std::deque<std::unique_ptr<Connection>> connections;
+  bool failed = false;
+  Error error;
+  void OnConnection(std::unique_ptr<Connection> connection) override { connections.push_back(std::move(connection)); }
+  void OnListenerError(const Error& e) override {
+    failed = true;
+    error = e;
+  }
+};
+
+std::string TextOf(const InboundMessage& message) {
+  return std::string(message.frame.data.begin(), message.frame.data.end());
+}
+
+Frame TextFrame(const std::string& text, uint32_t seq = 0) {
+  Frame frame;
+  frame.type = FrameType::kMessage;
+  frame.seq = seq;
+  frame.data.assign(text.begin(), text.end());
+  return frame;
+}
+
+// A started connection and its recorder.
+struct Link {
+  std::unique_ptr<Connection> connection;
+  std::shared_ptr<ConnRecorder> recorder = std::make_shared<ConnRecorder>();
+  uint64_t next_write = 1;
+
+  explicit Link(std::unique_ptr<Connection> c) : connection(std::move(c)) { connection->Start(recorder); }
+
+  // Sends text (plus regions); returns the write id, or 0 if Write failed at once.
+  uint64_t Send(const std::string& text, const std::vector<const SharedMemory*>& regions = {},
+                Error* immediate = nullptr) {
+    const uint64_t id = next_write++;
+    Status status = connection->Write(id, TextFrame(text, static_cast<uint32_t>(id)), regions);
+    if (!status.ok()) {
+      if (immediate != nullptr) *immediate = status.error();
+      return 0;
+    }
+    return id;
+  }
+
+  bool WaitWrite(uint64_t id, WriteResult* out = nullptr, int timeout_ms = kWait) {
+    if (id == 0) return false;
+    if (!PumpUntil([&] { return recorder->writes.count(id) != 0; }, timeout_ms)) return false;
+    if (out != nullptr) *out = recorder->writes[id];
+    return true;
+  }
+
+  bool SendAndWait(const std::string& text, const std::vector<const SharedMemory*>& regions = {}) {
+    WriteResult result;
+    return WaitWrite(Send(text, regions), &result) && result.ok;
+  }
+
+  bool NextFrame(InboundMessage* out, int timeout_ms = kWait) {
+    if (!PumpUntil([&] { return !recorder->frames.empty() || recorder->closed; }, timeout_ms)) return false;
+    if (recorder->frames.empty()) return false;
+    *out = std::move(recorder->frames.front());
+    recorder->frames.pop_front();
+    return true;
+  }
+
+  bool WaitClosed(int timeout_ms = kWait) {
+    return PumpUntil([&] { return recorder->closed; }, timeout_ms);
+  }
+};
+
+Result<std::unique_ptr<Connection>> ConnectAndWait(const std::string& name, uint32_t timeout_ms,
+                                                   int64_t expected_pid) {
+  bool finished = false;
+  Result<std::unique_ptr<Connection>> outcome = MakeError("TIMEOUT", "the test gave up waiting for Connect");
+  Connect(name, timeout_ms, expected_pid, g_js, [&](Result<std::unique_ptr<Connection>> r) {
+    outcome = std::move(r);
+    finished = true;
+  });
+  PumpUntil([&] { return finished; }, static_cast<int>(timeout_ms) + kWait);
+  return outcome;
+}
+
+int64_t Probe() {
+  Result<HandleCensus> census = CountOpenHandles();
+  return census.ok() ? census.value().value : -1;
+}
+
+std::wstring Wide(const std::string& s) { return win::Utf8ToWide(s); }
+
+// A raw, synchronous client of a memport pipe: plays a misbehaving peer.
+HANDLE RawConnect(const std::string& name) {
+  Result<std::string> address = ChannelAddress(name);
+  if (!address.ok()) return INVALID_HANDLE_VALUE;
+  for (int i = 0; i < 200; ++i) {
+    HANDLE h = ::CreateFileW(Wide(address.value()).c_str(), GENERIC_READ | GENERIC_WRITE, 0, nullptr, OPEN_EXISTING,
+                             SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, nullptr);
+    if (h != INVALID_HANDLE_VALUE) {
+      DWORD mode = PIPE_READMODE_MESSAGE;
+      ::SetNamedPipeHandleState(h, &mode, nullptr, nullptr);
+      return h;
+    }
+    if (::GetLastError() != ERROR_PIPE_BUSY) return INVALID_HANDLE_VALUE;
+    ::WaitNamedPipeW(Wide(address.value()).c_str(), 100);
+  }
+  return INVALID_HANDLE_VALUE;
+}
+
+// Fills a mapping with a recognisable pattern.
+void Fill(uint8_t* p, size_t n, uint8_t seed) {
+  for (size_t i = 0; i < n; ++i) p[i] = static_cast<uint8_t>(seed + i * 7);
+}
+bool HasPattern(const uint8_t* p, size_t n, uint8_t seed) {
+  for (size_t i = 0; i < n; ++i) {
+    if (p[i] != static_cast<uint8_t>(seed + i * 7)) return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Child: "peer"
+
+struct PeerChild {
+  std::string main_name, aux_name, busy_name, squat_name, missing_name;
+  int64_t parent_pid = 0;
+  std::unique_ptr<Link> link;
+  // Regions received in the "regions" phase, kept for later phases.
+  std::vector<SharedMemory> kept;
+  std::vector<std::shared_ptr<Mapping>> kept_maps;
+  HANDLE silent = INVALID_HANDLE_VALUE;
+
+  void Reply(const std::string& head, const std::vector<const SharedMemory*>& regions = {}) {
+    std::string text = head;
+    for (const std::string& line : g_child_lines) text += "\n" + line;
+    g_child_lines.clear();
+    WriteResult result;
+    if (!link->WaitWrite(link->Send(text, regions), &result) || !result.ok) {
+      std::fprintf(stderr, "child: reply '%s' failed\n", head.c_str());
+    }
+  }
+
+  void PreConnectChecks() {
+    Result<std::unique_ptr<Connection>> missing = ConnectAndWait(missing_name, 2000, 0);
+    CheckErrorCode(missing, "NOT_FOUND", "connect to a missing name gives NOT_FOUND");
+
+    const auto start = std::chrono::steady_clock::now();
+    Result<std::unique_ptr<Connection>> busy = ConnectAndWait(busy_name, 400, 0);
+    const auto took =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+    CheckErrorCode(busy, "TIMEOUT", "connect to a listener with no free instance times out");
+    Check(took >= 350 && took < 10000, "connect timeout honours the 400 ms limit", "took " + std::to_string(took) + " ms");
+
+    if (squat_name != "-") {
+      Result<std::unique_ptr<Connection>> squat = ConnectAndWait(squat_name, 2000, 0);
+      CheckErrorCode(squat, "ACCESS_DENIED", "connect refuses a pipe owned by another user (squatter)");
+      if (!squat.ok()) {
+        Check(squat.error().message.find("squatter") != std::string::npos, "squatter error says so",
+              squat.error().message);
+      }
+    }
+
+    auto observer = std::make_shared<ListenRecorder>();
+    Result<std::unique_ptr<Listener>> second = Listen(main_name, g_js, observer);
+    CheckErrorCode(second, "ALREADY_EXISTS", "Listen on a name another process listens on gives ALREADY_EXISTS");
+
+    Result<std::unique_ptr<Connection>> wrong = ConnectAndWait(aux_name, 2000, parent_pid + 4);
+    CheckErrorCode(wrong, "ACCESS_DENIED", "connect with a wrong expected server pid is refused");
+  }
+
+  // Phase "regions": the two regions the parent sent.
+  void OnRegions(InboundMessage& message) {
+    const bool shape = message.regions.size() == 2 && message.frame.regions.size() == 2 &&
+                       message.regions[0].read_only() && !message.regions[1].read_only() &&
+                       message.regions[0].size() == 4096 && message.regions[1].size() == 8192;
+    Check(shape, "receiver adopted 2 regions (read-only 4096, writable 8192) via FromReceived",
+          std::to_string(message.regions.size()) + " regions");
+    if (!shape) return;
+    Result<std::shared_ptr<Mapping>> ro_map = message.regions[0].Map();
+    Result<std::shared_ptr<Mapping>> rw_map = message.regions[1].Map();
+    Check(ro_map.ok() && rw_map.ok(), "receiver maps both regions");
+    if (!ro_map.ok() || !rw_map.ok()) return;
+    Check(HasPattern(ro_map.value()->data(), 4096, 11), "receiver reads the sender's bytes (read-only region)");
+    Check(HasPattern(rw_map.value()->data(), 8192, 22), "receiver reads the sender's bytes (writable region)");
+    Fill(rw_map.value()->data(), 8192, 33);
+
+    Result<std::vector<SharedMemory::EscalationAttempt>> attempts = message.regions[0].TryWriteEscalation();
+    if (Check(attempts.ok(), "escalation attempts ran on the read-only region")) {
+      for (const auto& attempt : attempts.value()) {
+        if (attempt.path == "map-view-write") {
+          Check(!attempt.succeeded, "read-only region cannot be mapped for write in the receiver");
+        } else if (attempt.path == "duplicate-write") {
+          Check(!attempt.succeeded, "read-only region cannot be re-duplicated for write in the receiver");
+        } else if (attempt.path == "virtual-protect-write") {
+          Check(!attempt.succeeded, "a read view of the read-only region cannot be made writable");
+        } else {
+          Info("escalation '" + attempt.path + "' " + (attempt.succeeded ? "succeeded" : "refused") +
+               " (real Windows refuses it; Wine does not model the OWNER RIGHTS ACE)");
+        }
+      }
+    }
+    // The copy-on-write view: writes stay private.
+    ro_map.value()->data()[0] ^= 0xFF;
+    kept_maps.push_back(ro_map.take());
+    kept_maps.push_back(rw_map.take());
+    for (SharedMemory& region : message.regions) kept.push_back(std::move(region));
+  }
+
+  // Finds a handle of this process's own pipe to the parent, by looking
+  // through our own handle table for a named-pipe client handle.
+  HANDLE FindOwnPipeHandle() {
+    for (uintptr_t v = 4; v < 0x4000; v += 4) {
+      HANDLE h = reinterpret_cast<HANDLE>(v);
+      DWORD flags = 0;
+      if (!::GetHandleInformation(h, &flags)) continue;
+      if (::GetFileType(h) != FILE_TYPE_PIPE) continue;
+      ULONG pid = 0;
+      if (::GetNamedPipeServerProcessId(h, &pid) && static_cast<int64_t>(pid) == parent_pid) return h;
+    }
+    return nullptr;
+  }
+
+  static bool StillOpen(HANDLE h) {
+    DWORD flags = 0;
+    return ::GetHandleInformation(h, &flags) != FALSE;
+  }
+
+  void BogusValues() {
+    struct Case {
+      RawHandle value;
+      const char* label;
+    };
+    const Case cases[] = {
+        {0, "0"},
+        {1, "1"},
+        {3, "3"},
+        {0x105, "0x105"},
+        {static_cast<RawHandle>(static_cast<int32_t>(0xFFFFFFFFu)), "0xFFFFFFFF (sign-extended)"},
+        {static_cast<RawHandle>(0xFFFFFFFFu), "0xFFFFFFFF (zero-extended)"},
+        {win::AsRaw(::GetCurrentProcess()), "GetCurrentProcess()"},
+        {win::AsRaw(::GetCurrentThread()), "GetCurrentThread()"},
+        {-6, "-6 (token pseudo-handle)"},
+        {0x40000000, "2^30"},
+        {0x7FFC, "0x7FFC (unused slot)"},
+    };
+    for (const Case& c : cases) {
+      CheckErrorCode(SharedMemory::FromReceived(c.value, 4096, true), "INVALID_HANDLE",
+                     std::string("FromReceived refuses ") + c.label);
+    }
+
+    HANDLE pipe = FindOwnPipeHandle();
+    if (Check(pipe != nullptr, "found the receiver's own pipe handle")) {
+      CheckErrorCode(SharedMemory::FromReceived(win::AsRaw(pipe), 4096, true), "INVALID_HANDLE",
+                     "FromReceived refuses the receiver's own pipe handle");
+      Check(StillOpen(pipe), "the pipe handle was not closed");
+    }
+
+    HANDLE event = ::CreateEventW(nullptr, TRUE, FALSE, nullptr);
+    CheckErrorCode(SharedMemory::FromReceived(win::AsRaw(event), 4096, true), "INVALID_HANDLE",
+                   "FromReceived refuses an Event handle");
+    Check(::SetEvent(event) && ::WaitForSingleObject(event, 0) == WAIT_OBJECT_0,
+          "the Event handle still works afterwards");
+    ::CloseHandle(event);
+
+    Result<SharedMemory> own = SharedMemory::Create(4096);
+    if (own.ok()) {
+      CheckErrorCode(SharedMemory::FromReceived(own.value().raw(), 4096, false), "INVALID_HANDLE",
+                     "FromReceived refuses a section memport already owns");
+      Check(own.value().Map().ok(), "the memport-owned section still works afterwards");
+    }
+    if (!kept.empty()) {
+      CheckErrorCode(SharedMemory::FromReceived(kept[1].raw(), 8192, false), "INVALID_HANDLE",
+                     "FromReceived refuses a received section already adopted (same value twice)");
+    }
+
+    // Sections memport does not own, of the wrong kind or mode.
+    HANDLE section = ::CreateFileMappingW(INVALID_HANDLE_VALUE, nullptr, PAGE_READWRITE | SEC_COMMIT, 0, 4096, nullptr);
+    CheckErrorCode(SharedMemory::FromReceived(win::AsRaw(section), 8192, false), "INVALID_HANDLE",
+                   "FromReceived refuses a section smaller than declared");
+    CheckErrorCode(SharedMemory::FromReceived(win::AsRaw(section), 4096, true), "ACCESS_DENIED",
+                   "FromReceived refuses a writable handle declared read-only");
+    HANDLE read_only = nullptr;
+    ::DuplicateHandle(::GetCurrentProcess(), section, ::GetCurrentProcess(), &read_only,
+                      win::kReadOnlySectionAccess, FALSE, 0);
+    CheckErrorCode(SharedMemory::FromReceived(win::AsRaw(read_only), 4096, false), "ACCESS_DENIED",
+                   "FromReceived refuses a read-only handle declared writable");
+    Check(StillOpen(section) && StillOpen(read_only), "refused section handles were not closed");
+    // The fallback used where the Nt queries are missing.
+    Check(win::VerifySectionByTrialMapping(section, 4096, false).ok(), "trial-mapping fallback accepts a good section");
+    Check(win::VerifySectionByTrialMapping(read_only, 4096, true).ok(),
+          "trial-mapping fallback accepts a good read-only section");
+    Status small = win::VerifySectionByTrialMapping(section, 1 << 20, false);
+    Check(!small.ok() && small.error().code == "INVALID_HANDLE", "trial-mapping fallback refuses a too-small section",
+          small.ok() ? "accepted" : Describe(small.error()));
+    Status mode = win::VerifySectionByTrialMapping(section, 4096, true);
+    Check(!mode.ok() && mode.error().code == "ACCESS_DENIED",
+          "trial-mapping fallback refuses a writable handle declared read-only",
+          mode.ok() ? "accepted" : Describe(mode.error()));
+    Status mode2 = win::VerifySectionByTrialMapping(read_only, 4096, false);
+    Check(!mode2.ok() && mode2.error().code == "ACCESS_DENIED",
+          "trial-mapping fallback refuses a read-only handle declared writable",
+          mode2.ok() ? "accepted" : Describe(mode2.error()));
+    HANDLE trial_event = ::CreateEventW(nullptr, TRUE, FALSE, nullptr);
+    Status not_section = win::VerifySectionByTrialMapping(trial_event, 4096, true);
+    Check(!not_section.ok() && not_section.error().code == "INVALID_HANDLE",
+          "trial-mapping fallback refuses an Event", not_section.ok() ? "accepted" : Describe(not_section.error()));
+    ::CloseHandle(trial_event);
+
+    // A good, unowned read-only section is adopted (and closed with its SharedMemory).
+    Result<SharedMemory> adopted = SharedMemory::FromReceived(win::AsRaw(read_only), 4096, true);
+    Check(adopted.ok(), "FromReceived adopts a correct read-only section",
+          adopted.ok() ? "" : Describe(adopted.error()));
+    if (adopted.ok()) adopted.value().Close();
+    Check(!StillOpen(read_only), "closing the adopted SharedMemory closed the handle");
+    ::CloseHandle(section);
+
+    HANDLE reserve = ::CreateFileMappingW(INVALID_HANDLE_VALUE, nullptr, PAGE_READWRITE | SEC_RESERVE, 0, 4096, nullptr);
+    CheckErrorCode(SharedMemory::FromReceived(win::AsRaw(reserve), 4096, false), "INVALID_HANDLE",
+                   "FromReceived refuses a SEC_RESERVE section");
+    Check(StillOpen(reserve), "the SEC_RESERVE section was not closed");
+    ::CloseHandle(reserve);
+
+    wchar_t exe[MAX_PATH];
+    ::GetModuleFileNameW(nullptr, exe, MAX_PATH);
+    HANDLE file = ::CreateFileW(exe, GENERIC_READ, FILE_SHARE_READ, nullptr, OPEN_EXISTING, 0, nullptr);
+    HANDLE file_section = ::CreateFileMappingW(file, nullptr, PAGE_READONLY, 0, 0, nullptr);
+    CheckErrorCode(SharedMemory::FromReceived(win::AsRaw(file_section), 4096, true), "INVALID_HANDLE",
+                   "FromReceived refuses a file-backed section");
+    HANDLE image_section = ::CreateFileMappingW(file, nullptr, PAGE_READONLY | SEC_IMAGE, 0, 0, nullptr);
+    CheckErrorCode(SharedMemory::FromReceived(win::AsRaw(image_section), 4096, true), "INVALID_HANDLE",
+                   "FromReceived refuses an image section");
+    Check(StillOpen(file_section) && StillOpen(image_section) && StillOpen(file),
+          "refused file and image sections were not closed");
+    ::CloseHandle(image_section);
+    ::CloseHandle(file_section);
+    ::CloseHandle(file);
+  }
+
+  // Writes raw bytes as one message on a fresh raw client connection.
+  void RawSend(const std::vector<uint8_t>& bytes, const std::string& label) {
+    HANDLE h = RawConnect(main_name);
+    if (!Check(h != INVALID_HANDLE_VALUE, "raw client connected for " + label)) return;
+    DWORD written = 0;
+    ::WriteFile(h, bytes.data(), static_cast<DWORD>(bytes.size()), &written, nullptr);
+    // Wait for the listener to drop us (the read fails once it closes).
+    uint8_t buffer[256];
+    DWORD read = 0;
+    while (::ReadFile(h, buffer, sizeof buffer, &read, nullptr) || ::GetLastError() == ERROR_MORE_DATA) {
+    }
+    ::CloseHandle(h);
+  }
+
+  int Run() {
+    PreConnectChecks();
+    Result<std::unique_ptr<Connection>> connected = ConnectAndWait(main_name, 10000, parent_pid);
+    if (!connected.ok()) {
+      std::fprintf(stderr, "child: connect failed: %s\n", Describe(connected.error()).c_str());
+      return 100;
+    }
+    Check(connected.value()->peer().pid == parent_pid, "client sees the listener's real PID",
+          std::to_string(connected.value()->peer().pid) + " vs " + std::to_string(parent_pid));
+    link = std::make_unique<Link>(connected.take());
+    Reply("hello");
+
+    for (;;) {
+      InboundMessage message;
+      if (!link->NextFrame(&message, 120000)) {
+        std::fprintf(stderr, "child: no command (closed=%d)\n", link->recorder->closed ? 1 : 0);
+        return 101;
+      }
+      const std::string text = TextOf(message);
+      std::istringstream in(text);
+      std::string command;
+      in >> command;
+
+      if (command == "regions") {
+        OnRegions(message);
+        Reply("regions-done");
+      } else if (command == "bogus") {
+        BogusValues();
+        Reply("bogus-done");
+      } else if (command == "dup-value") {
+        // A handle value the parent put into our table with DuplicateIntoProcess.
+        unsigned long long value = 0;
+        unsigned long long size = 0;
+        in >> value >> size;
+        Result<SharedMemory> region = SharedMemory::FromReceived(
+            static_cast<RawHandle>(static_cast<int32_t>(static_cast<uint32_t>(value))), size, true);
+        if (Check(region.ok(), "a value from DuplicateIntoProcess is adopted read-only by FromReceived",
+                  region.ok() ? "" : Describe(region.error()))) {
+          Result<std::shared_ptr<Mapping>> map = region.value().Map();
+          Check(map.ok() && HasPattern(map.value()->data(), static_cast<size_t>(size), 11),
+                "the receiver reads the bytes through it");
+          Result<std::vector<SharedMemory::EscalationAttempt>> attempts = region.value().TryWriteEscalation();
+          bool refused = attempts.ok();
+          if (attempts.ok()) {
+            for (const auto& a : attempts.value()) {
+              if (a.path == "map-view-write" || a.path == "duplicate-write") refused = refused && !a.succeeded;
+            }
+          }
+          Check(refused, "and cannot write through it or re-duplicate it for write");
+        }
+        Reply("dup-done");
+      } else if (command == "probe") {
+        Reply("probe " + std::to_string(Probe()));
+      } else if (command == "open-silent") {
+        silent = RawConnect(main_name);
+        Reply("silent-open " + std::to_string(Probe()));
+      } else if (command == "close-silent") {
+        ::CloseHandle(silent);
+        silent = INVALID_HANDLE_VALUE;
+        Reply("silent-closed");
+      } else if (command == "garbage") {
+        std::vector<uint8_t> garbage(100);
+        for (size_t i = 0; i < garbage.size(); ++i) garbage[i] = static_cast<uint8_t>(i * 31 + 5);
+        RawSend(garbage, "garbage");
+        Reply("garbage-sent");
+      } else if (command == "oversize") {
+        // A well-formed header cannot describe this much; the message is just too long.
+        RawSend(std::vector<uint8_t>(kMaxFrameSize + 4096, 0x41), "an oversized message");
+        Reply("oversize-sent");
+      } else if (command == "bogus-frame") {
+        unsigned long long value = 0;
+        in >> value;
+        Frame frame = TextFrame("take this");
+        RegionDescriptor descriptor;
+        descriptor.size = 4096;
+        descriptor.flags = kRegionReadOnly;
+        descriptor.handle = static_cast<uint32_t>(value);
+        frame.regions.push_back(descriptor);
+        Result<std::vector<uint8_t>> bytes = EncodeFrame(frame);
+        if (bytes.ok()) RawSend(bytes.value(), "a frame naming a bogus handle");
+        Reply("bogus-frame-sent");
+      } else if (command == "new-client") {
+        Result<std::unique_ptr<Connection>> again = ConnectAndWait(main_name, 10000, parent_pid);
+        if (Check(again.ok(), "a new client connects after the bad ones",
+                  again.ok() ? "" : Describe(again.error()))) {
+          Link second(again.take());
+          second.SendAndWait("hello-again");
+          InboundMessage answer;
+          Check(second.NextFrame(&answer) && TextOf(answer) == "welcome-again", "the new client gets an answer");
+          second.connection->Close();
+        }
+        Reply("new-client-done");
+      } else if (command == "many") {
+        ManyClients(64);
+        Reply("many-done");
+      } else if (command == "xfer") {
+        // One transfer: adopt the parent's region, check its first byte, and
+        // answer with a region of our own carrying the same byte.
+        unsigned value = 0;
+        in >> value;
+        bool ok = message.regions.size() == 1;
+        if (ok) {
+          Result<std::shared_ptr<Mapping>> map = message.regions[0].Map();
+          ok = map.ok() && map.value()->data()[0] == static_cast<uint8_t>(value);
+        }
+        message.regions.clear();
+        Result<SharedMemory> mine = SharedMemory::Create(4096);
+        if (mine.ok()) {
+          Result<std::shared_ptr<Mapping>> map = mine.value().Map();
+          if (map.ok()) map.value()->data()[0] = static_cast<uint8_t>(value);
+        }
+        const SharedMemory* regions[] = {mine.ok() ? &mine.value() : nullptr};
+        WriteResult result;
+        link->WaitWrite(link->Send(std::string(ok ? "xfer-ok " : "xfer-bad ") + std::to_string(value),
+                                   {regions[0]}),
+                        &result);
+      } else if (command == "bye") {
+        kept_maps.clear();
+        kept.clear();
+        Reply("bye");
+        link->connection->Close();
+        return g_failed;
+      } else {
+        Reply("unknown " + command);
+      }
+    }
+  }
+
+  void ManyClients(int count) {
+    std::vector<std::unique_ptr<Link>> links(count);
+    int connected = 0;
+    int failed = 0;
+    for (int i = 0; i < count; ++i) {
+      Connect(main_name, 30000, parent_pid, g_js, [&, i](Result<std::unique_ptr<Connection>> r) {
+        if (r.ok()) {
+          links[i] = std::make_unique<Link>(r.take());
+          links[i]->Send("ping " + std::to_string(i));
+          ++connected;
+        } else {
+          ++failed;
+          Info("client " + std::to_string(i) + " failed: " + Describe(r.error()));
+        }
+      });
+    }
+    PumpUntil([&] { return connected + failed == count; }, 60000);
+    Check(connected == count, std::to_string(count) + " clients connected at once",
+          std::to_string(connected) + " connected, " + std::to_string(failed) + " failed");
+    int answered = 0;
+    PumpUntil(
+        [&] {
+          answered = 0;
+          for (int i = 0; i < count; ++i) {
+            if (!links[i]) continue;
+            for (const InboundMessage& m : links[i]->recorder->frames) {
+              if (TextOf(m) == "pong " + std::to_string(i)) ++answered;
+            }
+          }
+          return answered == count;
+        },
+        60000);
+    int still_open = 0;
+    for (auto& l : links) still_open += (l && !l->recorder->closed) ? 1 : 0;
+    Check(answered == count, "all " + std::to_string(count) + " clients got their own answer",
+          std::to_string(answered) + " answered");
+    Check(still_open == count, "all " + std::to_string(count) + " connections were open at the same time",
+          std::to_string(still_open));
+    for (auto& l : links) {
+      if (l) l->connection->Close();
+    }
+    g_js->PumpFor(50);
+  }
+};
+
+int RunVictim(const std::string& main_name, int64_t parent_pid) {
+  Result<std::unique_ptr<Connection>> connected = ConnectAndWait(main_name, 10000, parent_pid);
+  if (!connected.ok()) return 100;
+  Link link(connected.take());
+  link.SendAndWait("victim-ready");
+  ::Sleep(INFINITE);
+  return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Parent
+
+struct ChildProcess {
+  OsHandle process;
+  DWORD pid = 0;
+};
+
+ChildProcess Spawn(const std::string& args) {
+  wchar_t exe[MAX_PATH];
+  ::GetModuleFileNameW(nullptr, exe, MAX_PATH);
+  std::wstring command = L"\"" + std::wstring(exe) + L"\" " + Wide(args);
+  STARTUPINFOW startup{};
+  startup.cb = sizeof startup;
+  PROCESS_INFORMATION info{};
+  ChildProcess child;
+  if (!::CreateProcessW(exe, &command[0], /*lpProcessAttributes=*/nullptr, /*lpThreadAttributes=*/nullptr,
+                        /*bInheritHandles=*/FALSE, /*dwCreationFlags=*/0, /*lpEnvironment=*/nullptr,
+                        /*lpCurrentDirectory=*/nullptr, &startup, &info)) {
+    return child;
+  }
+  ::CloseHandle(info.hThread);
+  child.process.reset(win::AsRaw(info.hProcess));
+  child.pid = info.dwProcessId;
+  return child;
+}
+
+// Prints the child's check lines that came with a reply and counts them.
+std::string Absorb(const InboundMessage& message) {
+  const std::string text = TextOf(message);
+  std::istringstream lines(text);
+  std::string head;
+  std::getline(lines, head);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.compare(0, 5, "PASS ") == 0) {
+      ++g_passed;
+      Line("PASS [child] " + line.substr(5));
+    } else if (line.compare(0, 5, "FAIL ") == 0) {
+      ++g_failed;
+      Line("FAIL [child] " + line.substr(5));
+    } else {
+      Line(line.substr(0, 5) + "[child] " + line.substr(line.size() >= 5 ? 5 : 0));
+    }
+  }
+  return head;
+}
+
+// Waits for the next frame on `link`, absorbs the child's lines, returns the head.
+std::string Expect(Link& link, const std::string& want_prefix, InboundMessage* keep = nullptr, int timeout = kWait) {
+  InboundMessage message;
+  if (!link.NextFrame(&message, timeout)) {
+    Check(false, "reply '" + want_prefix + "' from the child",
+          link.recorder->closed ? "connection closed: " + Describe(link.recorder->close_error) : "timed out");
+    return "";
+  }
+  std::string head = Absorb(message);
+  if (head.compare(0, want_prefix.size(), want_prefix) != 0) {
+    Check(false, "reply '" + want_prefix + "' from the child", "got '" + head + "'");
+  }
+  if (keep != nullptr) *keep = std::move(message);
+  return head;
+}
+
+// Waits for the listener to hand over the next connection, and starts it.
+std::unique_ptr<Link> Accept(ListenRecorder& listener, int timeout = kWait) {
+  if (!PumpUntil([&] { return !listener.connections.empty(); }, timeout)) return nullptr;
+  auto link = std::make_unique<Link>(std::move(listener.connections.front()));
+  listener.connections.pop_front();
+  return link;
+}
+
+std::string SddlOwnedBySystem() { return "O:SYG:SYD:P(A;;GA;;;WD)"; }
+
+int RunParent() {
+  const std::string tag = "wt-" + std::to_string(::GetCurrentProcessId());
+  const std::string main_name = tag + "-main";
+  const std::string aux_name = tag + "-aux";
+  const std::string busy_name = tag + "-busy";
+  const std::string squat_name = tag + "-squat";
+  const std::string missing_name = tag + "-missing";
+  const int64_t my_pid = ::GetCurrentProcessId();
+
+  // Names and addresses.
+  Result<std::string> address = ChannelAddress(main_name);
+  Check(address.ok() && address.value().rfind("\\\\.\\pipe\\memport-S-1-", 0) == 0 &&
+            address.value().size() > main_name.size() &&
+            address.value().compare(address.value().size() - main_name.size(), main_name.size(), main_name) == 0,
+        "ChannelAddress is \\\\.\\pipe\\memport-<user SID>-<name>", address.ok() ? address.value() : "");
+  if (address.ok()) Info("address: " + address.value());
+  CheckErrorCode(ChannelAddress("bad/name"), "INVALID_ARGUMENT", "ChannelAddress validates the name");
+
+  auto listen_recorder = std::make_shared<ListenRecorder>();
+  Result<std::unique_ptr<Listener>> listener = Listen(main_name, g_js, listen_recorder);
+  if (!Check(listener.ok(), "Listen", listener.ok() ? "" : Describe(listener.error()))) return 1;
+  Check(listener.value()->address() == address.value(), "listener address() is the channel address");
+  Result<std::unique_ptr<Listener>> twice = Listen(main_name, g_js, std::make_shared<ListenRecorder>());
+  CheckErrorCode(twice, "ALREADY_EXISTS", "a second Listen on the same name gives ALREADY_EXISTS");
+  if (!twice.ok()) Check(twice.error().message.find("in use") != std::string::npos, "and says the name is in use",
+                         twice.error().message);
+
+  // The pipe really has our protected DACL: query it like anyone could.
+  {
+    HANDLE probe_client = RawConnect(main_name);
+    if (probe_client != INVALID_HANDLE_VALUE) {
+      PSECURITY_DESCRIPTOR sd = nullptr;
+      PACL dacl = nullptr;
+      PSID owner = nullptr;
+      DWORD err = ::GetSecurityInfo(probe_client, SE_KERNEL_OBJECT,
+                                    OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, &owner, nullptr, &dacl,
+                                    nullptr, &sd);
+      wchar_t* sddl = nullptr;
+      if (err == ERROR_SUCCESS &&
+          ::ConvertSecurityDescriptorToStringSecurityDescriptorW(
+              sd, SDDL_REVISION_1, OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, &sddl, nullptr)) {
+        const std::string text = win::WideToUtf8(sddl);
+        Info("pipe security descriptor: " + text);
+        Result<std::vector<uint8_t>> user = win::CurrentUserSid();
+        Result<std::wstring> user_text = win::SidToString(user.value().data());
+        const std::string user_sid = win::WideToUtf8(user_text.value());
+        const bool two_aces = dacl != nullptr && dacl->AceCount == 2;
+        Check(text.find("D:P") != std::string::npos && two_aces && text.find(user_sid) != std::string::npos &&
+                  (text.find(";;;SY)") != std::string::npos || text.find("S-1-5-18") != std::string::npos) &&
+                  text.find(";;;WD)") == std::string::npos && text.find(";;;AN)") == std::string::npos,
+              "pipe DACL is protected and grants only the user and SYSTEM", text);
+        Check(owner != nullptr && ::EqualSid(owner, user.value().data()), "pipe owner is the user SID");
+        ::LocalFree(sddl);
+      } else {
+        Check(false, "reading the pipe's security descriptor", "error " + std::to_string(err));
+      }
+      if (sd != nullptr) ::LocalFree(sd);
+      ::CloseHandle(probe_client);
+      // The listener saw that client; drop it.
+      std::unique_ptr<Link> dropped = Accept(*listen_recorder);
+      if (dropped) dropped->connection->Close();
+    }
+  }
+
+  auto aux_recorder = std::make_shared<ListenRecorder>();
+  Result<std::unique_ptr<Listener>> aux = Listen(aux_name, g_js, aux_recorder);
+  Check(aux.ok(), "Listen (aux)");
+
+  // A pipe with no free instance: one instance, taken by a raw client.
+  Result<std::string> busy_address = ChannelAddress(busy_name);
+  HANDLE busy_server = ::CreateNamedPipeW(Wide(busy_address.value()).c_str(), PIPE_ACCESS_DUPLEX,
+                                          PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE | PIPE_WAIT, 1, 4096, 4096, 0,
+                                          nullptr);
+  HANDLE busy_client = ::CreateFileW(Wide(busy_address.value()).c_str(), GENERIC_READ | GENERIC_WRITE, 0, nullptr,
+                                     OPEN_EXISTING, 0, nullptr);
+  Check(busy_server != INVALID_HANDLE_VALUE && busy_client != INVALID_HANDLE_VALUE, "busy pipe set up");
+
+  // A squatter: a pipe whose owner is another principal (SYSTEM). Real
+  // Windows lets only privileged callers set such an owner.
+  std::string squat_arg = "-";
+  HANDLE squat_server = INVALID_HANDLE_VALUE;
+  {
+    PSECURITY_DESCRIPTOR sd = nullptr;
+    if (::ConvertStringSecurityDescriptorToSecurityDescriptorW(Wide(SddlOwnedBySystem()).c_str(), SDDL_REVISION_1,
+                                                               &sd, nullptr)) {
+      SECURITY_ATTRIBUTES sa{sizeof sa, sd, FALSE};
+      squat_server = ::CreateNamedPipeW(Wide(ChannelAddress(squat_name).value()).c_str(),
+                                        PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED,
+                                        PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE | PIPE_WAIT,
+                                        PIPE_UNLIMITED_INSTANCES, 4096, 4096, 0, &sa);
+      ::LocalFree(sd);
+    }
+    if (squat_server != INVALID_HANDLE_VALUE) {
+      squat_arg = squat_name;
+    } else {
+      Line("SKIP squatter test: this system would not let us create a pipe owned by SYSTEM (error " +
+           std::to_string(::GetLastError()) + ")");
+    }
+  }
+
+  // The peer.
+  ChildProcess child = Spawn("peer " + main_name + " " + aux_name + " " + busy_name + " " + squat_arg + " " +
+                             missing_name + " " + std::to_string(my_pid));
+  if (!Check(child.process.valid(), "spawned the peer process")) return 1;
+  Info("peer pid " + std::to_string(child.pid));
+
+  std::unique_ptr<Link> peer = Accept(*listen_recorder, 60000);
+  if (!Check(peer != nullptr, "listener accepted the peer")) return 1;
+  Check(peer->connection->peer().pid == static_cast<int64_t>(child.pid),
+        "listener sees the client's real PID (== the child's PID)",
+        std::to_string(peer->connection->peer().pid) + " vs " + std::to_string(child.pid));
+  Check(peer->connection->peer().uid == -1 && peer->connection->peer().gid == -1, "uid/gid are -1 on Windows");
+  Expect(*peer, "hello");
+  // The aux connection from the wrong-pid check: the client hung up at once.
+  for (auto& c : aux_recorder->connections) c->Close();
+  aux_recorder->connections.clear();
+  if (busy_client != INVALID_HANDLE_VALUE) ::CloseHandle(busy_client);
+  if (busy_server != INVALID_HANDLE_VALUE) ::CloseHandle(busy_server);
+  if (squat_server != INVALID_HANDLE_VALUE) ::CloseHandle(squat_server);
+
+  // --- Two regions, one read-only and one writable, plus data.
+  Result<SharedMemory> ro_source = SharedMemory::Create(4096);
+  Result<SharedMemory> rw = SharedMemory::Create(8192);
+  if (!ro_source.ok() || !rw.ok()) return 1;
+  Result<std::shared_ptr<Mapping>> ro_map = ro_source.value().Map();
+  Result<std::shared_ptr<Mapping>> rw_map = rw.value().Map();
+  Fill(ro_map.value()->data(), 4096, 11);
+  Fill(rw_map.value()->data(), 8192, 22);
+  Result<SharedMemory> ro = ro_source.value().DuplicateReadOnly();
+  if (!Check(ro.ok(), "DuplicateReadOnly")) return 1;
+  Check(peer->SendAndWait("regions", {&ro.value(), &rw.value()}), "MESSAGE with 2 regions written (OnWriteDone ok)");
+  Expect(*peer, "regions-done");
+  Check(HasPattern(rw_map.value()->data(), 8192, 33), "writes through the writable region are seen by the sender");
+  Check(HasPattern(ro_map.value()->data(), 4096, 11), "the receiver's copy-on-write write did not reach the sender");
+
+  // --- Bogus values in the receiver.
+  peer->SendAndWait("bogus");
+  Expect(*peer, "bogus-done");
+  // The connection still works (the receiver's pipe handle was not closed).
+  peer->SendAndWait("probe");
+  Check(!Expect(*peer, "probe").empty(), "the receiver's connection still works after the bogus values");
+
+  // --- DuplicateIntoProcess.
+  Result<uint32_t> value = ro.value().DuplicateIntoProcess(child.pid, /*read_only=*/true);
+  if (Check(value.ok(), "DuplicateIntoProcess (read-only) into the peer", value.ok() ? "" : Describe(value.error()))) {
+    peer->SendAndWait("dup-value " + std::to_string(value.value()) + " 4096");
+    Expect(*peer, "dup-done");
+  }
+  CheckErrorCode(ro_source.value().DuplicateIntoProcess(child.pid, /*read_only=*/false), "ACCESS_DENIED",
+                 "DuplicateIntoProcess refuses writable once a read-only twin exists");
+  CheckErrorCode(ro.value().DuplicateIntoProcess(child.pid, /*read_only=*/false), "ACCESS_DENIED",
+                 "DuplicateIntoProcess refuses writable from a read-only handle");
+  CheckErrorCode(rw.value().DuplicateIntoProcess(0, true), "INVALID_ARGUMENT", "DuplicateIntoProcess refuses pid 0");
+
+  // --- A failed Write revokes what it already duplicated into the peer.
+  {
+    peer->SendAndWait("probe");
+    const std::string before = Expect(*peer, "probe");
+    Error error;
+    Frame big = TextFrame(std::string(kMaxDataLength + 1, 'x'));
+    Status too_big = peer->connection->Write(900, big, {&rw.value(), &ro.value()});
+    Check(!too_big.ok() && too_big.error().code == "INVALID_ARGUMENT",
+          "Write with over-long data fails at once (after duplicating 2 handles)",
+          too_big.ok() ? "succeeded" : Describe(too_big.error()));
+    // The second region cannot go writable (it has a read-only twin): fails after the first was duplicated.
+    Status denied = peer->connection->Write(901, TextFrame("x"), {&rw.value(), &ro_source.value()});
+    Check(!denied.ok() && denied.error().code == "ACCESS_DENIED",
+          "Write of a writable region with a read-only twin fails at once (after duplicating 1 handle)",
+          denied.ok() ? "succeeded" : Describe(denied.error()));
+    peer->SendAndWait("probe");
+    const std::string after = Expect(*peer, "probe");
+    Check(!before.empty() && before == after, "handles duplicated before a failed Write were revoked in the peer",
+          before + " -> " + after);
+  }
+
+  // --- Close while a write is pending (the silent client never reads).
+  {
+    peer->SendAndWait("open-silent");
+    const std::string opened = Expect(*peer, "silent-open");
+    std::unique_ptr<Link> silent = Accept(*listen_recorder);
+    if (Check(silent != nullptr, "listener accepted a raw client that never reads")) {
+      Check(silent->connection->peer().pid == static_cast<int64_t>(child.pid), "raw client's PID is the child's");
+      // Fill the pipe until a write stays pending.
+      std::vector<uint64_t> ids;
+      uint64_t stuck = 0;
+      for (int i = 0; i < 64 && stuck == 0; ++i) {
+        const uint64_t id = silent->Send(std::string(kMaxDataLength, 'f'));
+        ids.push_back(id);
+        if (!silent->WaitWrite(id, nullptr, 300)) stuck = id;
+      }
+      if (Check(stuck != 0, "a write to a peer that does not read stays pending")) {
+        const uint64_t with_region = silent->Send("region", {&ro.value()});
+        Check(with_region != 0, "a second write with a region is queued behind it");
+        silent->connection->Close();
+        // Close posted everything already; pump what is queued.
+        g_js->PumpFor(200);
+        WriteResult first = silent->recorder->writes[stuck];
+        WriteResult second = silent->recorder->writes[with_region];
+        Check(silent->recorder->writes.count(stuck) && !first.ok && first.error.code == "CLOSED",
+              "Close completes the pending write with CLOSED", Describe(first.error));
+        Check(silent->recorder->writes.count(with_region) && !second.ok && second.error.code == "CLOSED",
+              "Close completes the queued write with CLOSED", Describe(second.error));
+        Check(silent->recorder->closed && silent->recorder->close_error.code == "CLOSED" &&
+                  silent->recorder->closed_calls == 1,
+              "OnClosed(CLOSED) once after Close");
+        Status late = silent->connection->Write(999, TextFrame("late"), {});
+        Check(!late.ok() && late.error().code == "CLOSED", "Write after Close gives CLOSED");
+        silent->connection->Close();  // idempotent
+        g_js->PumpFor(100);
+        Check(silent->recorder->closed_calls == 1, "Close is idempotent (no second OnClosed)");
+      }
+      // Give the I/O thread time to see the cancelled completions and revoke.
+      ::Sleep(300);
+      peer->SendAndWait("probe");
+      const std::string after = Expect(*peer, "probe");
+      Check(opened.substr(std::strlen("silent-open ")) == after.substr(std::strlen("probe ")),
+            "the handle in the write cancelled by Close was revoked in the peer",
+            opened + " -> " + after);
+    }
+    peer->SendAndWait("close-silent");
+    Expect(*peer, "silent-closed");
+  }
+
+  // --- Misbehaving clients: the listener drops them and carries on.
+  {
+    peer->SendAndWait("garbage");
+    std::unique_ptr<Link> bad = Accept(*listen_recorder);
+    if (Check(bad != nullptr, "listener accepted the garbage sender")) {
+      Check(bad->WaitClosed() && bad->recorder->close_error.code == "PROTOCOL",
+            "garbage bytes close that connection with PROTOCOL", Describe(bad->recorder->close_error));
+      Check(bad->recorder->frames.empty(), "and deliver no frame");
+    }
+    Expect(*peer, "garbage-sent");
+
+    peer->SendAndWait("oversize");
+    std::unique_ptr<Link> big = Accept(*listen_recorder);
+    if (Check(big != nullptr, "listener accepted the oversized sender")) {
+      Check(big->WaitClosed() && big->recorder->close_error.code == "PROTOCOL",
+            "a message over the frame cap closes that connection with PROTOCOL", Describe(big->recorder->close_error));
+    }
+    Expect(*peer, "oversize-sent");
+
+    HANDLE event = ::CreateEventW(nullptr, TRUE, FALSE, nullptr);
+    peer->SendAndWait("bogus-frame " + std::to_string(reinterpret_cast<uintptr_t>(event)));
+    std::unique_ptr<Link> liar = Accept(*listen_recorder);
+    if (Check(liar != nullptr, "listener accepted the bogus-handle sender")) {
+      Check(liar->WaitClosed() && liar->recorder->close_error.code == "INVALID_HANDLE",
+            "a frame naming our Event handle closes that connection with INVALID_HANDLE",
+            Describe(liar->recorder->close_error));
+    }
+    Expect(*peer, "bogus-frame-sent");
+    Check(::SetEvent(event) && ::WaitForSingleObject(event, 0) == WAIT_OBJECT_0,
+          "the Event named by the bogus frame still works");
+    ::CloseHandle(event);
+
+    peer->SendAndWait("new-client");
+    std::unique_ptr<Link> fresh = Accept(*listen_recorder);
+    if (Check(fresh != nullptr, "listener keeps serving: a new client after the bad ones")) {
+      InboundMessage hello;
+      Check(fresh->NextFrame(&hello) && TextOf(hello) == "hello-again", "the new client's frame arrives");
+      fresh->SendAndWait("welcome-again");
+      fresh->WaitClosed();
+    }
+    Expect(*peer, "new-client-done");
+  }
+
+  // --- 64 clients at once.
+  {
+    peer->SendAndWait("many");
+    std::vector<std::unique_ptr<Link>> links;
+    size_t peak = 0;
+    bool done = false;
+    InboundMessage reply;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (!done && std::chrono::steady_clock::now() < deadline) {
+      g_js->PumpUntil([&] { return !listen_recorder->connections.empty() || !peer->recorder->frames.empty(); }, 200);
+      while (!listen_recorder->connections.empty()) {
+        links.push_back(std::make_unique<Link>(std::move(listen_recorder->connections.front())));
+        listen_recorder->connections.pop_front();
+      }
+      size_t open = 0;
+      for (auto& l : links) {
+        while (!l->recorder->frames.empty()) {
+          const std::string text = TextOf(l->recorder->frames.front());
+          l->recorder->frames.pop_front();
+          if (text.rfind("ping ", 0) == 0) l->Send("pong " + text.substr(5));
+        }
+        open += l->recorder->closed ? 0 : 1;
+      }
+      peak = std::max(peak, open);
+      if (!peer->recorder->frames.empty()) {
+        reply = std::move(peer->recorder->frames.front());
+        peer->recorder->frames.pop_front();
+        done = true;
+      }
+    }
+    if (Check(done, "the 64-client round finished")) Absorb(reply);
+    Check(peak >= 64, "the listener served 64 connections open at the same time", "peak " + std::to_string(peak));
+    for (auto& l : links) l->connection->Close();
+    g_js->PumpFor(100);
+  }
+
+  // --- 1000 transfers, regions both ways; handle counts back to baseline.
+  {
+    Result<SharedMemory> shared = SharedMemory::Create(4096);
+    Result<SharedMemory> shared_ro = shared.value().DuplicateReadOnly();
+    auto round = [&](unsigned i) {
+      // Even rounds: a fresh writable region; odd: the long-lived read-only twin.
+      Result<SharedMemory> fresh = SharedMemory::Create(4096);
+      if (!fresh.ok()) return false;
+      const SharedMemory* region = &fresh.value();
+      {
+        Result<std::shared_ptr<Mapping>> map = (i % 2 == 0 ? fresh.value() : shared.value()).Map();
+        if (!map.ok()) return false;
+        map.value()->data()[0] = static_cast<uint8_t>(i);
+      }
+      if (i % 2 == 1) region = &shared_ro.value();
+      if (!peer->SendAndWait("xfer " + std::to_string(i), {region})) return false;
+      InboundMessage answer;
+      if (!peer->NextFrame(&answer)) return false;
+      if (TextOf(answer) != "xfer-ok " + std::to_string(i) || answer.regions.size() != 1) return false;
+      Result<std::shared_ptr<Mapping>> map = answer.regions[0].Map();
+      return map.ok() && map.value()->data()[0] == static_cast<uint8_t>(i);
+    };
+    bool ok = true;
+    for (unsigned i = 0; i < 10 && ok; ++i) ok = round(i);  // warm-up
+    g_js->PumpFor(50);
+    const int64_t parent_before = Probe();
+    peer->SendAndWait("probe");
+    const std::string child_before = Expect(*peer, "probe");
+    unsigned done = 0;
+    const auto start = std::chrono::steady_clock::now();
+    for (unsigned i = 0; i < 1000 && ok; ++i, ++done) ok = round(i);
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+    Check(ok && done == 1000, "1000 round trips, each with a region both ways", std::to_string(done) + " done");
+    Info("1000 round trips took " + std::to_string(ms) + " ms");
+    g_js->PumpFor(50);
+    const int64_t parent_after = Probe();
+    peer->SendAndWait("probe");
+    const std::string child_after = Expect(*peer, "probe");
+    Check(parent_before > 0 && parent_after == parent_before, "parent handle count back to baseline after 1000 transfers",
+          std::to_string(parent_before) + " -> " + std::to_string(parent_after));
+    Check(!child_before.empty() && child_before == child_after,
+          "child handle count back to baseline after 1000 transfers", child_before + " -> " + child_after);
+    Result<HandleCensus> census = CountOpenHandles();
+    if (census.ok() && !census.value().exact) Info("handle counts are Wine probes (lowest free handle slot)");
+  }
+
+  // --- Killing a peer mid-session.
+  {
+    ChildProcess victim = Spawn("victim " + main_name + " " + std::to_string(my_pid));
+    std::unique_ptr<Link> link = Accept(*listen_recorder, 60000);
+    if (Check(link != nullptr, "listener accepted the victim")) {
+      Check(link->connection->peer().pid == static_cast<int64_t>(victim.pid), "victim's PID is right");
+      InboundMessage ready;
+      Check(link->NextFrame(&ready) && TextOf(ready) == "victim-ready", "victim said it is ready");
+      ::TerminateProcess(win::Get(victim.process), 9);
+      Check(link->WaitClosed() && link->recorder->close_error.code == "PEER_CLOSED",
+            "killing the peer mid-session gives PEER_CLOSED", Describe(link->recorder->close_error));
+      Status late = link->connection->Write(1, TextFrame("anyone?"), {&ro.value()});
+      Check(!late.ok() && late.error().code == "PEER_CLOSED", "Write to the dead peer fails with PEER_CLOSED",
+            late.ok() ? "succeeded" : Describe(late.error()));
+    }
+    ::WaitForSingleObject(win::Get(victim.process), 10000);
+  }
+
+  // --- Goodbye: orderly EOF is PEER_CLOSED; the child's exit code is its failure count.
+  peer->SendAndWait("bye");
+  Expect(*peer, "bye");
+  Check(peer->WaitClosed() && peer->recorder->close_error.code == "PEER_CLOSED",
+        "the peer closing its end gives PEER_CLOSED", Describe(peer->recorder->close_error));
+  DWORD exit_code = 1234;
+  if (::WaitForSingleObject(win::Get(child.process), 30000) == WAIT_OBJECT_0) {
+    ::GetExitCodeProcess(win::Get(child.process), &exit_code);
+  }
+  Check(exit_code == 0, "the peer process exited cleanly", "exit code " + std::to_string(exit_code));
+
+  // --- Closing the listener frees the name at once.
+  listener.value()->Close();
+  Result<std::unique_ptr<Listener>> again = Listen(main_name, g_js, listen_recorder);
+  Check(again.ok(), "after Listener::Close the name can be listened on again",
+        again.ok() ? "" : Describe(again.error()));
+  if (again.ok()) again.value()->Close();
+  CheckErrorCode(ConnectAndWait(main_name, 500, 0), "NOT_FOUND", "after Close nobody listens on the name");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  g_js = std::make_shared<PumpedJsThread>();
+  const std::string role = argc > 1 ? argv[1] : "parent";
+  if (role == "peer" && argc >= 8) {
+    g_is_child = true;
+    PeerChild child;
+    child.main_name = argv[2];
+    child.aux_name = argv[3];
+    child.busy_name = argv[4];
+    child.squat_name = argv[5];
+    child.missing_name = argv[6];
+    child.parent_pid = std::atoll(argv[7]);
+    return child.Run();
+  }
+  if (role == "victim" && argc >= 4) {
+    g_is_child = true;
+    return RunVictim(argv[2], std::atoll(argv[3]));
+  }
+  RunParent();
+  std::printf("%d passed, %d failed\n", g_passed, g_failed);
+  std::fflush(stdout);
+  return g_failed == 0 ? 0 : 1;
+}
