@@ -577,8 +577,12 @@ class ListenerState : public IoTarget, public std::enable_shared_from_this<Liste
     // it; racy, so only an extra line of defence, the flag below being the
     // guarantee on Windows. WaitNamedPipeW only fails with
     // ERROR_FILE_NOT_FOUND when no instance of the name exists.
-    if (::WaitNamedPipeW(wide_address_.c_str(), /*nTimeOut=*/1) || ::GetLastError() != ERROR_FILE_NOT_FOUND) {
-      return NameInUse(ERROR_PIPE_BUSY);
+    const BOOL available = ::WaitNamedPipeW(wide_address_.c_str(), /*nTimeOut=*/1);
+    const DWORD err = available ? ERROR_SUCCESS : ::GetLastError();
+    if (err != ERROR_FILE_NOT_FOUND) {
+      Error error = NameInUse(err);
+      error.syscall = "WaitNamedPipeW";
+      return error;
     }
     std::lock_guard<std::mutex> lock(mutex_);
     Status first = AddInstanceLocked(/*first=*/true);

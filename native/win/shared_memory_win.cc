@@ -9,6 +9,14 @@
 // away the owner's implicit WRITE_DAC, without which a same-user process could
 // rewrite the DACL and then re-duplicate a read-only handle for write.
 // See "CreateFileMappingW", "DuplicateHandle" and "SID Strings" on Microsoft Learn.
+//
+// Received handles arrive as bare numbers that the sender put into our handle
+// table (named_pipe.cc). Such a number may name anything we hold, so
+// FromReceived proves what it is before owning it, never closes it when the
+// proof fails, and refuses numbers that memport already owns (the
+// owned-sections registry in os_win.cc). Handles leave this process with
+// exactly the rights of their mode and are revoked from the peer only when
+// they provably never reached it.
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
 #endif
@@ -110,12 +118,14 @@ namespace win {
 
 Status VerifySectionByTrialMapping(HANDLE handle, uint64_t size, bool read_only) {
   if (size > SIZE_MAX) return MakeError("UNSUPPORTED", "the region is larger than this process can map");
-  // Mapping `size` bytes with the declared access proves the value names a
-  // section of at least that size that grants that access; MapViewOfFile
-  // neither closes nor changes the handle, whatever it names. What this
-  // cannot see: whether the section is file-backed or reserve-only.
-  const DWORD access = read_only ? FILE_MAP_READ : (FILE_MAP_READ | FILE_MAP_WRITE);
-  void* view = ::MapViewOfFile(handle, access, /*dwFileOffsetHigh=*/0, /*dwFileOffsetLow=*/0, static_cast<SIZE_T>(size));
+  // Trial mappings prove what they can; MapViewOfFile neither closes nor
+  // changes the handle, whatever it names. What this cannot see: whether a
+  // data section is file-backed or reserve-only.
+  auto map = [handle](DWORD access, uint64_t bytes) {
+    return ::MapViewOfFile(handle, access, /*dwFileOffsetHigh=*/0, /*dwFileOffsetLow=*/0, static_cast<SIZE_T>(bytes));
+  };
+  // 1. A section we may read: the whole of it (length 0).
+  void* view = map(FILE_MAP_READ, 0);
   if (view == nullptr) {
     const DWORD err = ::GetLastError();
     Error error = OsError(err, "MapViewOfFile", "checking a received handle by mapping it");
@@ -127,12 +137,22 @@ Status VerifySectionByTrialMapping(HANDLE handle, uint64_t size, bool read_only)
   const bool data_section = ::VirtualQuery(view, &info, sizeof info) == sizeof info && info.Type == MEM_MAPPED;
   ::UnmapViewOfFile(view);
   if (!data_section) return MakeError("INVALID_HANDLE", "the received section is not a plain data section");
-  if (read_only) {
-    void* writable = ::MapViewOfFile(handle, FILE_MAP_WRITE, 0, 0, /*dwNumberOfBytesToMap=*/1);
-    if (writable != nullptr) {
-      ::UnmapViewOfFile(writable);
-      return MakeError("ACCESS_DENIED", "a region declared read-only arrived with write access");
-    }
+  // 2. At least the declared size (a view longer than the section fails;
+  //    Windows and Wine disagree on the error, so none is relied on).
+  view = map(FILE_MAP_READ, size);
+  if (view == nullptr) {
+    return MakeError("INVALID_HANDLE", "the received section is smaller than the declared " + std::to_string(size) +
+                                           " bytes");
+  }
+  ::UnmapViewOfFile(view);
+  // 3. Write access exactly as declared.
+  void* writable = map(FILE_MAP_WRITE, /*bytes=*/1);
+  if (writable != nullptr) ::UnmapViewOfFile(writable);
+  if (read_only && writable != nullptr) {
+    return MakeError("ACCESS_DENIED", "a region declared read-only arrived with write access");
+  }
+  if (!read_only && writable == nullptr) {
+    return MakeError("ACCESS_DENIED", "a region declared writable arrived without write access");
   }
   return Ok();
 }
@@ -221,10 +241,18 @@ Result<RawHandle> DuplicateSectionInto(const SharedMemory& memory, HANDLE proces
 }
 
 void RevokeFromProcess(HANDLE process, RawHandle remote) {
-  // With DUPLICATE_CLOSE_SOURCE the source handle is closed in the source
-  // process, even with no target ("DuplicateHandle", Remarks).
-  ::DuplicateHandle(process, AsHandle(remote), /*hTargetProcessHandle=*/nullptr, /*lpTargetHandle=*/nullptr,
-                    /*dwDesiredAccess=*/0, /*bInheritHandle=*/FALSE, DUPLICATE_CLOSE_SOURCE);
+  // DUPLICATE_CLOSE_SOURCE closes the source handle in the source process
+  // whatever else happens ("DuplicateHandle", dwOptions). Windows allows a
+  // NULL target process here, but Wine 8 then fails with ERROR_INVALID_HANDLE
+  // and closes nothing (tried here), so the copy comes to us and is closed at
+  // once. Under the owned-sections lock: a concurrent FromReceived must not
+  // adopt that short-lived copy of a section.
+  OwnedSections registry;
+  HANDLE copy = nullptr;
+  ::DuplicateHandle(process, AsHandle(remote), ::GetCurrentProcess(), &copy, /*dwDesiredAccess=*/0,
+                    /*bInheritHandle=*/FALSE, DUPLICATE_CLOSE_SOURCE | DUPLICATE_SAME_ACCESS);
+  // Closed directly: OsHandle would take the registry lock again.
+  if (copy != nullptr) ::CloseHandle(copy);
 }
 
 }  // namespace win

@@ -34,8 +34,9 @@ export WINEDEBUG=-all
 export WINEPREFIX="${WINEPREFIX:-$root/.cache/wineprefix}"
 status=0
 (cd "$out" && timeout 900 "$wine" "$exe" > "$log" 2> "$out/win-transport-test.stderr.txt") || status=$?
-cat "$log"
-last=$(tail -n 1 "$log")
+# The program writes CRLF line ends (Windows text mode).
+tr -d '\r' < "$log"
+last=$(tail -n 1 "$log" | tr -d '\r')
 case "$last" in
   *" passed, 0 failed") [ "$status" -eq 0 ] || { echo "exit status $status" >&2; exit "$status"; } ;;
   *) echo "win transport test failed (exit status $status); stderr in $out/win-transport-test.stderr.txt" >&2

@@ -36,6 +36,7 @@
 #include "../../native/core/frame.h"
 #include "../../native/core/shared_memory.h"
 #include "../../native/core/transport.h"
+#include "../../native/win/ntdll.h"
 #include "../../native/win/win_internal.h"
 
 using namespace memport;
@@ -328,6 +329,13 @@ struct PeerChild {
     Check(shape, "receiver adopted 2 regions (read-only 4096, writable 8192) via FromReceived",
           std::to_string(message.regions.size()) + " regions");
     if (!shape) return;
+    bool inheritable = false;
+    for (const SharedMemory& region : message.regions) {
+      DWORD flags = 0;
+      inheritable = inheritable || !::GetHandleInformation(win::AsHandle(region.raw()), &flags) ||
+                    (flags & HANDLE_FLAG_INHERIT) != 0;
+    }
+    Check(!inheritable, "received section handles are not inheritable");
     Result<std::shared_ptr<Mapping>> ro_map = message.regions[0].Map();
     Result<std::shared_ptr<Mapping>> rw_map = message.regions[1].Map();
     Check(ro_map.ok() && rw_map.ok(), "receiver maps both regions");
@@ -405,6 +413,9 @@ struct PeerChild {
       CheckErrorCode(SharedMemory::FromReceived(win::AsRaw(pipe), 4096, true), "INVALID_HANDLE",
                      "FromReceived refuses the receiver's own pipe handle");
       Check(StillOpen(pipe), "the pipe handle was not closed");
+      DWORD flags = 0;
+      Check(::GetHandleInformation(pipe, &flags) && (flags & HANDLE_FLAG_INHERIT) == 0,
+            "the client's pipe handle is not inheritable");
     }
 
     HANDLE event = ::CreateEventW(nullptr, TRUE, FALSE, nullptr);
@@ -756,6 +767,32 @@ std::unique_ptr<Link> Accept(ListenRecorder& listener, int timeout = kWait) {
   return link;
 }
 
+// Looks through our own handle table for handles of the kinds memport creates
+// (pipes, process handles, sections, the completion port) that a child
+// started with bInheritHandles=TRUE (as libuv does) would inherit.
+std::string InheritableMemportHandles() {
+  const win::nt::Functions& ntdll = win::nt::Ntdll();
+  std::string found;
+  for (uintptr_t v = 4; v < 0x4000; v += 4) {
+    HANDLE h = reinterpret_cast<HANDLE>(v);
+    DWORD flags = 0;
+    if (!::GetHandleInformation(h, &flags) || (flags & HANDLE_FLAG_INHERIT) == 0) continue;
+    alignas(8) unsigned char buffer[512];
+    ULONG returned = 0;
+    if (ntdll.query_object == nullptr ||
+        ntdll.query_object(h, win::nt::kObjectTypeInformation, buffer, sizeof buffer, &returned) != 0) {
+      continue;
+    }
+    const auto* type = reinterpret_cast<const win::nt::ObjectTypeInformation*>(buffer);
+    const std::wstring name(type->TypeName.Buffer, type->TypeName.Length / sizeof(wchar_t));
+    const bool pipe = name == L"File" && ::GetFileType(h) == FILE_TYPE_PIPE;
+    if (pipe || name == L"Process" || name == L"Section" || name == L"IoCompletion") {
+      found += " " + std::to_string(v) + "=" + win::WideToUtf8(name);
+    }
+  }
+  return found;
+}
+
 std::string SddlOwnedBySystem() { return "O:SYG:SYD:P(A;;GA;;;WD)"; }
 
 int RunParent() {
@@ -871,6 +908,15 @@ int RunParent() {
         std::to_string(peer->connection->peer().pid) + " vs " + std::to_string(child.pid));
   Check(peer->connection->peer().uid == -1 && peer->connection->peer().gid == -1, "uid/gid are -1 on Windows");
   Expect(*peer, "hello");
+  {
+    // Control: the scan does see an inheritable section.
+    SECURITY_ATTRIBUTES inherit{sizeof inherit, nullptr, /*bInheritHandle=*/TRUE};
+    HANDLE control = ::CreateFileMappingW(INVALID_HANDLE_VALUE, &inherit, PAGE_READWRITE, 0, 4096, nullptr);
+    Check(!InheritableMemportHandles().empty(), "the inheritance scan detects an inheritable section (control)");
+    ::CloseHandle(control);
+  }
+  const std::string inheritable = InheritableMemportHandles();
+  Check(inheritable.empty(), "no pipe, process, section or completion-port handle here is inheritable", inheritable);
   // The aux connection from the wrong-pid check: the client hung up at once.
   for (auto& c : aux_recorder->connections) c->Close();
   aux_recorder->connections.clear();
