@@ -148,7 +148,9 @@ def main():
 
     directory, name = socket_path(args.name)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-    sock.connect(os.path.join(directory, name + ".sock"))
+    # Names are case-insensitive: the path uses the name in ASCII lowercase.
+    lower = "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in name)
+    sock.connect(os.path.join(directory, lower + ".sock"))
     pid, uid, gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
     if uid not in (os.geteuid(), 0):
         raise PermissionError("the listener runs as another user")

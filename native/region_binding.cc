@@ -42,6 +42,7 @@ Napi::Function NativeRegion::Define(Napi::Env env) {
                          InstanceMethod<&NativeRegion::Close>("close"),
                          InstanceMethod<&NativeRegion::TryWriteEscalation>("tryWriteEscalation"),
                          InstanceMethod<&NativeRegion::DuplicateInto>("duplicateInto"),
+                         InstanceMethod<&NativeRegion::OsHandle>("osHandle"),
                      });
 }
 
@@ -146,6 +147,11 @@ Napi::Value NativeRegion::Close(const Napi::CallbackInfo& info) {
   mapping_.reset();
   memory_.Close();
   return env.Undefined();
+}
+
+// osHandle(): the fd (Linux) or HANDLE value (Windows); -1 once closed.
+Napi::Value NativeRegion::OsHandle(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), memory_.valid() ? static_cast<double>(memory_.raw()) : -1);
 }
 
 // duplicateInto(pid, readOnly): Windows only; the handle value valid in `pid`.

@@ -31,6 +31,7 @@ class NativeRegion : public Napi::ObjectWrap<NativeRegion> {
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value TryWriteEscalation(const Napi::CallbackInfo& info);
   Napi::Value DuplicateInto(const Napi::CallbackInfo& info);
+  Napi::Value OsHandle(const Napi::CallbackInfo& info);
 
   void ForgetDeadBuffers();
 

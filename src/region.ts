@@ -138,6 +138,16 @@ export class SharedRegion implements Disposable {
     return Result.fromThrowable(() => this.#native.duplicateInto(pid, options?.readOnly === true), toMemportError)();
   }
 
+  /**
+   * This process's OS handle for the region — the fd on Linux, the HANDLE
+   * value on Windows — or -1 once closed. Still owned by the region. For
+   * handing the fd to a child through `spawn`'s `stdio` on Linux (the child
+   * adopts it with `SharedRegion.fromHandle(3, …)`); prefer `spawnWithRegions`.
+   */
+  get osHandle(): number {
+    return this.#closed ? -1 : this.#native.osHandle();
+  }
+
   /** Size in bytes. Unchanged by `close()`. */
   get size(): number {
     return this.#size;

@@ -42,10 +42,15 @@ Names('a name maps to a private socket path or a per-user pipe name', () => {
   }
 });
 
-Names('a name in use is ALREADY_EXISTS, never a silent join', async () => {
+Names('a name in use is ALREADY_EXISTS, never a silent join; names are case-insensitive', async () => {
   const name = uniqueName('dup');
   const first = unwrap(await listen(name));
   expectErr(await listen(name), 'ALREADY_EXISTS', 'second listen');
+  expectErr(await listen(name.toUpperCase()), 'ALREADY_EXISTS', 'the same name in upper case');
+  const viaUpper = connect(name.toUpperCase(), { timeoutMs: 5000 });
+  const accepted = unwrap(await first.accept({ timeoutMs: 5000 }), 'accept a client that used upper case');
+  unwrap(await viaUpper).close();
+  accepted.close();
   first.close();
   const again = unwrap(await listen(name), 'listen after close');
   again.close();
@@ -254,31 +259,41 @@ Scale('64 clients connected at once are all served, while a silent client stalls
   const name = uniqueName('many');
   const listener = unwrap(await listen(name));
   const silent = startPeer('silent', name);
-  const silentConn = unwrap(await listener.accept({ timeoutMs: 15_000 }), 'accept the silent client');
-  const pendingToSilent = silentConn.send({ data: 'nobody reads this' });
-
   const processes = 4;
   const perProcess = 16;
-  const peers = Array.from({ length: processes }, () => startPeer('many', name, { connections: perProcess }));
+  const peers = [];
   const conns = [];
-  for (let i = 0; i < processes * perProcess; i++) conns.push(unwrap(await listener.accept({ timeoutMs: 30_000 }), `accept ${i}`));
-  assert.is(conns.length, 64);
-  const regions = conns.map((_, i) => region(4096, i));
-  const sends = conns.map((c, i) => c.send({ regions: [regions[i]], data: { index: i } }, { timeoutMs: 30_000 }));
-  const replies = await Promise.all(conns.map((c) => c.receive({ timeoutMs: 30_000 })));
-  for (const [i, reply] of replies.entries()) {
-    const { data } = unwrap(reply, `reply ${i}`);
-    assert.is(data.byte, data.index, `client ${i} got its own region`);
+  const regions = [];
+  try {
+    const silentConn = unwrap(await listener.accept({ timeoutMs: 15_000 }), 'accept the silent client');
+    conns.push(silentConn);
+    const pendingToSilent = silentConn.send({ data: 'nobody reads this' });
+
+    for (let i = 0; i < processes; i++) peers.push(startPeer('many', name, { connections: perProcess }));
+    const clients = [];
+    for (let i = 0; i < processes * perProcess; i++) clients.push(unwrap(await listener.accept({ timeoutMs: 30_000 }), `accept ${i}`));
+    conns.push(...clients);
+    assert.is(clients.length, 64);
+    for (let i = 0; i < clients.length; i++) regions.push(region(4096, i));
+    const sends = clients.map((c, i) => c.send({ regions: [regions[i]], data: { index: i } }, { timeoutMs: 30_000 }));
+    const replies = await Promise.all(clients.map((c) => c.receive({ timeoutMs: 30_000 })));
+    for (const [i, reply] of replies.entries()) {
+      const { data } = unwrap(reply, `reply ${i}`);
+      assert.is(data.byte, data.index, `client ${i} got its own region`);
+    }
+    for (const s of sends) unwrap(await s);
+    assert.equal(new Set(clients.map((c) => c.peer.pid)).size, processes, 'four client processes');
+    for (const c of clients) c.close();
+    for (const p of peers) assert.is((await p.exited).code, 0);
+    silent.kill('SIGKILL');
+    expectErr(await pendingToSilent, 'PEER_CLOSED', 'the silent peer died without acknowledging');
+  } finally {
+    // Whatever failed, leave nothing running: a stuck peer would hold this file open.
+    for (const p of [...peers, silent]) p.kill('SIGKILL');
+    for (const c of conns) c.close();
+    for (const r of regions) r.close();
+    listener.close();
   }
-  for (const s of sends) unwrap(await s);
-  assert.equal(new Set(conns.map((c) => c.peer.pid)).size, processes, 'four client processes');
-  for (const c of conns) c.close();
-  for (const p of peers) assert.is((await p.exited).code, 0);
-  for (const r of regions) r.close();
-  silent.kill('SIGKILL');
-  expectErr(await pendingToSilent, 'PEER_CLOSED', 'the silent peer died without acknowledging');
-  silentConn.close();
-  listener.close();
 });
 
 Scale('a peer killed mid-session gives PEER_CLOSED to pending and later calls', async () => {
@@ -359,3 +374,89 @@ Family('a child that dies before connecting is PEER_CLOSED; a shell is refused',
 });
 
 Family.run();
+
+// ---------------------------------------------------------------------------
+const LowLevel = suite('handles passed by hand');
+
+function startAdopter(extraStdio) {
+  const stdio = ['pipe', 'pipe', 'pipe', ...(extraStdio ?? [])];
+  const child = spawn(process.execPath, [PEER, 'adopt', 'unused', '-'], { stdio });
+  let output = '';
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  child.exited = new Promise((resolve) => child.once('exit', (code) => resolve({ code, output: output.trim() })));
+  return child;
+}
+
+LowLevel('Linux: a child adopts an inherited fd with fromHandle, after validation', async () => {
+  if (!isLinux) return;
+  const shared = region(4096, 5);
+  const child = startAdopter([shared.osHandle]); // becomes fd 3 in the child
+  child.stdin.end(JSON.stringify({ handle: 3, size: 4096, readOnly: false }) + '\n');
+  const { code, output } = await child.exited;
+  assert.is(code, 0, output);
+  assert.is(output, 'OK false 5,5,5,5');
+  assert.is(shared.bytes[3], 0x33, 'the child wrote through the adopted writable fd');
+
+  const ro = unwrap(shared.toReadOnly());
+  const roChild = startAdopter([ro.osHandle]);
+  roChild.stdin.end(JSON.stringify({ handle: 3, size: 4096, readOnly: false }) + '\n');
+  assert.equal(await roChild.exited.then((r) => r.output), 'ERR ACCESS_DENIED', 'a read-only fd cannot be adopted as writable');
+  const roChild2 = startAdopter([ro.osHandle]);
+  roChild2.stdin.end(JSON.stringify({ handle: 3, size: 4096, readOnly: true }) + '\n');
+  assert.equal(await roChild2.exited.then((r) => r.output), 'OK true 5,5,5,51', 'read-only adoption works');
+  ro.close();
+  shared.close();
+});
+
+LowLevel('fromHandle refuses what is not a memport region, and leaves it open', async () => {
+  const { openSync, closeSync, writeSync } = await import('node:fs');
+  if (isLinux) {
+    const devnull = openSync('/dev/null', 'r');
+    expectErr(SharedRegion.fromHandle(devnull, { size: 1 }), 'INVALID_HANDLE', '/dev/null');
+    closeSync(devnull); // still ours: throws if fromHandle had closed it
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const file = join(mkdtempSync(join(tmpdir(), 'memport-')), 'disk');
+    const disk = openSync(file, 'w+');
+    writeSync(disk, Buffer.alloc(8192));
+    expectErr(SharedRegion.fromHandle(disk, { size: 4096 }), 'INVALID_HANDLE', 'a disk file');
+    closeSync(disk);
+    const shared = region(4096);
+    expectErr(SharedRegion.fromHandle(shared.osHandle, { size: 8192 }), 'INVALID_HANDLE', 'a region smaller than declared');
+    assert.is(shared.bytes.length, 4096, 'the region is untouched');
+    expectErr(shared.duplicateInto(process.pid), 'UNSUPPORTED', 'duplicateInto on Linux');
+    shared.close();
+  }
+  for (const bad of [-1, 1.5, NaN, 2 ** 32, '3']) {
+    expectErr(SharedRegion.fromHandle(bad, { size: 1 }), 'INVALID_ARGUMENT', `fromHandle(${String(bad)})`);
+  }
+  expectErr(SharedRegion.fromHandle(3, {}), 'INVALID_ARGUMENT', 'no size');
+  expectErr(SharedRegion.fromHandle(3), 'INVALID_ARGUMENT', 'no options');
+});
+
+LowLevel('Windows: duplicateInto a child, which adopts the value with fromHandle', async () => {
+  if (isLinux) return;
+  const shared = region(4096, 5);
+  const child = startAdopter();
+  const value = unwrap(shared.duplicateInto(child.pid), 'duplicateInto(child)');
+  assert.ok(value > 0 && value % 4 === 0, `a plausible handle value: ${value}`);
+  child.stdin.end(JSON.stringify({ handle: value, size: 4096, readOnly: false }) + '\n');
+  const { code, output } = await child.exited;
+  assert.is(code, 0, output);
+  assert.is(output, 'OK false 5,5,5,5');
+  assert.is(shared.bytes[3], 0x33, 'the child wrote through the duplicated writable handle');
+
+  const roChild = startAdopter();
+  const roValue = unwrap(shared.duplicateInto(roChild.pid, { readOnly: true }));
+  roChild.stdin.end(JSON.stringify({ handle: roValue, size: 4096, readOnly: false }) + '\n');
+  assert.is((await roChild.exited).output, 'ERR ACCESS_DENIED', 'a read-only handle cannot be adopted as writable');
+  expectErr(shared.duplicateInto(process.pid), 'ACCESS_DENIED', 'no writable handle after a read-only one was given out');
+
+  const bogus = startAdopter();
+  bogus.stdin.end(JSON.stringify({ handle: 0x105, size: 4096, readOnly: true }) + '\n');
+  assert.is((await bogus.exited).output, 'ERR INVALID_HANDLE');
+  shared.close();
+});
+
+LowLevel.run();

@@ -16,4 +16,12 @@ Status ValidateChannelName(const std::string& name) {
   return Ok();
 }
 
+std::string CanonicalChannelName(const std::string& name) {
+  std::string lower = name;
+  for (char& c : lower) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return lower;
+}
+
 }  // namespace memport

@@ -98,6 +98,10 @@ class Listener {
 // starting with '.'. Neutral; both backends use it.
 Status ValidateChannelName(const std::string& name);
 
+// Channel names are case-insensitive everywhere (Windows pipe names are), so
+// every OS address is built from the name in ASCII lowercase.
+std::string CanonicalChannelName(const std::string& name);
+
 // The OS address `name` maps to for the current user (see docs/PROTOCOL.md).
 Result<std::string> ChannelAddress(const std::string& name);
 

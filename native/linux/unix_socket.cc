@@ -518,7 +518,7 @@ class ListenerHandle : public Listener {
 Result<std::string> ChannelAddress(const std::string& name) {
   Status valid = ValidateChannelName(name);
   if (!valid.ok()) return valid.error();
-  return SocketDirectory() + "/" + name + ".sock";
+  return SocketDirectory() + "/" + CanonicalChannelName(name) + ".sock";
 }
 
 Result<std::unique_ptr<Listener>> Listen(const std::string& name, std::shared_ptr<JsThread> js,
@@ -533,7 +533,7 @@ Result<std::unique_ptr<Listener>> Listen(const std::string& name, std::shared_pt
 
   // Whoever holds this lock owns the name; a crashed owner's lock is released
   // by the kernel, which is what makes its leftover socket file safe to remove.
-  const std::string lock_path = dir + "/" + name + ".lock";
+  const std::string lock_path = dir + "/" + CanonicalChannelName(name) + ".lock";
   OsHandle lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!lock.valid()) return LastOsError("open", "opening the lock for channel '" + name + "'");
   if (::flock(static_cast<int>(lock.get()), LOCK_EX | LOCK_NB) != 0) {

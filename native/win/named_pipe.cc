@@ -816,8 +816,7 @@ Result<std::string> ChannelAddress(const std::string& name) {
   if (!sid.ok()) return sid.error();
   Result<std::wstring> sid_text = win::SidToString(sid.value().data());
   if (!sid_text.ok()) return sid_text.error();
-  // Pipe names are case-insensitive, so are channel names here.
-  return "\\\\.\\pipe\\memport-" + win::WideToUtf8(sid_text.value()) + "-" + name;
+  return "\\\\.\\pipe\\memport-" + win::WideToUtf8(sid_text.value()) + "-" + CanonicalChannelName(name);
 }
 
 Result<std::unique_ptr<Listener>> Listen(const std::string& name, std::shared_ptr<JsThread> js,

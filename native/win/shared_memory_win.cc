@@ -346,6 +346,9 @@ Result<uint32_t> SharedMemory::DuplicateIntoProcess(int64_t pid, bool read_only)
   OsHandle owned_process(AsRaw(process));
   Result<RawHandle> remote = win::DuplicateSectionInto(*this, process, read_only);
   if (!remote.ok()) return remote.error();
+  // A read-only copy of a writable section now exists elsewhere: from here
+  // on, as after toReadOnly(), no writable handle to it may be given out.
+  if (read_only && !read_only_ && policy_) policy_->read_only_twin_exists = true;
   return static_cast<uint32_t>(remote.value());
 }
 

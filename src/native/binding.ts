@@ -19,6 +19,8 @@ export interface NativeRegion {
   tryWriteEscalation(): Record<string, boolean>;
   /** Windows: duplicates the handle into process `pid`; returns the value valid there. */
   duplicateInto(pid: number, readOnly: boolean): number;
+  /** The fd (Linux) or HANDLE value (Windows); -1 once closed. */
+  osHandle(): number;
 }
 
 /** The kernel's word on who is at the other end. */

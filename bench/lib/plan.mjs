@@ -1,0 +1,219 @@
+// The benchmark plan: every job, in the order it runs, with its iteration
+// budget. A job runs one program (a measure.mjs process or a C baseline) and
+// yields one or more metrics; lib/report.mjs then compares metrics by id.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { root } from '../../scripts/lib/env.mjs';
+import { runWindowsNode } from '../../scripts/lib/wine.mjs';
+import { formatSize } from './bytes.mjs';
+import { runProgram, runProgramUnderWine } from './c-programs.mjs';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+
+/** Payload sizes of the handoff-vs-streaming sweep (and the chart). 64 MiB and 1 GiB are section 2's sizes. */
+export const SWEEP_SIZES = [64 * KiB, 256 * KiB, 1 * MiB, 4 * MiB, 16 * MiB, 64 * MiB, 256 * MiB, 1 * GiB];
+/** Sizes the large-data section reports (and sends through child_process too). */
+export const LARGE_SIZES = [64 * MiB, 1 * GiB];
+export const ROUNDTRIP_SIZE = 1 * MiB;
+export const CEILING_BYTES = 1 * GiB; // far beyond this machine's last-level cache
+
+export const PLATFORMS = { linux: 'linux', wine: 'win32 (Wine)' };
+
+export const sizeId = (bytes) => formatSize(bytes).replace(' ', '').toLowerCase().replace('ib', '');
+
+// Iteration budgets: [warmup, min, max, budgetMs]. Fast metrics run for a
+// time budget; slow ones for a minimum count. Wine gets smaller budgets.
+const BUDGETS = {
+  full: {
+    roundtrip: [300, 300, 100_000, 6000],
+    medium: [20, 30, 20_000, 4000],
+    large: [3, 15, 2000, 4000],
+    huge: [1, 10, 200, 5000],
+    hugeSlow: [1, 6, 50, 0],
+  },
+  quick: {
+    roundtrip: [20, 20, 5000, 400],
+    medium: [3, 5, 1000, 300],
+    large: [1, 3, 100, 300],
+    huge: [1, 2, 10, 0],
+    hugeSlow: [0, 1, 5, 0],
+  },
+};
+const WINE_SCALE = { roundtrip: 0.5, medium: 0.5, large: 0.5, huge: 0.4, hugeSlow: 0.5 };
+
+function budgetFor(bytes, { quick, wine, slow = false }) {
+  const tier = bytes >= GiB ? (slow ? 'hugeSlow' : 'huge') : bytes >= 64 * MiB ? 'large' : bytes > ROUNDTRIP_SIZE ? 'medium' : 'roundtrip';
+  const [warmup, min, max, budgetMs] = BUDGETS[quick ? 'quick' : 'full'][tier];
+  const scale = wine && !quick ? WINE_SCALE[tier] : 1;
+  return { warmup, min: Math.max(1, Math.round(min * scale)), max, budgetMs: Math.round(budgetMs * scale) };
+}
+
+/** Runs measure.mjs on Linux (this Node) or under Wine (Windows Node); returns its parsed result. */
+function runMeasure(platform, kind, options) {
+  const args = [kind];
+  for (const [key, value] of Object.entries(options)) args.push(`--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, String(value));
+  if (platform === 'wine') {
+    const r = runWindowsNode(['bench\\measure.mjs', ...args], { timeoutMs: 15 * 60_000 });
+    return parseResult(r.output, r.status);
+  }
+  const r = spawnSync(process.execPath, [join(root, 'bench', 'measure.mjs'), ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 15 * 60_000,
+    maxBuffer: 256 << 20,
+  });
+  return parseResult(`${r.stdout}\n${r.stderr}`, r.status ?? r.signal);
+}
+
+function parseResult(output, status) {
+  const line = output.split('\n').find((l) => l.startsWith('BENCH-RESULT '));
+  if (!line) throw new Error(`measure.mjs failed (${status}):\n${output.trim().slice(-3000)}`);
+  return JSON.parse(line.slice('BENCH-RESULT '.length));
+}
+
+/**
+ * A job made of one measure.mjs run that yields one metric.
+ * `kind: 'latency'` metrics are reported as times; 'throughput' ones as
+ * bytes / time (GB/s, 10^9 bytes per second).
+ */
+function nodeJob({ id, platform, section, name, measure, options, unit = 'us', kind = 'latency', bytes }) {
+  return {
+    id: `${platform === 'wine' ? 'wine.' : ''}${id}`,
+    platform,
+    title: name,
+    run: () => {
+      const result = runMeasure(platform, measure, options);
+      return [{ id: `${platform === 'wine' ? 'wine.' : ''}${id}`, platform, section, name, unit, kind, bytes, samples: result.samples.main }];
+    },
+  };
+}
+
+export function buildPlan({ quick, wine }) {
+  const jobs = [];
+  const C = quick ? { rt: [2000, 200], create: [5000, 500], passes: 2, mapRead: 2 } : { rt: [20_000, 2000], create: [50_000, 5000], passes: 10, mapRead: 10 };
+
+  // ---- 1. Handoff round trip -------------------------------------------------
+  const rt = formatSize(ROUNDTRIP_SIZE);
+  jobs.push({
+    id: 'rt.c',
+    platform: 'linux',
+    title: `C: SCM_RIGHTS + mmap round trip, ${rt}`,
+    run: () => {
+      const r = runProgram('scm_rights_roundtrip', [ROUNDTRIP_SIZE, ...C.rt]);
+      return [{ id: 'rt.c', platform: 'linux', section: 1, name: `C: SCM_RIGHTS + mmap + read 1 byte + reply, ${rt}`, unit: 'us', kind: 'latency', samples: r.roundtrip_ns }];
+    },
+  });
+  const roundTrips = (platform) => {
+    const budget = budgetFor(ROUNDTRIP_SIZE, { quick, wine: platform === 'wine' });
+    jobs.push(
+      nodeJob({
+        id: 'rt.memport',
+        platform,
+        section: 1,
+        name: `memport: send region, peer maps + reads 1 byte + replies, ${rt}`,
+        measure: 'memport',
+        options: { size: ROUNDTRIP_SIZE, mode: 'touch', ...budget, budgetMs: budget.budgetMs * (quick ? 1 : 1.5) },
+      }),
+      nodeJob({ id: 'rt.memport-ack', platform, section: 1, name: `memport: send() until the peer's ACK, ${rt}`, measure: 'memport', options: { size: ROUNDTRIP_SIZE, mode: 'ack', ...budget } }),
+      nodeJob({ id: 'rt.node-ipc', platform, section: 1, name: 'Node child_process IPC round trip, 64-byte JSON', measure: 'ipc', options: budget }),
+      nodeJob({ id: 'rt.node-handle', platform, section: 1, name: 'Node handle passing round trip (net.Socket over IPC)', measure: 'handle', options: budget }),
+    );
+  };
+  roundTrips('linux');
+
+  // ---- 2. Large data, and the sweep the chart is drawn from ------------------
+  const transfers = (platform, sizes, { withChildProcess }) => {
+    const wineRun = platform === 'wine';
+    const stream = wineRun ? 'Node named-pipe stream' : 'Node Unix-socket stream';
+    for (const bytes of sizes) {
+      const s = formatSize(bytes);
+      const id = sizeId(bytes);
+      const section = LARGE_SIZES.includes(bytes) ? 2 : 5;
+      const unit = bytes >= 64 * MiB ? 'ms' : 'us';
+      const budget = budgetFor(bytes, { quick, wine: wineRun });
+      jobs.push(
+        nodeJob({ id: `handoff.memport.${id}`, platform, section, name: `memport handoff, ${s} (consumer views it)`, measure: 'memport', options: { size: bytes, mode: 'touch', ...budget }, unit }),
+        nodeJob({ id: `handoff.stream.${id}`, platform, section, name: `${stream}, ${s} (all bytes arrive)`, measure: 'stream', options: { size: bytes, mode: 'touch', ...budget }, unit }),
+        nodeJob({ id: `read.memport.${id}`, platform, section, name: `memport handoff + consumer reads every byte, ${s}`, measure: 'memport', options: { size: bytes, mode: 'read', ...budget }, unit: 'GB/s', kind: 'throughput', bytes }),
+        nodeJob({ id: `read.stream.${id}`, platform, section, name: `${stream} + consumer reads every byte, ${s}`, measure: 'stream', options: { size: bytes, mode: 'read', ...budget }, unit: 'GB/s', kind: 'throughput', bytes }),
+      );
+      if (withChildProcess && LARGE_SIZES.includes(bytes)) {
+        const slow = budgetFor(bytes, { quick, wine: wineRun, slow: true });
+        jobs.push(
+          nodeJob({ id: `handoff.cp.${id}`, platform, section, name: `Node child_process send(Buffer), ${s} (child has it)`, measure: 'cp-buffer', options: { size: bytes, mode: 'touch', ...slow }, unit }),
+          nodeJob({ id: `read.cp.${id}`, platform, section, name: `Node child_process send(Buffer) + child reads every byte, ${s}`, measure: 'cp-buffer', options: { size: bytes, mode: 'read', ...slow }, unit: 'GB/s', kind: 'throughput', bytes }),
+        );
+      }
+    }
+  };
+  transfers('linux', SWEEP_SIZES, { withChildProcess: true });
+  const bigAck = budgetFor(GiB, { quick, wine: false });
+  jobs.push(nodeJob({ id: 'ack.memport.1g', platform: 'linux', section: 2, name: "memport: send() until the peer's ACK, 1 GiB (peer views it after)", measure: 'memport', options: { size: GiB, mode: 'ack', ...bigAck }, unit: 'ms' }));
+
+  // ---- 3. Region lifecycle ---------------------------------------------------
+  jobs.push({
+    id: 'create.c',
+    platform: 'linux',
+    title: `C: memfd_create + ftruncate + mmap, ${rt}`,
+    run: () => {
+      const r = runProgram('memfd_lifecycle', ['create', ROUNDTRIP_SIZE, ...C.create]);
+      return [{ id: 'create.c', platform: 'linux', section: 3, name: `C: memfd_create + ftruncate + mmap, ${rt}`, unit: 'us', kind: 'latency', samples: r.create_ns }];
+    },
+  });
+  const lifecycle = (platform) => {
+    const budget = budgetFor(ROUNDTRIP_SIZE, { quick, wine: platform === 'wine' });
+    jobs.push(nodeJob({ id: 'create.memport', platform, section: 3, name: `memport: SharedRegion.create + region.bytes, ${rt}`, measure: 'region-create', options: { size: ROUNDTRIP_SIZE, ...budget, max: 200_000 } }));
+  };
+  lifecycle('linux');
+
+  // ---- 4. Reference ceiling ------------------------------------------------------
+  const g = formatSize(CEILING_BYTES);
+  jobs.push({
+    id: 'ceiling',
+    platform: 'linux',
+    title: `C: memory read and memcpy bandwidth, ${g}`,
+    run: () => {
+      const r = runProgram('mem_bandwidth', [CEILING_BYTES, C.passes]);
+      const metric = (id, name, samples) => ({ id, platform: 'linux', section: 4, name, unit: 'GB/s', kind: 'throughput', bytes: r.bytes, samples });
+      return [
+        metric('ceiling.read', `C: memory read bandwidth (sum of 64-bit words), ${g}`, r.sum_ns),
+        metric('ceiling.memchr', `C: memchr over ${g} (the routine the Node consumers use)`, r.memchr_ns),
+        metric('ceiling.memcpy', `C: memcpy bandwidth, ${g} copied`, r.memcpy_ns),
+      ];
+    },
+  });
+  jobs.push({
+    id: 'ceiling.fresh-map',
+    platform: 'linux',
+    title: `C: read a ${g} memfd through a fresh vs a kept mapping`,
+    run: () => {
+      const r = runProgram('memfd_lifecycle', ['map-read', CEILING_BYTES, C.mapRead]);
+      const metric = (id, name, samples) => ({ id, platform: 'linux', section: 4, name, unit: 'GB/s', kind: 'throughput', bytes: CEILING_BYTES, samples });
+      return [
+        metric('ceiling.fresh-map', `C: mmap a ${g} memfd afresh + read every byte + munmap`, r.fresh_ns),
+        metric('ceiling.populate-map', `C: the same with MAP_POPULATE`, r.populate_ns),
+        metric('ceiling.kept-map', `C: read every byte through a mapping kept from before`, r.mapped_ns),
+      ];
+    },
+  });
+
+  // ---- Windows under Wine ----------------------------------------------------------
+  if (wine) {
+    jobs.push({
+      id: 'wine.rt.c',
+      platform: 'wine',
+      title: `C: DuplicateHandle + named pipe + MapViewOfFile round trip, ${rt}`,
+      run: () => {
+        const [iterations, warmup] = quick ? [500, 50] : [5000, 500];
+        const r = runProgramUnderWine('win_dup_roundtrip', [ROUNDTRIP_SIZE, iterations, warmup]);
+        return [{ id: 'wine.rt.c', platform: 'wine', section: 1, name: `C: DuplicateHandle + pipe + MapViewOfFile + read 1 byte + reply, ${rt}`, unit: 'us', kind: 'latency', samples: r.roundtrip_ns }];
+      },
+    });
+    roundTrips('wine');
+    transfers('wine', LARGE_SIZES, { withChildProcess: true });
+    lifecycle('wine');
+  }
+  return jobs;
+}

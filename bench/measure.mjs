@@ -1,0 +1,199 @@
+// Runs ONE Node-side benchmark on the platform it runs on (Linux natively, or
+// Windows Node under Wine) and prints its samples as one line:
+//   BENCH-RESULT {"samples":{"<series>":[ns, ...]}, ...}
+// bench/run.mjs starts it once per metric (a fresh process each time, so no
+// metric inherits another's heap or GC state) and parses that line; under Wine
+// stdout is a file, so a result line is the only channel needed.
+//
+//   node bench/measure.mjs <kind> [--size N] [--mode M] [--warmup N] [--min N] [--max N] [--budget-ms N]
+//
+// kinds (the producer is this process, the consumer a child process):
+//   memport       send one region (the same one every time) over a memport connection;
+//                 --mode touch: the consumer views it, reads its first byte, closes it and replies
+//                 --mode read:  the consumer reads every byte, closes it and replies
+//                 --mode ack:   time send() alone, which resolves on the protocol ACK
+//   stream        write --size bytes over a Unix socket (Linux) / named pipe (Windows);
+//                 --mode touch: the consumer keeps the chunks, replies after the last byte
+//                 --mode read:  the consumer reads every byte of every chunk, then replies
+//   cp-buffer     child.send(buffer) over the child_process IPC channel ('advanced'
+//                 serialization), the child replies; --mode touch|read as for stream
+//   ipc           child_process IPC round trip of a 64-byte JSON message
+//   handle        child.send(msg, socket) of a TCP net.Socket (keepOpen), the child
+//                 closes its copy and replies
+//   region-create SharedRegion.create(--size) + region.bytes, in this process
+import { fork, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SharedRegion, listen } from '../dist/index.js';
+import { FILL_BYTE } from './lib/bytes.mjs';
+import { eventQueue, sampleIterations, timeIterations } from './lib/loop.mjs';
+
+const peers = fileURLToPath(new URL('./peers/', import.meta.url));
+const [kind, ...rest] = process.argv.slice(2);
+const option = (name, fallback) => {
+  const i = rest.indexOf(`--${name}`);
+  return i === -1 ? fallback : rest[i + 1];
+};
+const size = Number(option('size', 1 << 20));
+const mode = option('mode', 'touch');
+const plan = {
+  warmup: Number(option('warmup', 10)),
+  min: Number(option('min', 10)),
+  max: Number(option('max', 10_000)),
+  budgetMs: Number(option('budget-ms', 2000)),
+};
+const unique = `${process.pid}-${randomBytes(4).toString('hex')}`;
+// Extra Node flags for the consumer processes only, for profiling them
+// (e.g. MEMPORT_BENCH_PEER_ARGS='--cpu-prof --trace-gc'; NODE_OPTIONS refuses some flags).
+const peerArgs = (process.env.MEMPORT_BENCH_PEER_ARGS ?? '').split(/\s+/).filter(Boolean);
+
+function must(result, what) {
+  if (result.isErr()) throw new Error(`${what}: ${result.error.code} ${result.error.message}`);
+  return result.value;
+}
+
+/** Where a Node stream server listens: a Unix socket path or a Windows pipe name. */
+function streamAddress() {
+  return process.platform === 'win32' ? `\\\\.\\pipe\\memport-bench-${unique}` : join(tmpdir(), `memport-bench-${unique}.sock`);
+}
+
+const benchmarks = {
+  async memport() {
+    const name = `bench-${unique}`;
+    const listener = must(await listen(name), 'listen');
+    const child = spawn(process.execPath, [...peerArgs, join(peers, 'memport-consumer.mjs'), name, mode], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const conn = must(await listener.accept({ timeoutMs: 30_000 }), 'accept');
+    listener.close();
+    const region = must(SharedRegion.create(size), 'create');
+    fillRegion(region);
+    const samples = await timeIterations(async () => {
+      must(await conn.send({ regions: [region] }), 'send');
+      if (mode !== 'ack') must(await conn.receive(), 'receive reply');
+    }, plan);
+    must(await conn.send({ data: 'stop' }), 'send stop');
+    await exited;
+    conn.close();
+    region.close();
+    return { samples: { main: samples } };
+  },
+
+  async stream() {
+    const address = streamAddress();
+    const server = net.createServer();
+    await new Promise((resolve, reject) => server.once('error', reject).listen(address, resolve));
+    const child = spawn(process.execPath, [...peerArgs, join(peers, 'stream-consumer.mjs'), address, String(size), mode], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    const socket = await new Promise((resolve, reject) => {
+      server.once('connection', resolve);
+      child.once('exit', (code) => reject(new Error(`the stream consumer exited (code ${code})`)));
+    });
+    const replies = eventQueue(socket, 'data');
+    const payload = Buffer.alloc(size, FILL_BYTE);
+    const samples = await timeIterations(async () => {
+      socket.write(payload);
+      await replies.next();
+    }, plan);
+    socket.end();
+    await new Promise((resolve) => child.once('exit', resolve));
+    server.close();
+    if (process.platform !== 'win32') rmSync(address, { force: true });
+    return { samples: { main: samples } };
+  },
+
+  async 'cp-buffer'() {
+    const child = fork(join(peers, 'ipc-child.mjs'), ['buffer', mode], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: peerArgs });
+    const replies = eventQueue(child, 'message');
+    await replies.next(); // ready
+    const payload = Buffer.alloc(size, FILL_BYTE);
+    const samples = await timeIterations(async () => {
+      child.send(payload);
+      await replies.next();
+    }, plan);
+    child.disconnect();
+    return { samples: { main: samples } };
+  },
+
+  async ipc() {
+    const child = fork(join(peers, 'ipc-child.mjs'), ['echo'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: peerArgs });
+    const replies = eventQueue(child, 'message');
+    await replies.next();
+    // 64 bytes of JSON on the wire (plus the channel's newline delimiter).
+    const message = { seq: 0, pad: '' };
+    message.pad = 'x'.repeat(64 - JSON.stringify(message).length);
+    if (JSON.stringify(message).length !== 64) throw new Error('the IPC message is not 64 bytes of JSON');
+    const samples = await timeIterations(async () => {
+      child.send(message);
+      await replies.next();
+    }, plan);
+    child.disconnect();
+    return { samples: { main: samples } };
+  },
+
+  async handle() {
+    // A real connected TCP socket (TCP because Windows Node can pass only TCP
+    // handles); each round trip passes the server-side end, kept open here.
+    const server = net.createServer();
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const accepted = new Promise((resolve) => server.once('connection', resolve));
+    const client = net.connect(server.address().port, '127.0.0.1');
+    const socket = await accepted;
+    const child = fork(join(peers, 'ipc-child.mjs'), ['handle'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: peerArgs });
+    const replies = eventQueue(child, 'message');
+    await replies.next();
+    const samples = await timeIterations(async () => {
+      child.send('socket', socket, { keepOpen: true });
+      await replies.next();
+    }, plan);
+    child.disconnect();
+    client.destroy();
+    socket.destroy();
+    server.close();
+    return { samples: { main: samples } };
+  },
+
+  async 'region-create'() {
+    // Timed: create + the first view. Not timed: close(), as in the C baseline
+    // (munmap + close happen outside its timed part too), and a turn of the
+    // event loop every 32 regions: memport unmaps a closed region only once
+    // its ArrayBuffer is collected and the finalizer has run on a later turn,
+    // so a loop that never yields keeps every mapping until the process hits
+    // vm.max_map_count (65530) — no real program creates regions that way.
+    let sink = 0;
+    let count = 0;
+    const samples = await sampleIterations(async () => {
+      if (++count % 32 === 0) await new Promise((resolve) => setImmediate(resolve));
+      const t0 = process.hrtime.bigint();
+      const region = must(SharedRegion.create(size), 'create');
+      sink += region.bytes.length;
+      const ns = Number(process.hrtime.bigint() - t0);
+      region.close();
+      return ns;
+    }, plan);
+    return { samples: { main: samples }, sink };
+  },
+};
+
+/** Fills a region with FILL_BYTE in pieces (Node 20 caps one view at 4 GiB). */
+function fillRegion(region) {
+  const piece = 1 << 30;
+  for (let offset = 0; offset < region.size; offset += piece) {
+    must(region.view(offset, Math.min(piece, region.size - offset)), 'view').fill(FILL_BYTE);
+  }
+}
+
+const run = benchmarks[kind];
+if (!run) {
+  console.error(`unknown benchmark kind '${kind}'; one of: ${Object.keys(benchmarks).join(', ')}`);
+  process.exit(2);
+}
+const result = await run();
+// Exit only once the line is flushed: stdout is a pipe on Linux (asynchronous
+// in Node), and process.exit() would cut a long sample list short.
+const line = `BENCH-RESULT ${JSON.stringify({ kind, size, mode, platform: process.platform, node: process.version, ...result })}\n`;
+process.stdout.write(line, () => process.exit(0));
