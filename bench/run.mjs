@@ -167,9 +167,9 @@ function writeChart() {
   const points = (prefix) => SWEEP_SIZES.flatMap((b) => (byId.has(`${prefix}.${sizeId(b)}`) ? [[b, byId.get(`${prefix}.${sizeId(b)}`).medianNs]] : []));
   const series = [
     { label: 'memport handoff\nconsumer maps it, views it, replies', color: '#1b7f3b', points: points('handoff.memport') },
-    { label: 'memport + consumer reads every byte', color: '#6cc07c', points: points('read.memport') },
+    { label: 'memport handoff\n+ consumer reads every byte', color: '#6cc07c', points: points('read.memport') },
     { label: 'Node Unix-socket stream\nall bytes arrive, consumer replies', color: '#c0392b', points: points('handoff.stream') },
-    { label: 'Node stream + consumer reads every byte', color: '#f08a5d', points: points('read.stream') },
+    { label: 'Node Unix-socket stream\n+ consumer reads every byte', color: '#f08a5d', points: points('read.stream') },
   ].filter((s) => s.points.length);
   if (!series.length) return undefined;
   const ceiling = byId.get('ceiling.read');

@@ -24,7 +24,8 @@ export const PLATFORMS = { linux: 'linux', wine: 'win32 (Wine)' };
 export const sizeId = (bytes) => formatSize(bytes).replace(' ', '').toLowerCase().replace('ib', '');
 
 // Iteration budgets: [warmup, min, max, budgetMs]. Fast metrics run for a
-// time budget; slow ones for a minimum count. Wine gets smaller budgets.
+// time budget; slow ones for a minimum count. Under Wine everything is slower
+// (a 1 GiB named-pipe transfer takes seconds), so its budgets are smaller.
 const BUDGETS = {
   full: {
     roundtrip: [300, 300, 100_000, 6000],
@@ -32,6 +33,13 @@ const BUDGETS = {
     large: [3, 15, 2000, 4000],
     huge: [1, 10, 200, 5000],
     hugeSlow: [1, 6, 50, 0],
+  },
+  wine: {
+    roundtrip: [100, 100, 20_000, 3000],
+    medium: [5, 15, 5000, 2000],
+    large: [2, 8, 500, 2000],
+    huge: [0, 3, 20, 0],
+    hugeSlow: [0, 2, 10, 0],
   },
   quick: {
     roundtrip: [20, 20, 5000, 400],
@@ -41,13 +49,11 @@ const BUDGETS = {
     hugeSlow: [0, 1, 5, 0],
   },
 };
-const WINE_SCALE = { roundtrip: 0.5, medium: 0.5, large: 0.5, huge: 0.4, hugeSlow: 0.5 };
 
 function budgetFor(bytes, { quick, wine, slow = false }) {
   const tier = bytes >= GiB ? (slow ? 'hugeSlow' : 'huge') : bytes >= 64 * MiB ? 'large' : bytes > ROUNDTRIP_SIZE ? 'medium' : 'roundtrip';
-  const [warmup, min, max, budgetMs] = BUDGETS[quick ? 'quick' : 'full'][tier];
-  const scale = wine && !quick ? WINE_SCALE[tier] : 1;
-  return { warmup, min: Math.max(1, Math.round(min * scale)), max, budgetMs: Math.round(budgetMs * scale) };
+  const [warmup, min, max, budgetMs] = BUDGETS[quick ? 'quick' : wine ? 'wine' : 'full'][tier];
+  return { warmup, min, max, budgetMs };
 }
 
 /** Runs measure.mjs on Linux (this Node) or under Wine (Windows Node); returns its parsed result. */
@@ -139,7 +145,7 @@ export function buildPlan({ quick, wine }) {
         nodeJob({ id: `read.memport.${id}`, platform, section, name: `memport handoff + consumer reads every byte, ${s}`, measure: 'memport', options: { size: bytes, mode: 'read', ...budget }, unit: 'GB/s', kind: 'throughput', bytes }),
         nodeJob({ id: `read.stream.${id}`, platform, section, name: `${stream} + consumer reads every byte, ${s}`, measure: 'stream', options: { size: bytes, mode: 'read', ...budget }, unit: 'GB/s', kind: 'throughput', bytes }),
       );
-      if (withChildProcess && LARGE_SIZES.includes(bytes)) {
+      if (withChildProcess && LARGE_SIZES.includes(bytes) && !(wineRun && bytes >= GiB)) {
         const slow = budgetFor(bytes, { quick, wine: wineRun, slow: true });
         jobs.push(
           nodeJob({ id: `handoff.cp.${id}`, platform, section, name: `Node child_process send(Buffer), ${s} (child has it)`, measure: 'cp-buffer', options: { size: bytes, mode: 'touch', ...slow }, unit }),
@@ -208,7 +214,7 @@ export function buildPlan({ quick, wine }) {
       run: () => {
         const [iterations, warmup] = quick ? [500, 50] : [5000, 500];
         const r = runProgramUnderWine('win_dup_roundtrip', [ROUNDTRIP_SIZE, iterations, warmup]);
-        return [{ id: 'wine.rt.c', platform: 'wine', section: 1, name: `C: DuplicateHandle + pipe + MapViewOfFile + read 1 byte + reply, ${rt}`, unit: 'us', kind: 'latency', samples: r.roundtrip_ns }];
+        return [{ id: 'wine.rt.c', platform: 'wine', section: 1, name: `C: DuplicateHandle + pipe + MapViewOfFile + read + reply, ${rt}`, unit: 'us', kind: 'latency', samples: r.roundtrip_ns }];
       },
     });
     roundTrips('wine');
