@@ -120,7 +120,7 @@ const header = [
   ...(windows?.node ? [`Windows side: Windows Node ${windows.node} under ${windows.wine} — Wine figures only, not Windows figures`] : []),
   ...(windows?.skipped ? [`Windows side: skipped (${windows.skipped})`] : []),
   `Run: ${durationSeconds.toFixed(0)} s; CPU used by other processes meanwhile: ${background === undefined ? 'unknown' : `${(background * 100).toFixed(0)} % of the machine`}${background > 0.1 ? ' — expect slower, noisier figures' : ''}`,
-  'p99 is nearest-rank: with fewer than 100 samples it is the slowest one.',
+  'p99 is nearest-rank: with fewer than 100 samples it is the slowest one. For GB/s rows it is the rate of the slow-end (99th-percentile) iteration.',
 ];
 console.log(`\n${renderTable({ records, comparisons, header })}`);
 
@@ -190,7 +190,13 @@ function writeChart() {
       ? `${formatSize(big)}: memport ${formatNs(m.medianNs)} vs stream ${formatNs(s.medianNs)} (${(s.medianNs / m.medianNs).toPrecision(3)}× faster). Producer and consumer: two Node processes; npm run bench.`
       : 'Producer and consumer: two Node processes on the same machine; npm run bench.',
   ];
-  const svg = renderChart({ series, title: 'memport: handing over a region vs streaming the bytes (Linux)', notes });
+  // The step in memport's line: from 64 MiB on, every received region's new
+  // external ArrayBuffer pushes V8 past its external-memory limit (64 MB), so
+  // the consumer runs a major GC per message.
+  const annotations = [];
+  const step = byId.get('handoff.memport.64m');
+  if (step) annotations.push({ bytes: step.bytes ?? 64 * 2 ** 20, ns: step.medianNs, text: ['≥ 64 MiB: V8 major GCs in the consumer', '(each message brings a new external ArrayBuffer)'] });
+  const svg = renderChart({ series, annotations, title: 'memport: handing over a region vs streaming the bytes (Linux)', notes });
   const official = !quick && !only && failures.length === 0;
   const path = official ? join(root, 'bench', 'handoff-vs-streaming.svg') : join(resultsDir, 'handoff-vs-streaming.svg');
   mkdirSync(join(path, '..'), { recursive: true });

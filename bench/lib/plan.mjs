@@ -140,15 +140,15 @@ export function buildPlan({ quick, wine }) {
       const unit = bytes >= 64 * MiB ? 'ms' : 'us';
       const budget = budgetFor(bytes, { quick, wine: wineRun });
       jobs.push(
-        nodeJob({ id: `handoff.memport.${id}`, platform, section, name: `memport handoff, ${s} (consumer views it)`, measure: 'memport', options: { size: bytes, mode: 'touch', ...budget }, unit }),
-        nodeJob({ id: `handoff.stream.${id}`, platform, section, name: `${stream}, ${s} (all bytes arrive)`, measure: 'stream', options: { size: bytes, mode: 'touch', ...budget }, unit }),
+        nodeJob({ id: `handoff.memport.${id}`, platform, section, name: `memport handoff, ${s} (consumer views it)`, measure: 'memport', options: { size: bytes, mode: 'touch', ...budget }, unit, bytes }),
+        nodeJob({ id: `handoff.stream.${id}`, platform, section, name: `${stream}, ${s} (all bytes arrive)`, measure: 'stream', options: { size: bytes, mode: 'touch', ...budget }, unit, bytes }),
         nodeJob({ id: `read.memport.${id}`, platform, section, name: `memport handoff + consumer reads every byte, ${s}`, measure: 'memport', options: { size: bytes, mode: 'read', ...budget }, unit: 'GB/s', kind: 'throughput', bytes }),
         nodeJob({ id: `read.stream.${id}`, platform, section, name: `${stream} + consumer reads every byte, ${s}`, measure: 'stream', options: { size: bytes, mode: 'read', ...budget }, unit: 'GB/s', kind: 'throughput', bytes }),
       );
       if (withChildProcess && LARGE_SIZES.includes(bytes) && !(wineRun && bytes >= GiB)) {
         const slow = budgetFor(bytes, { quick, wine: wineRun, slow: true });
         jobs.push(
-          nodeJob({ id: `handoff.cp.${id}`, platform, section, name: `Node child_process send(Buffer), ${s} (child has it)`, measure: 'cp-buffer', options: { size: bytes, mode: 'touch', ...slow }, unit }),
+          nodeJob({ id: `handoff.cp.${id}`, platform, section, name: `Node child_process send(Buffer), ${s} (child has it)`, measure: 'cp-buffer', options: { size: bytes, mode: 'touch', ...slow }, unit, bytes }),
           nodeJob({ id: `read.cp.${id}`, platform, section, name: `Node child_process send(Buffer) + child reads every byte, ${s}`, measure: 'cp-buffer', options: { size: bytes, mode: 'read', ...slow }, unit: 'GB/s', kind: 'throughput', bytes }),
         );
       }

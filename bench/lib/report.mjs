@@ -46,7 +46,6 @@ export const COMPARISONS = [
   { metric: 'wine.read.memport.64m', baseline: 'wine.read.stream.64m' },
   { metric: 'wine.handoff.memport.1g', baseline: 'wine.handoff.stream.1g' },
   { metric: 'wine.read.memport.1g', baseline: 'wine.read.stream.1g' },
-  { metric: 'wine.read.memport.1g', baseline: 'ceiling.read' },
 ];
 
 /** A short name for a metric when it appears as a baseline. */
@@ -163,13 +162,18 @@ function formatValue(record, which) {
   return formatNs(record[`${which}Ns`]);
 }
 
+/** A ratio with three significant digits, kept even when they are zeros (1.00×, not 1×). */
+function times(ratio) {
+  return ratio >= 1000 ? `${Math.round(ratio)}×` : `${ratio.toPrecision(3)}×`;
+}
+
 function describeRatio(entry) {
   const { ratio, record } = entry;
   const name = shortName(entry.base.id);
   if (record.kind === 'throughput') {
-    return ratio >= 1 ? `${sig(ratio)}× ${name}` : `${sig(ratio * 100, 2)} % of ${name}`;
+    return ratio >= 1 ? `${times(ratio)} ${name}` : `${sig(ratio * 100, 2)} % of ${name}`;
   }
-  return ratio <= 1 ? `${sig(1 / ratio)}× faster than ${name}` : `${sig(ratio)}× ${name}'s time`;
+  return ratio <= 1 ? `${times(1 / ratio)} faster than ${name}` : `${times(ratio)} ${name}'s time`;
 }
 
 function verdict(entry) {

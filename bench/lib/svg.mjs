@@ -12,9 +12,10 @@ const escapeXml = (text) => String(text).replace(/[<>&"']/g, (c) => ({ '<': '&lt
 
 /**
  * @param {{ series: Array<{ label: string, color: string, dash?: string, points: Array<[number, number]> }>,
- *           title: string, notes: string[] }} chart  points are [bytes, nanoseconds]
+ *           title: string, notes: string[], annotations?: Array<{ bytes: number, ns: number, text: string[] }> }} chart
+ *   points and annotations are placed at [bytes, nanoseconds]
  */
-export function renderChart({ series, title, notes }) {
+export function renderChart({ series, title, notes, annotations = [] }) {
   const all = series.flatMap((s) => s.points);
   const xs = all.map(([b]) => Math.log2(b));
   const xMin = Math.min(...xs);
@@ -65,6 +66,17 @@ export function renderChart({ series, title, notes }) {
     out.push(`<text x="${lx + 36}" y="${ly + 4}" fill="#222">${escapeXml(first)}</text>`);
     rest.forEach((line, k) => out.push(`<text x="${lx + 36}" y="${ly + 20 + k * 15}" fill="#666" font-size="12">${escapeXml(line)}</text>`));
   });
+
+  for (const a of annotations) {
+    const x = px(a.bytes);
+    const y = py(a.ns);
+    // Text well below the point, under the other lines, with a leader line up to it.
+    const textY = Math.min(y + 120, PLOT.top + plotH - 14 * a.text.length);
+    out.push(`<line x1="${x.toFixed(1)}" y1="${(y + 6).toFixed(1)}" x2="${x.toFixed(1)}" y2="${(textY - 14).toFixed(1)}" stroke="#1b7f3b" stroke-width="1"/>`);
+    a.text.forEach((line, k) => {
+      out.push(`<text x="${x.toFixed(1)}" y="${(textY + k * 14).toFixed(1)}" text-anchor="middle" fill="#1b7f3b" font-size="12">${escapeXml(line)}</text>`);
+    });
+  }
 
   notes.forEach((note, i) => {
     out.push(`<text x="${PLOT.left}" y="${HEIGHT - 28 + i * 16}" fill="#555" font-size="12">${escapeXml(note)}</text>`);
