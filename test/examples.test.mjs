@@ -1,5 +1,5 @@
 // Examples run as written: the README's code blocks and examples/*.mjs.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,23 +14,71 @@ function runScript(path) {
   return spawnSync(process.execPath, [path], { cwd: root, encoding: 'utf8', timeout: 120_000 });
 }
 
-Examples('every ```js block of the README runs as written', () => {
+Examples('every ```js block of the README runs as written', async () => {
   const readme = readFileSync(join(root, 'README.md'), 'utf8');
   const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
-  assert.ok(blocks.length >= 1, 'the README has a js example');
+  assert.ok(blocks.length >= 3, 'the README has its js examples');
   // Written inside the package so `import 'memport'` resolves to this checkout (package self-reference).
   const dir = mkdtempSync(join(root, 'test', '.readme-'));
+  const write = (i, code) => {
+    const file = join(dir, `block${i}.mjs`);
+    writeFileSync(file, code);
+    return file;
+  };
   try {
-    blocks.forEach((code, i) => {
-      const file = join(dir, `block${i}.mjs`);
-      writeFileSync(file, code);
-      const r = runScript(file);
+    const producerAt = blocks.findIndex((b) => b.startsWith('// producer.mjs'));
+    const consumerAt = blocks.findIndex((b) => b.startsWith('// consumer.mjs'));
+    assert.ok(producerAt >= 0 && consumerAt >= 0, 'the producer/consumer pair is there');
+    for (const [i, code] of blocks.entries()) {
+      if (i === producerAt || i === consumerAt) continue;
+      const r = runScript(write(i, code));
       assert.is(r.status, 0, `README block ${i} failed:\n${r.stdout}${r.stderr}`);
       if (i === 0) assert.match(r.stdout, /^3 true\nINVALID_ARGUMENT /);
-    });
+    }
+    // The pair: the producer serves until stopped; the consumer connects by name.
+    const producer = spawn(process.execPath, [write(producerAt, blocks[producerAt])], { cwd: root, stdio: 'ignore' });
+    try {
+      let consumer;
+      for (let attempt = 0; attempt < 100; attempt++) {
+        consumer = await new Promise((resolve) => {
+          const c = spawn(process.execPath, [write(consumerAt, blocks[consumerAt])], { cwd: root, timeout: 20_000 });
+          let out = '';
+          c.stdout.on('data', (d) => (out += d));
+          c.stderr.on('data', (d) => (out += d));
+          c.once('exit', (status) => resolve({ status, out }));
+        });
+        if (consumer.status === 0 || !/NOT_FOUND/.test(consumer.out)) break;
+        await new Promise((r) => setTimeout(r, 100)); // the producer is still starting
+      }
+      assert.is(consumer.status, 0, consumer.out);
+      assert.is(consumer.out.trim(), '1280 true 0');
+    } finally {
+      producer.kill();
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+Examples('npm run demo: producer and consumer meet by name; a parent hands a child its regions', () => {
+  const r = runScript(join(root, 'examples', 'demo.mjs'));
+  assert.is(r.status, 0, r.stdout + r.stderr);
+  const producer = /producer (\d+): sharing a 1280x720 frame buffer/.exec(r.stdout)?.[1];
+  const consumer = /consumer (\d+): got a 1280x720 read-only frame buffer from producer (\d+)/.exec(r.stdout);
+  assert.ok(producer && consumer, r.stdout);
+  assert.is(consumer[2], producer, 'the consumer names the producer by its kernel PID');
+  const seen = Number(/saw (\d+) different frames/.exec(r.stdout)?.[1]);
+  assert.ok(seen >= 2, `the consumer watched the frame buffer change (${seen} frames)`);
+  const child = /handed child (\d+) a 32 MB dataset/.exec(r.stdout)?.[1];
+  assert.match(r.stdout, new RegExp(`child ${child}: summed 4,000,000 numbers in place \\(read-only dataset\\)`));
+  assert.match(r.stdout, /the child wrote sum=1998000000 mean=499.5 into the shared results region/);
+  assert.match(r.stdout, /✔ demo finished/);
+});
+
+Examples('a consumer without a producer says what to do', () => {
+  const r = spawnSync(process.execPath, [join(root, 'examples', 'consumer.mjs'), '--name', `absent-${process.pid}`], { cwd: root, encoding: 'utf8' });
+  assert.is(r.status, 1);
+  assert.match(r.stderr, /NOT_FOUND: .*start the producer first: node examples\/producer.mjs/);
 });
 
 Examples('examples/region-demo.mjs runs and says what it showed', () => {
