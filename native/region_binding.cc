@@ -144,6 +144,7 @@ Napi::Value NativeRegion::Close(const Napi::CallbackInfo& info) {
     if (!buffer.IsEmpty() && !buffer.IsDetached()) buffer.Detach();
   }
   buffers_.clear();
+  if (mapping_) mapping_->Retire();
   mapping_.reset();
   memory_.Close();
   return env.Undefined();

@@ -6,7 +6,7 @@
 //
 //   --seconds N   how long to fuzz (default 60, or $FUZZ_SECONDS)
 //   --fresh       forget the corpus grown by earlier runs and start from the seeds
-//   $FUZZ_CXXFLAGS  extra compiler flags, e.g. -DFRAME_FUZZ_STRICT_ENCODER
+//   $FUZZ_CXXFLAGS  extra compiler flags, e.g. -O2
 //
 // Everything it writes is under build-fuzz/ (git-ignored): the binary, the
 // working corpus (a copy of fuzz/corpus/ that libFuzzer grows, so the checked-in

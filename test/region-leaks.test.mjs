@@ -54,3 +54,48 @@ Leaks('regions dropped without close() are released by the garbage collector', a
 });
 
 Leaks.run();
+
+const Limits = suite('limits');
+
+Limits('Linux: a synchronous loop past the kernel mapping limit gets OUT_OF_MEMORY, never a crash', async () => {
+  if (!isLinux) return; // Windows has no per-process limit on views like vm.max_map_count
+  const { readFileSync } = await import('node:fs');
+  const maxMapCount = Number(readFileSync('/proc/sys/vm/max_map_count', 'utf8'));
+  let refused = 0;
+  let firstRefusal;
+  // Closed regions are released on a later event-loop turn; this loop never yields.
+  for (let i = 0; i < maxMapCount; i++) {
+    const r = SharedRegion.create(4096);
+    if (r.isErr()) {
+      refused++;
+      firstRefusal ??= r.error;
+      continue;
+    }
+    r.value.bytes[0] = 1;
+    r.value.close();
+  }
+  assert.ok(refused > 0, 'the budget was reached');
+  assert.is(firstRefusal.code, 'OUT_OF_MEMORY');
+  assert.match(firstRefusal.message, /let the event loop run/);
+  await settle();
+  await new Promise((r) => setTimeout(r, 50));
+  await settle();
+  const again = unwrap(SharedRegion.create(4096), 'create after yielding');
+  again.close();
+});
+
+Limits('Linux: close() returns the memory at once, before any garbage collection', async () => {
+  if (!isLinux) return;
+  const { readFileSync } = await import('node:fs');
+  const shmem = () => Number(/RssShmem:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;
+  const before = shmem();
+  const region = unwrap(SharedRegion.create(64 << 20));
+  region.bytes.fill(7);
+  const view = region.bytes;
+  assert.ok(shmem() - before >= 60 << 20, 'touching 64 MiB shows in shared RSS');
+  region.close(); // no await, no GC: the view object is still referenced here
+  assert.ok(shmem() - before < 4 << 20, `shared RSS after close: +${shmem() - before} bytes`);
+  assert.is(view.length, 0);
+});
+
+Limits.run();

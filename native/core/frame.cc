@@ -36,12 +36,28 @@ Error Violation(const std::string& what) { return MakeError("PROTOCOL", "malform
 }  // namespace
 
 Result<std::vector<uint8_t>> EncodeFrame(const Frame& frame) {
+  // Everything is checked before anything is allocated, and nothing a peer
+  // would have to drop (DecodeFrame's rules) is ever produced.
   if (frame.regions.size() > kMaxRegionsPerFrame) {
     return MakeError("INVALID_ARGUMENT", "at most " + std::to_string(kMaxRegionsPerFrame) + " regions per message");
   }
   if (frame.data.size() > kMaxDataLength) {
     return MakeError("INVALID_ARGUMENT", "message data is " + std::to_string(frame.data.size()) + " bytes; the limit is " +
                                              std::to_string(kMaxDataLength) + " (put bulk bytes in a region)");
+  }
+  const uint8_t type = static_cast<uint8_t>(frame.type);
+  if (!KnownType(type)) return MakeError("INVALID_ARGUMENT", "unknown frame type " + std::to_string(type));
+  const bool control = frame.type == FrameType::kWelcome || frame.type == FrameType::kAck;
+  if (control && (!frame.regions.empty() || !frame.data.empty())) {
+    return MakeError("INVALID_ARGUMENT", "WELCOME and ACK frames carry no payload");
+  }
+  if (frame.type != FrameType::kMessage && !frame.regions.empty()) {
+    return MakeError("INVALID_ARGUMENT", "only MESSAGE frames carry regions");
+  }
+  for (const RegionDescriptor& region : frame.regions) {
+    if (region.size == 0 || region.size > kMaxRegionSize || (region.flags & ~kRegionReadOnly) != 0) {
+      return MakeError("INVALID_ARGUMENT", "region descriptor out of range");
+    }
   }
   std::vector<uint8_t> out(kHeaderSize + kDescriptorSize * frame.regions.size() + frame.data.size());
   uint8_t* p = out.data();
@@ -53,9 +69,6 @@ Result<std::vector<uint8_t>> EncodeFrame(const Frame& frame) {
   PutU32(p + 12, static_cast<uint32_t>(frame.data.size()));
   p += kHeaderSize;
   for (const RegionDescriptor& region : frame.regions) {
-    if (region.size == 0 || region.size > kMaxRegionSize || (region.flags & ~kRegionReadOnly) != 0) {
-      return MakeError("INVALID_ARGUMENT", "region descriptor out of range");
-    }
     PutU64(p, region.size);
     PutU32(p + 8, region.flags);
     PutU32(p + 12, region.handle);

@@ -19,15 +19,35 @@ namespace memport {
 // (the region's own reference plus one per external ArrayBuffer).
 class Mapping {
  public:
-  Mapping(uint8_t* data, uint64_t length) : data_(data), length_(length) {}
+  Mapping(uint8_t* data, uint64_t length) : data_(data), length_(length) { live_.fetch_add(1); }
   Mapping(const Mapping&) = delete;
   Mapping& operator=(const Mapping&) = delete;
-  ~Mapping();  // per OS: munmap / UnmapViewOfFile
+  ~Mapping();  // per OS: munmap / UnmapViewOfFile; decrements live()
 
   uint8_t* data() const { return data_; }
   uint64_t length() const { return length_; }
 
+  // Called when the region is closed and every view detached: JavaScript can
+  // no longer reach these pages, but native code that was handed a view
+  // earlier (an fs.write in flight, say) may still be using the address
+  // range until the runtime releases the buffer. Linux swaps the shared pages
+  // for anonymous private ones in place, so the shared memory is returned at
+  // once and such a straggler touches harmless zeros instead of faulting.
+  // Windows keeps the view until the last buffer is released.
+  void Retire();
+
+  // Mappings that exist in this process (including retired ones not yet
+  // released). Each is one kernel VMA, and the kernel caps those per process
+  // (vm.max_map_count); running out would starve V8 itself, so creating one
+  // more beyond MaxLive() is refused with OUT_OF_MEMORY instead.
+  static int64_t Live() { return live_.load(); }
+  static int64_t MaxLive();  // per OS
+
+ protected:
+  static void Released() { live_.fetch_sub(1); }
+
  private:
+  static inline std::atomic<int64_t> live_{0};
   uint8_t* data_;
   uint64_t length_;
 };

@@ -10,6 +10,8 @@
 #include <fcntl.h>
 #include <linux/memfd.h>
 #include <stdio.h>
+
+#include <cstdio>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -51,6 +53,29 @@ Result<uint32_t> SharedMemory::DuplicateIntoProcess(int64_t /*pid*/, bool /*read
 
 Mapping::~Mapping() {
   if (data_ != nullptr && length_ != 0) ::munmap(data_, length_);
+  Released();
+}
+
+void Mapping::Retire() {
+  if (data_ == nullptr || length_ == 0) return;
+  // MAP_FIXED over our own range: atomic replacement, no window in which the
+  // addresses are unmapped (and so could be handed to someone else).
+  ::mmap(data_, length_, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+}
+
+int64_t Mapping::MaxLive() {
+  // Half the kernel's per-process VMA limit: the other half is for V8, libuv
+  // and everything else in the process.
+  static const int64_t max = [] {
+    int64_t limit = 65530;  // the kernel default
+    if (FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+      long long value = 0;
+      if (std::fscanf(f, "%lld", &value) == 1 && value > 0) limit = value;
+      std::fclose(f);
+    }
+    return limit / 2;
+  }();
+  return max;
 }
 
 Result<SharedMemory> SharedMemory::Create(uint64_t size) {
@@ -135,6 +160,11 @@ Result<SharedMemory> SharedMemory::FromReceived(RawHandle raw, uint64_t size, bo
 
 Result<std::shared_ptr<Mapping>> SharedMemory::Map() const {
   if (!valid()) return MakeError("CLOSED", "the region is closed");
+  if (Mapping::Live() >= Mapping::MaxLive()) {
+    return MakeError("OUT_OF_MEMORY", "this process already holds " + std::to_string(Mapping::Live()) +
+                                          " mappings (half the kernel's vm.max_map_count); close regions you no "
+                                          "longer need and let the event loop run so closed ones are released");
+  }
   // Read-only handles are mapped private and writable: copy-on-write, so a JS
   // write into a read-only view changes a private page instead of faulting.
   // MAP_NORESERVE keeps that from charging the whole size against overcommit.

@@ -263,7 +263,15 @@ void SharedMemory::Close() { handle_.reset(); }
 
 Mapping::~Mapping() {
   if (data_ != nullptr) ::UnmapViewOfFile(data_);
+  Released();
 }
+
+// Windows has no in-place replacement of a view without a window in which
+// the range is free; the view stays until the last buffer is released.
+void Mapping::Retire() {}
+
+// Windows has no per-process limit on views comparable to vm.max_map_count.
+int64_t Mapping::MaxLive() { return INT64_MAX; }
 
 Result<SharedMemory> SharedMemory::Create(uint64_t size) {
   if (size == 0 || size > kMaxSize) {
