@@ -46,7 +46,7 @@ step('type check', npm, ['run', 'typecheck', '--silent']);
 
 /** Parses uvu's closing summary, or a plain final "N passed, N failed" line; a run that printed neither counts as one failure. */
 function tally(output, status) {
-  const plain = /^(\d+) passed, (\d+) failed\s*$/m.exec(output.trim().split('\n').at(-1) ?? '');
+  const plain = [...output.matchAll(/^(\d+) passed, (\d+) failed\s*$/gm)].at(-1);
   if (plain) return { passed: Number(plain[1]), failed: Number(plain[2]) || (status === 0 ? 0 : 1), skipped: 0, crashed: false };
   const num = (label) => Number(new RegExp(`${label}:\\s+(\\d+)`).exec(output)?.[1] ?? NaN);
   const total = num('Total');

@@ -773,8 +773,13 @@ std::unique_ptr<Link> Accept(ListenRecorder& listener, int timeout = kWait) {
 std::string InheritableMemportHandles() {
   const win::nt::Functions& ntdll = win::nt::Ntdll();
   std::string found;
+  // The standard handles came from whoever started this test (a pipe when a
+  // test runner captures its input); they are not memport's.
+  const HANDLE standard[] = {::GetStdHandle(STD_INPUT_HANDLE), ::GetStdHandle(STD_OUTPUT_HANDLE),
+                             ::GetStdHandle(STD_ERROR_HANDLE)};
   for (uintptr_t v = 4; v < 0x4000; v += 4) {
     HANDLE h = reinterpret_cast<HANDLE>(v);
+    if (h == standard[0] || h == standard[1] || h == standard[2]) continue;
     DWORD flags = 0;
     if (!::GetHandleInformation(h, &flags) || (flags & HANDLE_FLAG_INHERIT) == 0) continue;
     alignas(8) unsigned char buffer[512];
