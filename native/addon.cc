@@ -48,6 +48,18 @@ Napi::Value RegionFromHandle(const Napi::CallbackInfo& info) {
   return NativeRegion::Wrap(env, std::move(memory), std::move(mapping));
 }
 
+// forbidExternalBuffers(): test hook that makes this environment behave as
+// Electron's V8 sandbox does (views refused, copies still work).
+Napi::Value ForbidExternalBuffers(const Napi::CallbackInfo& info) {
+  AddonData::Get(info.Env()).external_buffers_forbidden = info[0].ToBoolean();
+  return info.Env().Undefined();
+}
+
+// externalBuffersAllowed(): false once the runtime refused one (or the hook says so).
+Napi::Value ExternalBuffersAllowed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), !AddonData::Get(info.Env()).external_buffers_forbidden);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData(data);
@@ -69,10 +81,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("connect", Napi::Function::New(env, ConnectJs, "connect"));
   exports.Set("channelAddress", Napi::Function::New(env, ChannelAddressJs, "channelAddress"));
   exports.Set("regionFromHandle", Napi::Function::New(env, RegionFromHandle, "regionFromHandle"));
+  exports.Set("forbidExternalBuffers", Napi::Function::New(env, ForbidExternalBuffers, "forbidExternalBuffers"));
+  exports.Set("externalBuffersAllowed", Napi::Function::New(env, ExternalBuffersAllowed, "externalBuffersAllowed"));
   exports.Set("countOpenHandles", Napi::Function::New(env, CountOpenHandlesJs, "countOpenHandles"));
   exports.Set("setMaxBufferLength", Napi::Function::New(env, SetMaxBufferLength, "setMaxBufferLength"));
   exports.Set("maxRegionSize", Napi::Number::New(env, static_cast<double>(SharedMemory::kMaxSize)));
-  exports.Set("abiVersion", Napi::Number::New(env, 2));
+  exports.Set("abiVersion", Napi::Number::New(env, 3));
   return exports;
 }
 

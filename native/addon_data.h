@@ -24,6 +24,9 @@ struct AddonData {
   // Largest external ArrayBuffer this runtime accepts (buffer.constants.MAX_LENGTH),
   // told by the loader; until then, Node 20's 4 GiB.
   uint64_t max_buffer_length = uint64_t{1} << 32;
+  // Set once the runtime refuses an external ArrayBuffer (Electron's V8
+  // sandbox), or by the test hook that simulates it.
+  bool external_buffers_forbidden = false;
 
   static AddonData& Get(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
 };

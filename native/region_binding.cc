@@ -1,6 +1,7 @@
 #include "region_binding.h"
 
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "addon_data.h"
@@ -13,6 +14,20 @@ namespace {
 void ReleaseMappingRef(napi_env env, void* /*data*/, void* hint) {
   auto* ref = static_cast<std::shared_ptr<Mapping>*>(hint);
   if (AddonData::Get(env).buffer_refs.erase(ref) != 0) delete ref;
+}
+
+Error NoExternalBuffers() {
+  return MakeError("UNSUPPORTED",
+                   "this runtime forbids external ArrayBuffers (Electron's V8 sandbox), so views cannot be "
+                   "zero-copy; use region.read(offset, length) and region.write(offset, bytes), which copy");
+}
+
+// Bounds of a copy request, checked against the mapping.
+void CheckRange(Napi::Env env, const std::shared_ptr<Mapping>& mapping, uint64_t offset, uint64_t length) {
+  if (mapping == nullptr) throw ToJsError(env, MakeError("CLOSED", "the region is closed"));
+  if (offset > mapping->length() || length > mapping->length() - offset) {
+    throw ToJsError(env, MakeError("INVALID_ARGUMENT", "range out of bounds"));
+  }
 }
 
 }  // namespace
@@ -43,6 +58,8 @@ Napi::Function NativeRegion::Define(Napi::Env env) {
                          InstanceMethod<&NativeRegion::TryWriteEscalation>("tryWriteEscalation"),
                          InstanceMethod<&NativeRegion::DuplicateInto>("duplicateInto"),
                          InstanceMethod<&NativeRegion::OsHandle>("osHandle"),
+                         InstanceMethod<&NativeRegion::CopyOut>("copyOut"),
+                         InstanceMethod<&NativeRegion::CopyIn>("copyIn"),
                      });
 }
 
@@ -97,6 +114,7 @@ Napi::Value NativeRegion::MapArrayBuffer(const Napi::CallbackInfo& info) {
   const uint64_t length = ReadSize(info[1], mapping_->length() - offset, "length");
   if (length == 0) throw ToJsError(env, MakeError("INVALID_ARGUMENT", "length must be at least 1"));
   AddonData& data = AddonData::Get(env);
+  if (data.external_buffers_forbidden) throw ToJsError(env, NoExternalBuffers());
   if (length > data.max_buffer_length) {
     throw ToJsError(env, MakeError("UNSUPPORTED", "this Node.js cannot create an ArrayBuffer of " +
                                                       std::to_string(length) + " bytes (limit " +
@@ -112,7 +130,8 @@ Napi::Value NativeRegion::MapArrayBuffer(const Napi::CallbackInfo& info) {
     ReleaseMappingRef(env, nullptr, hint);
     // Electron's V8 sandbox forbids memory that V8 did not allocate.
     if (status == napi_no_external_buffers_allowed) {
-      throw ToJsError(env, MakeError("UNSUPPORTED", "this runtime forbids external ArrayBuffers (V8 sandbox)"));
+      data.external_buffers_forbidden = true;
+      throw ToJsError(env, NoExternalBuffers());
     }
     // Anything else pending (e.g. a RangeError for a length over this Node's
     // limit) is turned into a typed error rather than left to escape.
@@ -147,6 +166,28 @@ Napi::Value NativeRegion::Close(const Napi::CallbackInfo& info) {
   if (mapping_) mapping_->Retire();
   mapping_.reset();
   memory_.Close();
+  return env.Undefined();
+}
+
+// copyOut(offset, length): a new Buffer (V8-allocated) with those bytes.
+Napi::Value NativeRegion::CopyOut(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint64_t offset = ReadSize(info[0], SharedMemory::kMaxSize, "offset");
+  const uint64_t length = ReadSize(info[1], AddonData::Get(env).max_buffer_length, "length");
+  CheckRange(env, mapping_, offset, length);
+  return Napi::Buffer<uint8_t>::Copy(env, mapping_->data() + offset, static_cast<size_t>(length));
+}
+
+// copyIn(offset, source: Uint8Array): copies the bytes into the region.
+Napi::Value NativeRegion::CopyIn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint64_t offset = ReadSize(info[0], SharedMemory::kMaxSize, "offset");
+  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw ToJsError(env, MakeError("INVALID_ARGUMENT", "bytes must be a Uint8Array"));
+  }
+  Napi::Uint8Array source = info[1].As<Napi::Uint8Array>();
+  CheckRange(env, mapping_, offset, source.ByteLength());
+  if (source.ByteLength() != 0) std::memmove(mapping_->data() + offset, source.Data(), source.ByteLength());
   return env.Undefined();
 }
 

@@ -32,6 +32,8 @@ class NativeRegion : public Napi::ObjectWrap<NativeRegion> {
   Napi::Value TryWriteEscalation(const Napi::CallbackInfo& info);
   Napi::Value DuplicateInto(const Napi::CallbackInfo& info);
   Napi::Value OsHandle(const Napi::CallbackInfo& info);
+  Napi::Value CopyOut(const Napi::CallbackInfo& info);
+  Napi::Value CopyIn(const Napi::CallbackInfo& info);
 
   void ForgetDeadBuffers();
 

@@ -28,6 +28,8 @@ const systemTools = onLinux
       ['g++', 'g++'],
       ['x86_64-w64-mingw32-g++-posix', 'g++-mingw-w64-x86-64'],
       ['wine64', 'wine64'],
+      ['python3', 'python3'],
+      ['clang++', 'clang'],
     ]
   : [['cmake', 'cmake']];
 

@@ -47,6 +47,16 @@ export class SharedRegion implements Disposable {
    */
   static readonly maxViewLength: number = bufferConstants.MAX_LENGTH;
 
+  /**
+   * False where the runtime forbids external ArrayBuffers (Electron with its
+   * V8 sandbox): then views (`bytes`, `view`) are `UNSUPPORTED` and
+   * `read`/`write` — which copy — are the way in. Known after the first view
+   * was attempted.
+   */
+  static get zeroCopy(): boolean {
+    return loadNative().map((b) => b.externalBuffersAllowed()).unwrapOr(false);
+  }
+
   readonly #native: NativeRegion;
   readonly #size: number;
   readonly #readOnly: boolean;
@@ -225,6 +235,43 @@ export class SharedRegion implements Disposable {
       return ok(new Uint8Array(this.#whole, offset, len));
     }
     return mapBuffer(offset, len).map((buffer) => new Uint8Array(buffer));
+  }
+
+  /**
+   * Copies `length` bytes at `offset` out of the region into a new
+   * `Uint8Array`. Works everywhere, including runtimes without zero-copy views
+   * (see {@link SharedRegion.zeroCopy}). Errors: `INVALID_ARGUMENT`, `CLOSED`.
+   */
+  read(offset: number, length: number): Result<Uint8Array, MemportError> {
+    const range = this.#checkRange(offset, length);
+    if (range) return err(range);
+    return Result.fromThrowable(() => this.#native.copyOut(offset, length), toMemportError)();
+  }
+
+  /**
+   * Copies `bytes` into the region at `offset`. Works everywhere (see
+   * {@link SharedRegion.zeroCopy}); on a read-only region the bytes stay
+   * private to this process, as with a view. Errors: `INVALID_ARGUMENT`, `CLOSED`.
+   */
+  write(offset: number, bytes: Uint8Array): Result<void, MemportError> {
+    if (!(bytes instanceof Uint8Array)) return err(memportError('INVALID_ARGUMENT', 'bytes must be a Uint8Array'));
+    const range = this.#checkRange(offset, bytes.length);
+    if (range) return err(range);
+    return Result.fromThrowable(() => this.#native.copyIn(offset, bytes), toMemportError)();
+  }
+
+  #checkRange(offset: unknown, length: unknown): MemportError | undefined {
+    if (this.#closed) return memportError('CLOSED', 'the region is closed');
+    if (!isCount(offset) || offset > this.#size) {
+      return memportError('INVALID_ARGUMENT', `offset must be a whole number from 0 to ${this.#size}, got ${describe(offset)}`);
+    }
+    if (!isCount(length) || length > this.#size - offset) {
+      return memportError('INVALID_ARGUMENT', `length must be a whole number from 0 to ${this.#size - offset}, got ${describe(length)}`);
+    }
+    if (length > SharedRegion.maxViewLength) {
+      return memportError('UNSUPPORTED', `${length} bytes exceed this Node.js buffer limit of ${SharedRegion.maxViewLength}; copy in pieces`);
+    }
+    return undefined;
   }
 
   /**

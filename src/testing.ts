@@ -4,7 +4,16 @@
  */
 import { Result } from 'neverthrow';
 import { memportError, toMemportError, type MemportError } from './errors.js';
+import { loadNative } from './native/load.js';
 import { nativeOf, type SharedRegion } from './region.js';
+
+/**
+ * Makes this process behave as Electron's V8 sandbox does: zero-copy views
+ * are refused with UNSUPPORTED, `read`/`write` (copies) keep working.
+ */
+export function simulateNoExternalBuffers(forbidden: boolean): void {
+  loadNative().map((b) => b.forbidExternalBuffers(forbidden));
+}
 
 /**
  * Tries every way the OS offers to regain write access through this region's

@@ -2,7 +2,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SharedRegion } from '../dist/index.js';
-import { tryWriteEscalation, writeSharingAllowed } from '../dist/testing.js';
+import { simulateNoExternalBuffers, tryWriteEscalation, writeSharingAllowed } from '../dist/testing.js';
 import { expectErr, isLinux, isWindows, realWindowsOnly, underWine, unwrap } from './helpers.mjs';
 
 const create = (size, options) => unwrap(SharedRegion.create(size, options), `create(${size})`);
@@ -241,3 +241,54 @@ Close('Symbol.dispose closes', () => {
 });
 
 Close.run();
+
+// ---------------------------------------------------------------------------
+const Copying = suite('copying mode (runtimes without external ArrayBuffers)');
+
+Copying('read/write copy bytes in and out, with the same checks as views', () => {
+  const region = create(4096);
+  unwrap(region.write(4090, new Uint8Array([1, 2, 3, 4, 5, 6])));
+  assert.equal([...unwrap(region.read(4090, 6))], [1, 2, 3, 4, 5, 6]);
+  assert.is(region.bytes[4095], 6, 'write() lands in the shared bytes');
+  const copy = unwrap(region.read(0, 16));
+  copy[0] = 99;
+  assert.is(region.bytes[0], 0, 'read() returns a copy');
+  expectErr(region.read(4090, 7), 'INVALID_ARGUMENT', 'read past the end');
+  expectErr(region.write(4095, new Uint8Array(2)), 'INVALID_ARGUMENT', 'write past the end');
+  expectErr(region.write(0, [1, 2]), 'INVALID_ARGUMENT', 'write of a plain array');
+  const ro = unwrap(region.toReadOnly());
+  unwrap(ro.write(0, new Uint8Array([42])));
+  assert.is(region.bytes[0], 0, 'a write into a read-only region stays private');
+  ro.close();
+  region.close();
+  expectErr(region.read(0, 1), 'CLOSED', 'read after close');
+  expectErr(region.write(0, new Uint8Array(1)), 'CLOSED', 'write after close');
+});
+
+Copying('where external ArrayBuffers are forbidden, views are UNSUPPORTED and say to use read/write', () => {
+  const region = create(64);
+  unwrap(region.write(0, new Uint8Array([7, 8, 9])));
+  simulateNoExternalBuffers(true);
+  try {
+    assert.is(SharedRegion.zeroCopy, false);
+    const refused = expectErr(region.view(0, 8), 'UNSUPPORTED', 'view in a sandboxed runtime');
+    assert.match(refused.message, /region\.read\(offset, length\) and region\.write\(offset, bytes\)/);
+    let thrown;
+    try {
+      void region.bytes;
+    } catch (e) {
+      thrown = e;
+    }
+    assert.is(thrown?.code, 'UNSUPPORTED', 'bytes throws the same typed error');
+    assert.equal([...unwrap(region.read(0, 3))], [7, 8, 9], 'copies still work');
+    unwrap(region.write(3, new Uint8Array([10])));
+    assert.equal([...unwrap(region.read(0, 4))], [7, 8, 9, 10]);
+  } finally {
+    simulateNoExternalBuffers(false);
+  }
+  assert.is(SharedRegion.zeroCopy, true);
+  assert.is(unwrap(region.view(0, 4))[3], 10, 'zero-copy views again once allowed');
+  region.close();
+});
+
+Copying.run();

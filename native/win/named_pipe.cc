@@ -841,17 +841,30 @@ Result<std::unique_ptr<Listener>> Listen(const std::string& name, std::shared_pt
 
 void Connect(const std::string& name, uint32_t timeout_ms, int64_t expected_server_pid, std::shared_ptr<JsThread> js,
              std::function<void(Result<std::unique_ptr<Connection>>)> done) {
-  auto work = [name, timeout_ms, expected_server_pid, js, done]() {
+  auto* work = new std::function<void()>([name, timeout_ms, expected_server_pid, js, done]() {
     auto result = std::make_shared<Result<std::unique_ptr<Connection>>>(
         ConnectBlocking(name, timeout_ms, expected_server_pid, js));
     js->Post([done, result] { done(std::move(*result)); });
-  };
-  try {
-    std::thread(work).detach();
-  } catch (const std::system_error& e) {
-    auto error = std::make_shared<Error>(MakeError("OUT_OF_MEMORY", std::string("starting a connect thread: ") + e.what()));
+  });
+  // A plain Win32 thread, not std::thread: under Wine, mingw's winpthreads
+  // (behind std::thread) was seen to start a thread with a null state when
+  // dozens are created and exit at once (an access violation in
+  // execute_native_thread_routine), which CreateThread does not do.
+  HANDLE thread = ::CreateThread(
+      /*lpThreadAttributes=*/nullptr, /*dwStackSize=*/0,
+      [](void* param) -> DWORD {
+        std::unique_ptr<std::function<void()>> task(static_cast<std::function<void()>*>(param));
+        (*task)();
+        return 0;
+      },
+      work, /*dwCreationFlags=*/0, /*lpThreadId=*/nullptr);
+  if (thread == nullptr) {
+    delete work;
+    auto error = std::make_shared<Error>(LastOsError("CreateThread", "starting a connect thread"));
     js->Post([done, error] { done(*error); });
+    return;
   }
+  ::CloseHandle(thread);  // detached: it ends by itself
 }
 
 }  // namespace memport

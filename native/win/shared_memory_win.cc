@@ -312,8 +312,18 @@ Result<SharedMemory> SharedMemory::DuplicateReadOnly() {
     if (duplicated) registry.Add(AsRaw(copy));
   }
   if (!duplicated) return LastOsError("DuplicateHandle", "making a read-only handle to a section");
+  SharedMemory twin(OsHandle(AsRaw(copy)), size_, /*read_only=*/true, policy_);
+  // Self-check (SECURITY-CHECKLIST Windows 9): the read-only handle must not
+  // be re-duplicable with write access. If the OS allowed it (a section made
+  // without memport's DACL, say), the "read-only" twin would be a lie: refuse.
+  HANDLE probe = nullptr;
+  if (::DuplicateHandle(self, copy, self, &probe, FILE_MAP_READ | FILE_MAP_WRITE, /*bInheritHandle=*/FALSE, 0)) {
+    ::CloseHandle(probe);
+    return MakeError("ACCESS_DENIED", "the OS would let a read-only handle to this section be re-duplicated for "
+                                      "write, so no read-only twin can be made");
+  }
   if (policy_) policy_->read_only_twin_exists = true;
-  return SharedMemory(OsHandle(AsRaw(copy)), size_, /*read_only=*/true, policy_);
+  return twin;
 }
 
 Result<SharedMemory> SharedMemory::FromReceived(RawHandle raw, uint64_t size, bool read_only) {

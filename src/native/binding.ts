@@ -21,6 +21,10 @@ export interface NativeRegion {
   duplicateInto(pid: number, readOnly: boolean): number;
   /** The fd (Linux) or HANDLE value (Windows); -1 once closed. */
   osHandle(): number;
+  /** A V8-allocated copy of [offset, offset + length). */
+  copyOut(offset: number, length: number): Uint8Array;
+  /** Copies `bytes` into the region at `offset`. */
+  copyIn(offset: number, bytes: Uint8Array): void;
 }
 
 /** The kernel's word on who is at the other end. */
@@ -76,6 +80,10 @@ export interface Binding {
   createRegion(size: number): NativeRegion;
   countOpenHandles(): HandleCensus;
   setMaxBufferLength(length: number): void;
+  /** Test hook: behave as if external ArrayBuffers were forbidden (Electron's V8 sandbox). */
+  forbidExternalBuffers(forbidden: boolean): void;
+  /** False once the runtime refused an external ArrayBuffer. */
+  externalBuffersAllowed(): boolean;
 }
 
-export const EXPECTED_ABI_VERSION = 2;
+export const EXPECTED_ABI_VERSION = 3;
