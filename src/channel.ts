@@ -47,6 +47,8 @@ export const MAX_DATA_BYTES = 128 * 1024;
 /** Most regions in one message. */
 export const MAX_REGIONS_PER_MESSAGE = 64;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** Write id of control frames: the native side reports no completion for it. */
+const UNREPORTED_WRITE = 0;
 const NAME_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/;
 
 const encoder = new TextEncoder();
@@ -214,7 +216,7 @@ export class Connection implements Disposable {
   #acknowledge(seq: number): void {
     if (this.#closedError) return;
     try {
-      this.#native.write(this.#nextWriteId++, FrameType.Ack, seq, []);
+      this.#native.write(UNREPORTED_WRITE, FrameType.Ack, seq, []);
     } catch {
       // The connection is going away; onClosed reports it.
     }
@@ -282,7 +284,7 @@ export class Connection implements Disposable {
       const reason = toMemportError(mapError);
       const body = encoder.encode(JSON.stringify({ code: reason.code, message: reason.message }));
       try {
-        this.#native.write(this.#nextWriteId++, FrameType.Nack, seq, [], body);
+        this.#native.write(UNREPORTED_WRITE, FrameType.Nack, seq, [], body);
       } catch {
         // closing anyway
       }
@@ -500,7 +502,7 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
         }
         if (refusal !== undefined) {
           try {
-            native.write(0, FrameType.Reject, 0, [], encoder.encode(refusal));
+            native.write(UNREPORTED_WRITE, FrameType.Reject, 0, [], encoder.encode(refusal));
           } catch {
             // already gone
           }
@@ -509,7 +511,7 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
           return;
         }
         try {
-          native.write(0, FrameType.Welcome, 0, []);
+          native.write(UNREPORTED_WRITE, FrameType.Welcome, 0, []);
         } catch {
           connection.close();
           return;

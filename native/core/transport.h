@@ -57,9 +57,13 @@ class ConnectionObserver {
   // a misbehaving peer, "CLOSED" after Close().
   virtual void OnClosed(const Error& error) = 0;
   // Completion of Write(write_id): error == nullptr when the whole frame was
-  // handed to the kernel.
+  // handed to the kernel. Never called for write_id kUnreportedWrite.
   virtual void OnWriteDone(uint64_t write_id, const Error* error) = 0;
 };
+
+// A Write whose completion nobody waits for (control frames: WELCOME, ACK,
+// ...): no OnWriteDone is posted for it, which saves a JS-thread hop.
+constexpr uint64_t kUnreportedWrite = 0;
 
 class Connection {
  public:

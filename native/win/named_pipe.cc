@@ -468,7 +468,7 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
     std::lock_guard<std::mutex> lock(mutex_);
     --outstanding_;
     const bool unreported = pending_writes_.erase(op) != 0;
-    if (unreported && observer_) {
+    if (unreported && observer_ && op->write_id != kUnreportedWrite) {
       std::shared_ptr<Error> result;
       if (error != ERROR_SUCCESS) result = std::make_shared<Error>(WriteError(error));
       js_->Post([observer = observer_, write_id = op->write_id, result] {
@@ -488,6 +488,7 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
     close_reason_ = reason;
     if (observer_) {
       for (WriteOp* op : pending_writes_) {
+        if (op->write_id == kUnreportedWrite) continue;
         auto error = std::make_shared<Error>(reason);
         js_->Post([observer = observer_, write_id = op->write_id, error] {
           observer->OnWriteDone(write_id, error.get());
