@@ -94,7 +94,10 @@ class ConnectionObserverImpl : public ConnectionObserver {
     Napi::HandleScope scope(env_);
     Call(1, {ToJsError(env_, error).Value()});
     if (js_->alive()) js_->Release();
-    callbacks_->owner.Reset();  // the JS object may be collected now
+    // Nothing is called after OnClosed: drop the references to the JS side
+    // (we are on the JS thread) so the connection can be collected even if a
+    // backend still holds this observer.
+    callbacks_.reset();
   }
 
   void OnWriteDone(uint64_t write_id, const Error* error) override {

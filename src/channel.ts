@@ -198,7 +198,12 @@ export class Connection implements Disposable {
    */
   close(): void {
     this.#native.close();
-    this.#finish(memportError('CLOSED', 'the connection is closed'));
+    const closed = memportError('CLOSED', 'the connection is closed');
+    this.#finish(closed);
+    // Also after the peer had already gone: from now on this connection is
+    // closed by us, and messages nobody received are released.
+    this.#closedError = closed;
+    for (const { message } of this.#inbox.splice(0)) for (const r of message.regions) r.close();
   }
 
   [dispose](): void {
@@ -334,10 +339,6 @@ export class Connection implements Disposable {
     this.#unacked.clear();
     for (const start of this.#windowWaiters.splice(0)) start();
     for (const receiver of this.#receivers.splice(0)) receiver.settle(err(error));
-    if (error.code === 'CLOSED') {
-      // Our own close: messages nobody received are released now.
-      for (const { message } of this.#inbox.splice(0)) for (const r of message.regions) r.close();
-    }
   }
 }
 

@@ -311,6 +311,51 @@ Scale('a peer killed mid-session gives PEER_CLOSED to pending and later calls', 
   listener.close();
 });
 
+Scale("close() after the peer died releases the messages nobody received", async () => {
+  const name = uniqueName('gift');
+  const listener = unwrap(await listen(name));
+  await settle();
+  const before = handleCensus();
+  const giver = startPeer('gift', name);
+  const conn = unwrap(await listener.accept({ timeoutMs: 15_000 }));
+  // Let the message arrive (it is not received), then the giver dies.
+  await new Promise((r) => setTimeout(r, 300));
+  giver.kill('SIGKILL');
+  await giver.exited;
+  await new Promise((r) => setTimeout(r, 100));
+  conn.close();
+  expectErr(await conn.receive(), 'CLOSED', 'receive after our close');
+  await settle();
+  assertNoHandleLeak(before, 'the unreceived region and the connection');
+  listener.close();
+});
+
+Scale('closed connections are garbage-collected', async () => {
+  if (!globalThis.gc) return; // the runner passes --expose-gc
+  const name = uniqueName('gc');
+  const listener = unwrap(await listen(name));
+  let collected = 0;
+  const registry = new FinalizationRegistry(() => collected++);
+  const count = 20;
+  await (async () => {
+    for (let i = 0; i < count; i++) {
+      const client = connect(name, { timeoutMs: 5000 });
+      const server = unwrap(await listener.accept({ timeoutMs: 5000 }));
+      const conn = unwrap(await client);
+      registry.register(conn, i);
+      registry.register(server, i);
+      conn.close();
+      server.close();
+    }
+  })();
+  for (let i = 0; i < 20 && collected < 2 * count; i++) {
+    await settle();
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.is(collected, 2 * count, `${collected} of ${2 * count} closed connections were collected`);
+  listener.close();
+});
+
 Scale('1,000 transfers leave fd/handle counts at baseline on both sides', async () => {
   const name = uniqueName('churn');
   const listener = unwrap(await listen(name));

@@ -392,6 +392,9 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
     }
     std::shared_ptr<ConnectionObserver> observer = observer_;
     if (observer) js_->Post([observer, error] { observer->OnClosed(error); });
+    // Nothing is reported after OnClosed; dropping the observer here lets the
+    // JS side (whose callbacks it holds) be collected.
+    observer_.reset();
   }
 
   void PostWriteDone(uint64_t id, const Error* error) {

@@ -342,7 +342,12 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
       const SharedMemory* region = regions[i];
       if (region == nullptr || !region->valid()) return MakeError("CLOSED", "a region in the message is closed");
       Result<RawHandle> remote = win::DuplicateSectionInto(*region, Get(peer_process_), region->read_only());
-      if (!remote.ok()) return remote.error();
+      if (!remote.ok()) {
+        // Duplicating into a process that just died fails before the pipe
+        // reports the break: say what happened, not ACCESS_DENIED.
+        if (::WaitForSingleObject(Get(peer_process_), 0) == WAIT_OBJECT_0) return PeerClosedError();
+        return remote.error();
+      }
       handles->Add(remote.value());
       RegionDescriptor& descriptor = frame.regions[i];
       descriptor.size = region->size();
@@ -497,6 +502,9 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
       auto error = std::make_shared<Error>(reason);
       js_->Post([observer = observer_, error] { observer->OnClosed(*error); });
     }
+    // Nothing is reported after OnClosed; dropping the observer here lets the
+    // JS side (whose callbacks it holds) be collected.
+    observer_.reset();
     pending_writes_.clear();
     // Closing the handle alone would also abort our I/O; cancelling first
     // makes the completions (ERROR_OPERATION_ABORTED) explicit. Their packets
@@ -629,7 +637,8 @@ class ListenerState : public IoTarget, public std::enable_shared_from_this<Liste
     if (!::GetNamedPipeClientProcessId(Get(op->pipe), &pid) || pid == 0) return;  // drop this client
     // Opened now and kept for the connection: a PID can be reused once the
     // process is gone, a process handle cannot.
-    HANDLE process = ::OpenProcess(PROCESS_DUP_HANDLE, /*bInheritHandle=*/FALSE, pid);
+    // SYNCHRONIZE: lets a failed duplicate tell a dead peer from a refusal.
+    HANDLE process = ::OpenProcess(PROCESS_DUP_HANDLE | SYNCHRONIZE, /*bInheritHandle=*/FALSE, pid);
     if (process == nullptr) return;  // drop this client (e.g. a more privileged process), keep listening
     PeerIdentity peer;
     peer.pid = static_cast<int64_t>(pid);
@@ -795,7 +804,7 @@ Result<std::unique_ptr<Connection>> ConnectBlocking(const std::string& name, uin
     return MakeError("ACCESS_DENIED", "the listener of '" + name + "' is process " + std::to_string(server_pid) +
                                           ", not the expected " + std::to_string(expected_server_pid));
   }
-  HANDLE process = ::OpenProcess(PROCESS_DUP_HANDLE, /*bInheritHandle=*/FALSE, server_pid);
+  HANDLE process = ::OpenProcess(PROCESS_DUP_HANDLE | SYNCHRONIZE, /*bInheritHandle=*/FALSE, server_pid);
   if (process == nullptr) {
     return LastOsError("OpenProcess", "opening the listener's process " + std::to_string(server_pid));
   }
