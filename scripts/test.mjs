@@ -43,6 +43,8 @@ if (build) {
   if (runWine) step('cross-build the Windows addon (mingw-w64)', npm, ['run', 'build:win', '--silent']);
 }
 step('type check', npm, ['run', 'typecheck', '--silent']);
+// The adversarial suite's raw-protocol peer, for Linux and (cross-built) Windows.
+step('build the adversarial peer (test/adversarial/evil_peer.c)', process.execPath, [join('test', 'adversarial', 'build.mjs')]);
 
 /** Parses uvu's closing summary, or a plain final "N passed, N failed" line; a run that printed neither counts as one failure. */
 function tally(output, status) {

@@ -145,6 +145,11 @@ Result<SharedMemory> SharedMemory::FromReceived(RawHandle raw, uint64_t size, bo
   }
   const int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0) return LastOsError("fcntl(F_GETFL)", "checking a received handle");
+  // An O_WRONLY fd passes every check above and only fails at mmap: refuse it
+  // here, so a peer sending one is dropped like any other bad handle.
+  if ((flags & O_ACCMODE) == O_WRONLY) {
+    return MakeError("ACCESS_DENIED", "the received fd is open write-only: it cannot be mapped for reading");
+  }
   const bool write_sealed = (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) != 0;
   if (read_only && !write_sealed) {
     return MakeError("ACCESS_DENIED", "declared read-only, but the memfd is not sealed against writes");

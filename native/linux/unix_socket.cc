@@ -15,6 +15,7 @@
 // reach the JS thread through JsThread::Post.
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
@@ -31,6 +32,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "../core/transport.h"
 
@@ -39,6 +41,8 @@ namespace memport {
 namespace {
 
 constexpr int kBacklog = 128;
+// How long a listener out of fds waits before trying to accept again.
+constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
 
 // ---------------------------------------------------------------------------
 // The private directory and the socket path a name maps to.
@@ -142,6 +146,19 @@ class IoThread {
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev);
   }
 
+  // Stops watching `fd` for `delay`, then watches it for `events` again (if it
+  // is still registered by then). Called on the I/O thread. For a condition that level-triggered epoll
+  // would report in a tight loop, such as a backlog no fd is free to accept.
+  void PauseThenWatch(int fd, uint32_t events, std::chrono::milliseconds delay) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = keys_.find(fd);
+    if (it == keys_.end()) return;
+    epoll_event ev{};
+    ev.data.u64 = it->second;
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev);
+    paused_.push_back({std::chrono::steady_clock::now() + delay, it->second, events});
+  }
+
   // After Remove returns, no new event for `fd` is dispatched; one already
   // being dispatched may still finish (targets guard with their own state).
   void Remove(int fd) {
@@ -166,7 +183,7 @@ class IoThread {
   void Run() {
     epoll_event events[64];
     for (;;) {
-      const int n = ::epoll_wait(epoll_.get(), events, 64, -1);
+      const int n = ::epoll_wait(epoll_.get(), events, 64, ResumePaused());
       if (n < 0) {
         if (errno == EINTR) continue;
         return;
@@ -183,7 +200,42 @@ class IoThread {
     }
   }
 
+  // Re-arms every paused target whose time has come (keyed by registration,
+  // so an fd number reused since is never re-armed by mistake); returns the
+  // epoll_wait timeout until the next one, or -1.
+  int ResumePaused() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    int timeout = -1;
+    for (size_t i = 0; i < paused_.size();) {
+      const Paused& p = paused_[i];
+      if (p.until <= now) {
+        auto target = targets_.find(p.key);
+        if (target != targets_.end()) {
+          epoll_event ev{};
+          ev.events = p.events;
+          ev.data.u64 = p.key;
+          ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, target->second.first, &ev);
+        }
+        paused_[i] = paused_.back();
+        paused_.pop_back();
+        continue;
+      }
+      const auto ms = std::chrono::ceil<std::chrono::milliseconds>(p.until - now).count();
+      if (timeout < 0 || ms < timeout) timeout = static_cast<int>(ms);
+      ++i;
+    }
+    return timeout;
+  }
+
+  struct Paused {
+    std::chrono::steady_clock::time_point until;
+    uint64_t key;
+    uint32_t events;
+  };
+
   OsHandle epoll_;
+  std::vector<Paused> paused_;
   std::atomic<uint64_t> next_key_{1};
   std::mutex mutex_;
   std::unordered_map<uint64_t, std::pair<int, std::shared_ptr<Pollable>>> targets_;
@@ -332,7 +384,10 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
         }
       }
       if (n == 0 && fds.empty()) {
-        FailLocked(MakeError("PEER_CLOSED", "the peer closed the connection"));
+        // On SOCK_SEQPACKET a zero-length record and end-of-stream both read
+        // as 0; only end-of-stream leaves the socket read-hung-up.
+        FailLocked(PeerHungUp() ? MakeError("PEER_CLOSED", "the peer closed the connection")
+                                : MakeError("PROTOCOL", "the peer sent an empty frame"));
         return;
       }
       if (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) {
@@ -373,6 +428,11 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
       }
       PostFrame(std::move(message));
     }
+  }
+
+  bool PeerHungUp() const {
+    pollfd p{static_cast<int>(fd_.get()), POLLRDHUP, 0};
+    return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
   }
 
   // Ends the connection once: pending writes fail, the observer hears why.
@@ -473,7 +533,10 @@ class UnixListener : public Pollable, public std::enable_shared_from_this<UnixLi
         if (errno == EAGAIN || errno == EWOULDBLOCK) return;
         if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-          // Out of fds: keep listening; the client sees its connection close.
+          // No fd (or memory) to accept with: the client stays in the backlog
+          // and the socket stays readable, so look again a little later
+          // instead of spinning on it.
+          IoThread::Get().PauseThenWatch(static_cast<int>(socket_.get()), EPOLLIN, kAcceptRetryDelay);
           return;
         }
         Error error = LastOsError("accept4", "accepting a connection");

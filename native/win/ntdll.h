@@ -26,9 +26,13 @@ constexpr NTSTATUS kStatusInvalidHandle = static_cast<NTSTATUS>(0xC0000008);
 constexpr NTSTATUS kStatusNotImplemented = static_cast<NTSTATUS>(0xC0000002);
 constexpr NTSTATUS kStatusInvalidInfoClass = static_cast<NTSTATUS>(0xC0000003);
 constexpr NTSTATUS kStatusObjectTypeMismatch = static_cast<NTSTATUS>(0xC0000024);
+constexpr NTSTATUS kStatusInfoLengthMismatch = static_cast<NTSTATUS>(0xC0000004);
+constexpr NTSTATUS kStatusBufferOverflow = static_cast<NTSTATUS>(0x80000005);
+constexpr NTSTATUS kStatusBufferTooSmall = static_cast<NTSTATUS>(0xC0000023);
 
 // OBJECT_INFORMATION_CLASS
 constexpr ULONG kObjectBasicInformation = 0;
+constexpr ULONG kObjectNameInformation = 1;
 constexpr ULONG kObjectTypeInformation = 2;
 // SECTION_INFORMATION_CLASS
 constexpr ULONG kSectionBasicInformation = 0;
@@ -47,6 +51,11 @@ struct UnicodeString {
   USHORT Length;  // bytes, without a terminator
   USHORT MaximumLength;
   PWSTR Buffer;
+};
+
+// OBJECT_NAME_INFORMATION; the name's characters follow it in the caller's buffer.
+struct ObjectNameInformation {
+  UnicodeString Name;
 };
 
 // The head of PUBLIC_OBJECT_TYPE_INFORMATION; the type name's characters

@@ -214,6 +214,30 @@ Status VerifyReceivedSection(HANDLE handle, uint64_t size, bool read_only) {
     return MakeError("INVALID_HANDLE", "the received section is " + std::to_string(section.MaximumSize.QuadPart) +
                                            " bytes, smaller than the declared " + std::to_string(size));
   }
+
+  // 4. Unnamed. A memport sender only ever shares unnamed sections; a named
+  //    one is most likely a value naming a section this process already holds
+  //    for its own purposes (Node's own node-debug-handler-<pid> mapping is
+  //    one), which adopting would hand to the app and close under its owner.
+  //    A pushed value cannot be told apart from one that was already here, so
+  //    this is the part of "refuse what the receiver already owns" that the
+  //    kernel lets us check; SECURITY.md says what remains.
+  alignas(8) unsigned char name_buffer[1024];
+  status = ntdll.query_object(handle, nt::kObjectNameInformation, name_buffer, sizeof name_buffer, &returned);
+  if (status == nt::kStatusBufferOverflow || status == nt::kStatusInfoLengthMismatch ||
+      status == nt::kStatusBufferTooSmall) {
+    return MakeError("INVALID_HANDLE", "the received section has a (long) name: memport only accepts unnamed sections");
+  }
+  if (!NotImplemented(status)) {
+    if (status < 0) return NtFailure(status, "NtQueryObject", "checking whether a received section is named");
+    const auto* name = reinterpret_cast<const nt::ObjectNameInformation*>(name_buffer);
+    if (name->Name.Length != 0) {
+      const std::wstring text(name->Name.Buffer, name->Name.Length / sizeof(wchar_t));
+      return MakeError("INVALID_HANDLE", "the received section is named (" + WideToUtf8(text) +
+                                             "): memport only accepts unnamed sections, and this value may name one "
+                                             "this process already holds");
+    }
+  }
   return Ok();
 }
 
@@ -339,6 +363,12 @@ Result<SharedMemory> SharedMemory::FromReceived(RawHandle raw, uint64_t size, bo
   }
   Status verified = win::VerifyReceivedSection(AsHandle(raw), size, read_only);
   if (!verified.ok()) return verified.error();
+  // The sender chose the inherit flag when it duplicated the value in; memport's
+  // own handles are never inheritable (libuv starts every child with
+  // bInheritHandles=TRUE), so neither is an adopted one.
+  if (!::SetHandleInformation(AsHandle(raw), HANDLE_FLAG_INHERIT, 0)) {
+    return LastOsError("SetHandleInformation", "making a received section non-inheritable");
+  }
   registry.Add(raw);
   // A received region starts a sharing policy of its own: no read-only twin
   // of it exists here, and a writable one was given write access on purpose.
