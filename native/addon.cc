@@ -66,6 +66,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   data->js_thread = NapiJsThread::Create(env);
   if (!data->js_thread) throw ToJsError(env, MakeError("OS", "could not create memport's thread-safe function"));
   env.AddCleanupHook([data] { data->js_thread->Shutdown(); });
+  Mapping::StartParking();
   Napi::Function region = NativeRegion::Define(env);
   data->region_constructor = Napi::Persistent(region);
   Napi::Function connection = NativeConnection::Define(env);

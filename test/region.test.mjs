@@ -1,4 +1,8 @@
 // The region contract: runs unchanged on Linux and under Wine.
+import { randomFill } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, rmSync, statSync, write } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SharedRegion } from '../dist/index.js';
@@ -238,6 +242,37 @@ Close('Symbol.dispose closes', () => {
   region[Symbol.dispose]();
   assert.is(region.closed, true);
   assert.is(view.length, 0);
+});
+
+Close('close() while the thread pool still reads or writes a view: no fault, the work completes', async () => {
+  // fs.write reads a view's memory, crypto.randomFill writes it, both on libuv
+  // pool threads after the call has returned. close() detaches the views at
+  // once and V8 drops their backing stores, but the address range must stay
+  // valid until such work is done (on Linux it holds zeros by then).
+  const size = 8 * 1024 * 1024;
+  const dir = mkdtempSync(join(tmpdir(), 'memport-inflight-'));
+  try {
+    for (let round = 0; round < 20; round++) {
+      const region = create(size);
+      region.bytes.fill(0x5a);
+      const file = join(dir, `out-${round}`);
+      const written = new Promise((resolve) => {
+        const fd = openSync(file, 'w');
+        write(fd, region.bytes, 0, size, 0, (error, bytes) => (closeSync(fd), resolve({ error, bytes })));
+      });
+      const filled = new Promise((resolve) => randomFill(region.bytes, (error) => resolve(error)));
+      const view = region.bytes;
+      region.close();
+      assert.is(view.length, 0, 'the view is detached at once');
+      const w = await written;
+      assert.is(w.error, null, `fs.write of a view closed under it: ${w.error}`);
+      assert.is(w.bytes, size);
+      assert.is(await filled, null, 'crypto.randomFill into a view closed under it');
+      assert.is(statSync(file).size, size);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 Close.run();

@@ -14,7 +14,7 @@
 
 namespace memport {
 
-// A mapped view of a whole shared-memory object. Unmapped when the last
+// A mapped view of a whole shared-memory object. Released when the last
 // reference goes, which is when no JavaScript view can reach it any more
 // (the region's own reference plus one per external ArrayBuffer).
 class Mapping {
@@ -22,34 +22,51 @@ class Mapping {
   Mapping(uint8_t* data, uint64_t length) : data_(data), length_(length) { live_.fetch_add(1); }
   Mapping(const Mapping&) = delete;
   Mapping& operator=(const Mapping&) = delete;
-  ~Mapping();  // per OS: munmap / UnmapViewOfFile; decrements live()
+  ~Mapping();  // unmaps now, or, once retired, parks the range (see Retire)
 
   uint8_t* data() const { return data_; }
   uint64_t length() const { return length_; }
 
   // Called when the region is closed and every view detached: JavaScript can
   // no longer reach these pages, but native code that was handed a view
-  // earlier (an fs.write in flight, say) may still be using the address
-  // range until the runtime releases the buffer. Linux swaps the shared pages
-  // for anonymous private ones in place, so the shared memory is returned at
-  // once and such a straggler touches harmless zeros instead of faulting.
-  // Windows keeps the view until the last buffer is released.
+  // earlier (an fs.write or a zlib job on a libuv pool thread, say) may still
+  // be using the address range, and nothing tells us when it stops: V8 frees
+  // a detached buffer's backing store at once, however many raw pointers to
+  // it are in flight. So a retired range is not unmapped when its last buffer
+  // goes but parked, still mapped, for kRetiredGrace (or until the parking
+  // caps below are reached), and a straggler reads and writes valid memory
+  // instead of faulting. Linux first swaps the shared pages for anonymous
+  // private ones in place (ScrubInPlace), so the shared memory is returned at
+  // once and a parked range costs no memory, only its address range; Windows
+  // cannot replace a view in place, so a parked view keeps its pages.
   void Retire();
 
-  // Mappings that exist in this process (including retired ones not yet
-  // released). Each is one kernel VMA, and the kernel caps those per process
-  // (vm.max_map_count); running out would starve V8 itself, so creating one
-  // more beyond MaxLive() is refused with OUT_OF_MEMORY instead.
+  // Mappings that exist in this process (including retired and parked ones
+  // not yet unmapped). Each is one kernel VMA, and the kernel caps those per
+  // process (vm.max_map_count); running out would starve V8 itself, so
+  // creating one more beyond MaxLive() is refused with OUT_OF_MEMORY instead,
+  // after unmapping every parked range (UnparkAll) to make room.
   static int64_t Live() { return live_.load(); }
   static int64_t MaxLive();  // per OS
 
- protected:
-  static void Released() { live_.fetch_sub(1); }
+  static constexpr int64_t kRetiredGraceMs = 5000;
+  static constexpr size_t kMaxParked = 1024;
+  static uint64_t MaxParkedBytes();  // per OS: what parked ranges may still hold
+  // Unmaps every parked range now, oldest first; returns how many.
+  static size_t UnparkAll();
+  static size_t Parked();
+  static void StartParking();  // once, when the addon loads
 
  private:
+  friend class ParkedRanges;
+  void ScrubInPlace();                                   // per OS
+  static void Unmap(uint8_t* data, uint64_t length);    // per OS
+  static void Unmapped() { live_.fetch_sub(1); }
+
   static inline std::atomic<int64_t> live_{0};
   uint8_t* data_;
   uint64_t length_;
+  std::atomic<bool> retired_{false};
 };
 
 // What the owner of a writable object has promised: once a read-only twin has

@@ -51,17 +51,17 @@ Result<uint32_t> SharedMemory::DuplicateIntoProcess(int64_t /*pid*/, bool /*read
                                   "(SCM_RIGHTS) or let a child inherit the fd");
 }
 
-Mapping::~Mapping() {
-  if (data_ != nullptr && length_ != 0) ::munmap(data_, length_);
-  Released();
-}
+void Mapping::Unmap(uint8_t* data, uint64_t length) { ::munmap(data, length); }
 
-void Mapping::Retire() {
-  if (data_ == nullptr || length_ == 0) return;
+void Mapping::ScrubInPlace() {
   // MAP_FIXED over our own range: atomic replacement, no window in which the
   // addresses are unmapped (and so could be handed to someone else).
   ::mmap(data_, length_, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 }
+
+// Parked ranges are anonymous zero pages that were never touched: they hold
+// no memory, only address space and a VMA each (counted in Live()).
+uint64_t Mapping::MaxParkedBytes() { return UINT64_MAX; }
 
 int64_t Mapping::MaxLive() {
   // Half the kernel's per-process VMA limit: the other half is for V8, libuv
@@ -165,6 +165,7 @@ Result<SharedMemory> SharedMemory::FromReceived(RawHandle raw, uint64_t size, bo
 
 Result<std::shared_ptr<Mapping>> SharedMemory::Map() const {
   if (!valid()) return MakeError("CLOSED", "the region is closed");
+  if (Mapping::Live() >= Mapping::MaxLive()) Mapping::UnparkAll();
   if (Mapping::Live() >= Mapping::MaxLive()) {
     return MakeError("OUT_OF_MEMORY", "this process already holds " + std::to_string(Mapping::Live()) +
                                           " mappings (half the kernel's vm.max_map_count); close regions you no "

@@ -285,14 +285,14 @@ void RevokeFromProcess(HANDLE process, RawHandle remote) {
 // the value in the owned-sections registry under the registry's lock (os_win.cc).
 void SharedMemory::Close() { handle_.reset(); }
 
-Mapping::~Mapping() {
-  if (data_ != nullptr) ::UnmapViewOfFile(data_);
-  Released();
-}
+void Mapping::Unmap(uint8_t* data, uint64_t /*length*/) { ::UnmapViewOfFile(data); }
 
 // Windows has no in-place replacement of a view without a window in which
-// the range is free; the view stays until the last buffer is released.
-void Mapping::Retire() {}
+// the range is free: a retired view keeps the section's pages while parked.
+void Mapping::ScrubInPlace() {}
+
+// ...so parked views are capped by what they hold, not only by count.
+uint64_t Mapping::MaxParkedBytes() { return uint64_t{1} << 30; }
 
 // Windows has no per-process limit on views comparable to vm.max_map_count.
 int64_t Mapping::MaxLive() { return INT64_MAX; }
