@@ -16,6 +16,12 @@ void ReleaseMappingRef(napi_env env, void* /*data*/, void* hint) {
   if (AddonData::Get(env).buffer_refs.erase(ref) != 0) delete ref;
 }
 
+struct PendingRegion {
+  SharedMemory memory;
+  std::shared_ptr<Mapping> mapping;
+  std::unique_ptr<ReceivedMappings::Lease> lease;
+};
+
 Error NoExternalBuffers() {
   return MakeError("UNSUPPORTED",
                    "this runtime forbids external ArrayBuffers (Electron's V8 sandbox), so views cannot be "
@@ -68,15 +74,17 @@ Napi::Function NativeRegion::Define(Napi::Env env) {
 // must not throw: a throwing ObjectWrap constructor leaves a dangling wrap.
 NativeRegion::NativeRegion(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeRegion>(info) {
   if (info.Length() == 1 && info[0].IsExternal()) {
-    auto* pending = info[0].As<Napi::External<std::pair<SharedMemory, std::shared_ptr<Mapping>>>>().Data();
-    memory_ = std::move(pending->first);
-    mapping_ = std::move(pending->second);
+    auto* pending = info[0].As<Napi::External<PendingRegion>>().Data();
+    memory_ = std::move(pending->memory);
+    mapping_ = std::move(pending->mapping);
+    lease_ = std::move(pending->lease);
   }
 }
 
-Napi::Object NativeRegion::Wrap(Napi::Env env, SharedMemory memory, std::shared_ptr<Mapping> mapping) {
-  std::pair<SharedMemory, std::shared_ptr<Mapping>> pending(std::move(memory), std::move(mapping));
-  auto token = Napi::External<decltype(pending)>::New(env, &pending);
+Napi::Object NativeRegion::Wrap(Napi::Env env, SharedMemory memory, std::shared_ptr<Mapping> mapping,
+                                std::unique_ptr<ReceivedMappings::Lease> lease) {
+  PendingRegion pending{std::move(memory), std::move(mapping), std::move(lease)};
+  auto token = Napi::External<PendingRegion>::New(env, &pending);
   return AddonData::Get(env).region_constructor.New({token});
 }
 
@@ -155,7 +163,9 @@ Napi::Value NativeRegion::ToReadOnly(const Napi::CallbackInfo& info) {
 
 // close(): every ArrayBuffer handed out is detached (views become zero-length
 // instead of dangling), the OS handle is closed now, and the mapping goes when
-// V8 has released the last detached buffer.
+// V8 has released the last detached buffer — unless the received-mappings
+// cache keeps it for the next time this memory arrives. Returns true then, so
+// JS can schedule the cache's trim.
 Napi::Value NativeRegion::Close(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   for (auto& ref : buffers_) {
@@ -163,10 +173,15 @@ Napi::Value NativeRegion::Close(const Napi::CallbackInfo& info) {
     if (!buffer.IsEmpty() && !buffer.IsDetached()) buffer.Detach();
   }
   buffers_.clear();
-  if (mapping_) mapping_->Retire();
+  const bool kept = lease_ != nullptr;
+  if (kept) {
+    lease_.reset();
+  } else if (mapping_) {
+    mapping_->Retire();
+  }
   mapping_.reset();
   memory_.Close();
-  return env.Undefined();
+  return Napi::Boolean::New(env, kept);
 }
 
 // copyOut(offset, length): a new Buffer (V8-allocated) with those bytes.

@@ -20,6 +20,25 @@ export function nativeOf(region: SharedRegion): NativeRegion | undefined {
   return natives.get(region);
 }
 
+/**
+ * A received region's mapping can outlive close() in the received-mappings
+ * cache (native/received_mappings.h) so that the same memory arriving again
+ * needs no new mapping. A timer that does not keep the process alive retires
+ * the ones left idle.
+ */
+let trimTimer: ReturnType<typeof setTimeout> | undefined;
+function scheduleTrim(): void {
+  if (trimTimer !== undefined) return;
+  const binding = loadNative();
+  if (binding.isErr()) return;
+  const idleMs = binding.value.receivedMappingIdleMs;
+  trimTimer = setTimeout(() => {
+    trimTimer = undefined;
+    if (binding.value.trimReceivedMappings(idleMs)) scheduleTrim();
+  }, idleMs);
+  trimTimer.unref?.();
+}
+
 function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
@@ -299,7 +318,7 @@ export class SharedRegion implements Disposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#native.close();
+    if (this.#native.close()) scheduleTrim();
     this.#whole = undefined;
     this.#bytes = undefined;
   }

@@ -36,6 +36,11 @@ class Mapping {
   // Windows keeps the view until the last buffer is released.
   void Retire();
 
+  // True unless this process certainly has not written into a private
+  // (copy-on-write) mapping. Written pages would hide the shared bytes from a
+  // later reader, so a kept read-only mapping is reused only when this is false.
+  bool MayHavePrivatePages() const;
+
   // Mappings that exist in this process (including retired ones not yet
   // released). Each is one kernel VMA, and the kernel caps those per process
   // (vm.max_map_count); running out would starve V8 itself, so creating one
@@ -50,6 +55,19 @@ class Mapping {
   static inline std::atomic<int64_t> live_{0};
   uint8_t* data_;
   uint64_t length_;
+};
+
+// The OS object behind a handle, so a region received again is recognised
+// (native/received_mappings.h). Linux: the memfd's device, inode and birth
+// time; the inode cannot be reused while a mapping of it exists here, and the
+// birth time guards against kernels whose inode numbers wrap.
+struct MemoryIdentity {
+  uint64_t device = 0;
+  uint64_t object = 0;
+  uint64_t born = 0;
+  bool operator==(const MemoryIdentity& other) const {
+    return device == other.device && object == other.object && born == other.born;
+  }
 };
 
 // What the owner of a writable object has promised: once a read-only twin has
@@ -95,6 +113,10 @@ class SharedMemory {
   // copy-on-write for a read-only one (JS writes land in private pages, never
   // reach the shared bytes, and never fault).
   Result<std::shared_ptr<Mapping>> Map() const;
+
+  // Which OS object this handle refers to; UNSUPPORTED where the platform
+  // gives no cheap, reliable answer (Windows for now).
+  Result<MemoryIdentity> Identity() const;
 
   // False once a read-only twin exists (on Linux: once the memfd is sealed
   // against future writes, by anyone).

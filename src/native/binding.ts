@@ -13,8 +13,11 @@ export interface NativeRegion {
   /** An external ArrayBuffer over [offset, offset + length) of the mapping; length >= 1. */
   mapArrayBuffer(offset: number, length: number): ArrayBuffer;
   toReadOnly(): NativeRegion;
-  /** Detaches every ArrayBuffer handed out, closes the OS handle; idempotent. */
-  close(): void;
+  /**
+   * Detaches every ArrayBuffer handed out, closes the OS handle; idempotent.
+   * True when the mapping stays in the received-mappings cache (trim it later).
+   */
+  close(): boolean;
   /** Test hook: for each OS path to write access, whether it succeeded. */
   tryWriteEscalation(): Record<string, boolean>;
   /** Windows: duplicates the handle into process `pid`; returns the value valid there. */
@@ -84,6 +87,21 @@ export interface Binding {
   forbidExternalBuffers(forbidden: boolean): void;
   /** False once the runtime refused an external ArrayBuffer. */
   externalBuffersAllowed(): boolean;
+  /** The cache of received regions' mappings (native/received_mappings.h). */
+  receivedMappings(): ReceivedMappingStats;
+  /** Test hook: bounds of that cache. */
+  setReceivedMappingLimits(entries: number, bytes: number): void;
+  /** Retires kept mappings idle for `idleMs`; true while idle ones remain. */
+  trimReceivedMappings(idleMs: number): boolean;
+  /** How long a kept mapping may stay idle. */
+  readonly receivedMappingIdleMs: number;
 }
 
-export const EXPECTED_ABI_VERSION = 3;
+export interface ReceivedMappingStats {
+  entries: number;
+  bytes: number;
+  hits: number;
+  misses: number;
+}
+
+export const EXPECTED_ABI_VERSION = 4;
