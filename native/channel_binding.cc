@@ -227,7 +227,8 @@ Napi::Value NativeConnection::Start(const Napi::CallbackInfo& info) {
 }
 
 // write(id, type, seq, regions: NativeRegion[], data?: Uint8Array). Throws a
-// native error (nothing sent) on immediate failure.
+// native error (nothing sent) on immediate failure; returns true when the
+// frame was handed to the OS already (no onWriteDone follows for `id`).
 Napi::Value NativeConnection::Write(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const uint64_t id = ReadSize(info[0], uint64_t{1} << 53, "write id");
@@ -262,9 +263,10 @@ Napi::Value NativeConnection::Write(const Napi::CallbackInfo& info) {
     Napi::Uint8Array data = info[4].As<Napi::Uint8Array>();
     frame.data.assign(data.Data(), data.Data() + data.ByteLength());
   }
-  Status written = connection(env).Write(id, std::move(frame), regions);
+  bool completed = false;
+  Status written = connection(env).WriteInline(id, std::move(frame), regions, &completed);
   if (!written.ok()) throw ToJsError(env, written.error());
-  return env.Undefined();
+  return Napi::Boolean::New(env, completed);
 }
 
 Napi::Value NativeConnection::Close(const Napi::CallbackInfo& info) {

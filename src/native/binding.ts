@@ -54,8 +54,11 @@ export interface NativeConnection {
     onClosed: (error: Error) => void,
     onWriteDone: (id: number, error: Error | undefined) => void,
   ): void;
-  /** Throws a native error (nothing was sent) on immediate failure. */
-  write(id: number, type: FrameType, seq: number, regions: NativeRegion[], data?: Uint8Array): void;
+  /**
+   * Throws a native error (nothing was sent) on immediate failure. True when
+   * the frame was handed to the OS already: no onWriteDone follows for `id`.
+   */
+  write(id: number, type: FrameType, seq: number, regions: NativeRegion[], data?: Uint8Array): boolean;
   close(): void;
 }
 
