@@ -113,8 +113,12 @@ void NativeRegion::ForgetDeadBuffers() {
   prune_at_ = buffers_.size() * 2 + 16;
 }
 
-// mapArrayBuffer(offset, length): an external ArrayBuffer over those bytes of
-// the mapping, no copy. Each one holds the mapping alive until V8 frees it.
+// mapArrayBuffer(offset, length, track = true): an external ArrayBuffer over
+// those bytes of the mapping, no copy. Each one holds the mapping alive until
+// V8 frees it. Untracked (the region's whole-mapping buffer, which JS holds
+// until close and hands to close()), it skips the weak reference close()
+// would otherwise need: creating that reference was a measurable part of
+// creating a region.
 Napi::Value NativeRegion::MapArrayBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (mapping_ == nullptr) throw ToJsError(env, MakeError("CLOSED", "the region is closed"));
@@ -148,8 +152,11 @@ Napi::Value NativeRegion::MapArrayBuffer(const Napi::CallbackInfo& info) {
     throw ToJsError(env, MakeError("UNSUPPORTED", "this Node.js cannot create an ArrayBuffer of " +
                                                       std::to_string(length) + " bytes"));
   }
-  if (buffers_.size() >= prune_at_) ForgetDeadBuffers();
-  buffers_.push_back(Napi::Weak(Napi::ArrayBuffer(env, buffer)));
+  const bool track = !(info.Length() > 2 && info[2].IsBoolean() && !info[2].As<Napi::Boolean>().Value());
+  if (track) {
+    if (buffers_.size() >= prune_at_) ForgetDeadBuffers();
+    buffers_.push_back(Napi::Weak(Napi::ArrayBuffer(env, buffer)));
+  }
   return Napi::Value(env, buffer);
 }
 
@@ -165,9 +172,16 @@ Napi::Value NativeRegion::ToReadOnly(const Napi::CallbackInfo& info) {
 // instead of dangling), the OS handle is closed now, and the mapping goes when
 // V8 has released the last detached buffer — unless the received-mappings
 // cache keeps it for the next time this memory arrives. Returns true then, so
-// JS can schedule the cache's trim.
+// JS can schedule the cache's trim. close(untracked) also detaches that
+// buffer, if it is one over this whole mapping.
 Napi::Value NativeRegion::Close(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (mapping_ && info.Length() > 0 && info[0].IsArrayBuffer()) {
+    Napi::ArrayBuffer untracked = info[0].As<Napi::ArrayBuffer>();
+    if (!untracked.IsDetached() && untracked.Data() == mapping_->data() && untracked.ByteLength() == mapping_->length()) {
+      untracked.Detach();
+    }
+  }
   for (auto& ref : buffers_) {
     Napi::ArrayBuffer buffer = ref.Value();
     if (!buffer.IsEmpty() && !buffer.IsDetached()) buffer.Detach();

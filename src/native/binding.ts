@@ -10,14 +10,18 @@ export interface NativeRegion {
   closed(): boolean;
   /** False once a read-only twin exists: no writable handle may leave the process. */
   writeSharingAllowed(): boolean;
-  /** An external ArrayBuffer over [offset, offset + length) of the mapping; length >= 1. */
-  mapArrayBuffer(offset: number, length: number): ArrayBuffer;
+  /**
+   * An external ArrayBuffer over [offset, offset + length) of the mapping;
+   * length >= 1. With `track` false the native side keeps no reference to it,
+   * and the caller must pass it to close() (SharedRegion's whole-region buffer).
+   */
+  mapArrayBuffer(offset: number, length: number, track?: boolean): ArrayBuffer;
   toReadOnly(): NativeRegion;
   /**
-   * Detaches every ArrayBuffer handed out, closes the OS handle; idempotent.
+   * Detaches every ArrayBuffer handed out (and `untracked`), closes the OS handle; idempotent.
    * True when the mapping stays in the received-mappings cache (trim it later).
    */
-  close(): boolean;
+  close(untracked?: ArrayBuffer): boolean;
   /** Test hook: for each OS path to write access, whether it succeeded. */
   tryWriteEscalation(): Record<string, boolean>;
   /** Windows: duplicates the handle into process `pid`; returns the value valid there. */
