@@ -92,7 +92,6 @@ void NapiJsThread::Shutdown() {
   napi_release_threadsafe_function(tsfn_, napi_tsfn_abort);
 }
 
-
 #ifndef _WIN32
 
 // One uv_poll handle. Its memory must stay valid until libuv's close callback,
@@ -141,7 +140,13 @@ class NapiJsThread::UvFdWatch : public FdWatch {
   static void OnPoll(uv_poll_t* handle, int status, int events) {
     Watch* watch = static_cast<Watch*>(uv_handle_get_data(reinterpret_cast<uv_handle_t*>(handle)));
     std::shared_ptr<NapiJsThread> owner = watch->owner;
-    if (watch->closing || !owner->alive()) return;
+    if (watch->closing) return;
+    if (!owner->alive()) {
+      // Teardown has begun and nothing may reach JS any more; stop, or a
+      // readable fd would call us on every turn until the watch is closed.
+      uv_poll_stop(watch->poll());
+      return;
+    }
     uint32_t bits = 0;
     if (status < 0) {
       bits = EPOLLERR;
