@@ -1,18 +1,13 @@
 // Connections read on the JS thread's own event loop (Linux: an fd watch on
 // libuv's loop). A worker thread that ends or is terminated with connections
 // still open must close those watches itself: Node refuses to close a loop
-// that still has handles (the process would abort).
-//
-// Linux only for now: with Windows Node under Wine, a connection made by a
-// second worker thread stalls (its first send is never acknowledged). That
-// predates the fd watches (the Windows backend does not use them) and was
-// reproduced with the code before them; it is reported, not fixed, here.
+// that still has handles (the process would abort). Runs on both platforms.
 import { Worker } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SharedRegion, listen } from '../dist/index.js';
-import { isLinux, unwrap } from './helpers.mjs';
+import { unwrap } from './helpers.mjs';
 
 const dist = new URL('../dist/index.js', import.meta.url).href;
 const workerCode = (name, linger) => `
@@ -27,7 +22,6 @@ ${linger ? '' : 'await conn.receive();'}
 const Threads = suite('worker threads');
 
 Threads('workers that end or are terminated with open connections leave the process healthy', async () => {
-  if (!isLinux) return;
   const name = `test-threads-${process.pid}-${randomBytes(4).toString('hex')}`;
   const listener = unwrap(await listen(name));
   try {
@@ -35,11 +29,13 @@ Threads('workers that end or are terminated with open connections leave the proc
       const terminate = i % 2 === 1;
       const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(workerCode(name, terminate))}`));
       const exited = new Promise((resolve) => worker.once('exit', resolve));
+      // Listening before sending: the worker may report before send() resolves.
+      const report = new Promise((resolve, reject) => worker.once('message', resolve).once('error', reject));
       const conn = unwrap(await listener.accept({ timeoutMs: 15_000 }), `accept worker ${i}`);
       const region = unwrap(SharedRegion.create(4096));
       region.bytes[0] = 40 + i;
       unwrap(await conn.send({ regions: [region] }), `send to worker ${i}`);
-      const seen = await new Promise((resolve, reject) => worker.once('message', resolve).once('error', reject));
+      const seen = await report;
       assert.is(seen, 40 + i, `worker ${i} read the region`);
       if (terminate) {
         await worker.terminate(); // its connection is still open
