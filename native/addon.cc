@@ -60,13 +60,51 @@ Napi::Value ExternalBuffersAllowed(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), !AddonData::Get(info.Env()).external_buffers_forbidden);
 }
 
+// receivedMappings(): { entries, bytes, hits, misses } of the cache of
+// received regions' mappings (test hook and diagnostics).
+Napi::Value ReceivedMappingsStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ReceivedMappings::Stats stats = AddonData::Get(env).received_mappings.stats();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("entries", Napi::Number::New(env, static_cast<double>(stats.entries)));
+  out.Set("bytes", Napi::Number::New(env, static_cast<double>(stats.bytes)));
+  out.Set("hits", Napi::Number::New(env, static_cast<double>(stats.hits)));
+  out.Set("misses", Napi::Number::New(env, static_cast<double>(stats.misses)));
+  return out;
+}
+
+// setReceivedMappingLimits(entries, bytes): test hook.
+Napi::Value SetReceivedMappingLimits(const Napi::CallbackInfo& info) {
+  const uint64_t entries = ReadSize(info[0], 1u << 20, "entries");
+  const uint64_t bytes = ReadSize(info[1], SharedMemory::kMaxSize, "bytes");
+  AddonData::Get(info.Env()).received_mappings.SetLimits(static_cast<size_t>(entries), bytes);
+  return info.Env().Undefined();
+}
+
+// trimReceivedMappings(idleMs): retires kept mappings idle that long; true
+// while idle ones remain (JS then schedules another trim).
+Napi::Value TrimReceivedMappings(const Napi::CallbackInfo& info) {
+  const uint64_t idle_ms = ReadSize(info[0], 1u << 30, "idleMs");
+  return Napi::Boolean::New(info.Env(), AddonData::Get(info.Env()).received_mappings.Trim(static_cast<int64_t>(idle_ms)));
+}
+
+// releaseParkedMappings(): unmaps closed regions' ranges whose grace has run
+// out (shared_memory.h, Mapping::Retire); true while more may follow.
+Napi::Value ReleaseParkedMappings(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), Mapping::ReleaseDue());
+}
+
+// parkedMappings(): how many closed regions' ranges are parked now (testing).
+Napi::Value ParkedMappings(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(Mapping::Parked()));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData(data);
   data->js_thread = NapiJsThread::Create(env);
   if (!data->js_thread) throw ToJsError(env, MakeError("OS", "could not create memport's thread-safe function"));
   env.AddCleanupHook([data] { data->js_thread->Shutdown(); });
-  Mapping::StartParking();
   Napi::Function region = NativeRegion::Define(env);
   data->region_constructor = Napi::Persistent(region);
   Napi::Function connection = NativeConnection::Define(env);
@@ -86,8 +124,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("externalBuffersAllowed", Napi::Function::New(env, ExternalBuffersAllowed, "externalBuffersAllowed"));
   exports.Set("countOpenHandles", Napi::Function::New(env, CountOpenHandlesJs, "countOpenHandles"));
   exports.Set("setMaxBufferLength", Napi::Function::New(env, SetMaxBufferLength, "setMaxBufferLength"));
+  exports.Set("receivedMappings", Napi::Function::New(env, ReceivedMappingsStats, "receivedMappings"));
+  exports.Set("setReceivedMappingLimits", Napi::Function::New(env, SetReceivedMappingLimits, "setReceivedMappingLimits"));
+  exports.Set("parkedMappings", Napi::Function::New(env, ParkedMappings, "parkedMappings"));
+  exports.Set("releaseParkedMappings", Napi::Function::New(env, ReleaseParkedMappings, "releaseParkedMappings"));
+  exports.Set("trimReceivedMappings", Napi::Function::New(env, TrimReceivedMappings, "trimReceivedMappings"));
+  exports.Set("receivedMappingIdleMs", Napi::Number::New(env, static_cast<double>(ReceivedMappings::kIdleMs)));
   exports.Set("maxRegionSize", Napi::Number::New(env, static_cast<double>(SharedMemory::kMaxSize)));
-  exports.Set("abiVersion", Napi::Number::New(env, 3));
+  exports.Set("abiVersion", Napi::Number::New(env, 5));
   return exports;
 }
 

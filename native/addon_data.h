@@ -8,6 +8,7 @@
 
 #include "core/shared_memory.h"
 #include "js_thread.h"
+#include "received_mappings.h"
 
 namespace memport {
 
@@ -27,6 +28,8 @@ struct AddonData {
   // Set once the runtime refuses an external ArrayBuffer (Electron's V8
   // sandbox), or by the test hook that simulates it.
   bool external_buffers_forbidden = false;
+  // Mappings of received regions kept for when the same memory comes again.
+  ReceivedMappings received_mappings;
 
   static AddonData& Get(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
 };

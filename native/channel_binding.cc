@@ -63,9 +63,11 @@ class ConnectionObserverImpl : public ConnectionObserver {
     if (message.frame.type == FrameType::kMessage) {
       // Map every region; if one cannot be mapped, none is delivered (all are
       // released here) and JS answers with a NACK carrying the reason.
-      std::vector<std::shared_ptr<Mapping>> mappings;
+      // Memory received before may still be mapped (ReceivedMappings).
+      ReceivedMappings& cache = AddonData::Get(env_).received_mappings;
+      std::vector<ReceivedMappings::Acquired> mappings;
       for (SharedMemory& memory : message.regions) {
-        Result<std::shared_ptr<Mapping>> mapping = memory.Map();
+        Result<ReceivedMappings::Acquired> mapping = cache.Acquire(memory);
         if (!mapping.ok()) {
           map_error = ToJsError(env_, mapping.error()).Value();
           break;
@@ -75,7 +77,9 @@ class ConnectionObserverImpl : public ConnectionObserver {
       if (map_error.IsUndefined()) {
         Napi::Array array = Napi::Array::New(env_, message.regions.size());
         for (size_t i = 0; i < message.regions.size(); ++i) {
-          array.Set(static_cast<uint32_t>(i), NativeRegion::Wrap(env_, std::move(message.regions[i]), mappings[i]));
+          array.Set(static_cast<uint32_t>(i), NativeRegion::Wrap(env_, std::move(message.regions[i]),
+                                                                 std::move(mappings[i].mapping),
+                                                                 std::move(mappings[i].lease)));
         }
         regions = array;
       }
@@ -223,7 +227,8 @@ Napi::Value NativeConnection::Start(const Napi::CallbackInfo& info) {
 }
 
 // write(id, type, seq, regions: NativeRegion[], data?: Uint8Array). Throws a
-// native error (nothing sent) on immediate failure.
+// native error (nothing sent) on immediate failure; returns true when the
+// frame was handed to the OS already (no onWriteDone follows for `id`).
 Napi::Value NativeConnection::Write(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const uint64_t id = ReadSize(info[0], uint64_t{1} << 53, "write id");
@@ -258,9 +263,10 @@ Napi::Value NativeConnection::Write(const Napi::CallbackInfo& info) {
     Napi::Uint8Array data = info[4].As<Napi::Uint8Array>();
     frame.data.assign(data.Data(), data.Data() + data.ByteLength());
   }
-  Status written = connection(env).Write(id, std::move(frame), regions);
+  bool completed = false;
+  Status written = connection(env).WriteInline(id, std::move(frame), regions, &completed);
   if (!written.ok()) throw ToJsError(env, written.error());
-  return env.Undefined();
+  return Napi::Boolean::New(env, completed);
 }
 
 Napi::Value NativeConnection::Close(const Napi::CallbackInfo& info) {

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "core/transport.h"
 
@@ -19,6 +20,7 @@ class NapiJsThread : public JsThread {
   ~NapiJsThread() override;
 
   void Post(std::function<void()> task) override;
+  std::unique_ptr<FdWatch> WatchFd(int fd, FdCallback on_events) override;
 
   // JS thread only. The loop stays alive while holds > 0.
   void Hold();
@@ -35,6 +37,20 @@ class NapiJsThread : public JsThread {
  private:
   NapiJsThread() = default;
   static void CallJs(napi_env env, napi_value js_callback, void* context, void* data);
+
+  // Watches still open, so environment teardown can close them (libuv must
+  // have no open handles left when a worker's loop closes).
+  struct Watch;
+  class UvFdWatch;
+  static void OnWatchClosed(Watch* watch);
+  static void CloseWatchesAtTeardown(napi_async_cleanup_hook_handle handle, void* arg);
+  void RunAsCallback(const std::function<void()>& task);
+  std::weak_ptr<NapiJsThread> self_;
+  std::vector<Watch*> watches_;
+  napi_async_cleanup_hook_handle teardown_ = nullptr;
+  bool tearing_down_ = false;
+  napi_ref resource_ = nullptr;
+  napi_async_context async_context_ = nullptr;
 
   napi_env env_ = nullptr;
   napi_threadsafe_function tsfn_ = nullptr;

@@ -16,6 +16,12 @@ void ReleaseMappingRef(napi_env env, void* /*data*/, void* hint) {
   if (AddonData::Get(env).buffer_refs.erase(ref) != 0) delete ref;
 }
 
+struct PendingRegion {
+  SharedMemory memory;
+  std::shared_ptr<Mapping> mapping;
+  std::unique_ptr<ReceivedMappings::Lease> lease;
+};
+
 Error NoExternalBuffers() {
   return MakeError("UNSUPPORTED",
                    "this runtime forbids external ArrayBuffers (Electron's V8 sandbox), so views cannot be "
@@ -68,15 +74,17 @@ Napi::Function NativeRegion::Define(Napi::Env env) {
 // must not throw: a throwing ObjectWrap constructor leaves a dangling wrap.
 NativeRegion::NativeRegion(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeRegion>(info) {
   if (info.Length() == 1 && info[0].IsExternal()) {
-    auto* pending = info[0].As<Napi::External<std::pair<SharedMemory, std::shared_ptr<Mapping>>>>().Data();
-    memory_ = std::move(pending->first);
-    mapping_ = std::move(pending->second);
+    auto* pending = info[0].As<Napi::External<PendingRegion>>().Data();
+    memory_ = std::move(pending->memory);
+    mapping_ = std::move(pending->mapping);
+    lease_ = std::move(pending->lease);
   }
 }
 
-Napi::Object NativeRegion::Wrap(Napi::Env env, SharedMemory memory, std::shared_ptr<Mapping> mapping) {
-  std::pair<SharedMemory, std::shared_ptr<Mapping>> pending(std::move(memory), std::move(mapping));
-  auto token = Napi::External<decltype(pending)>::New(env, &pending);
+Napi::Object NativeRegion::Wrap(Napi::Env env, SharedMemory memory, std::shared_ptr<Mapping> mapping,
+                                std::unique_ptr<ReceivedMappings::Lease> lease) {
+  PendingRegion pending{std::move(memory), std::move(mapping), std::move(lease)};
+  auto token = Napi::External<PendingRegion>::New(env, &pending);
   return AddonData::Get(env).region_constructor.New({token});
 }
 
@@ -105,8 +113,12 @@ void NativeRegion::ForgetDeadBuffers() {
   prune_at_ = buffers_.size() * 2 + 16;
 }
 
-// mapArrayBuffer(offset, length): an external ArrayBuffer over those bytes of
-// the mapping, no copy. Each one holds the mapping alive until V8 frees it.
+// mapArrayBuffer(offset, length, track = true): an external ArrayBuffer over
+// those bytes of the mapping, no copy. Each one holds the mapping alive until
+// V8 frees it. Untracked (the region's whole-mapping buffer, which JS holds
+// until close and hands to close()), it skips the weak reference close()
+// would otherwise need: creating that reference was a measurable part of
+// creating a region.
 Napi::Value NativeRegion::MapArrayBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (mapping_ == nullptr) throw ToJsError(env, MakeError("CLOSED", "the region is closed"));
@@ -140,8 +152,11 @@ Napi::Value NativeRegion::MapArrayBuffer(const Napi::CallbackInfo& info) {
     throw ToJsError(env, MakeError("UNSUPPORTED", "this Node.js cannot create an ArrayBuffer of " +
                                                       std::to_string(length) + " bytes"));
   }
-  if (buffers_.size() >= prune_at_) ForgetDeadBuffers();
-  buffers_.push_back(Napi::Weak(Napi::ArrayBuffer(env, buffer)));
+  const bool track = !(info.Length() > 2 && info[2].IsBoolean() && !info[2].As<Napi::Boolean>().Value());
+  if (track) {
+    if (buffers_.size() >= prune_at_) ForgetDeadBuffers();
+    buffers_.push_back(Napi::Weak(Napi::ArrayBuffer(env, buffer)));
+  }
   return Napi::Value(env, buffer);
 }
 
@@ -155,18 +170,33 @@ Napi::Value NativeRegion::ToReadOnly(const Napi::CallbackInfo& info) {
 
 // close(): every ArrayBuffer handed out is detached (views become zero-length
 // instead of dangling), the OS handle is closed now, and the mapping goes when
-// V8 has released the last detached buffer.
+// V8 has released the last detached buffer — unless the received-mappings
+// cache keeps it for the next time this memory arrives. Returns true then, so
+// JS can schedule the cache's trim. close(untracked) also detaches that
+// buffer, if it is one over this whole mapping.
 Napi::Value NativeRegion::Close(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (mapping_ && info.Length() > 0 && info[0].IsArrayBuffer()) {
+    Napi::ArrayBuffer untracked = info[0].As<Napi::ArrayBuffer>();
+    if (!untracked.IsDetached() && untracked.Data() == mapping_->data() && untracked.ByteLength() == mapping_->length()) {
+      untracked.Detach();
+    }
+  }
   for (auto& ref : buffers_) {
     Napi::ArrayBuffer buffer = ref.Value();
     if (!buffer.IsEmpty() && !buffer.IsDetached()) buffer.Detach();
   }
   buffers_.clear();
-  if (mapping_) mapping_->Retire();
+  const bool kept = lease_ != nullptr;
+  if (kept) {
+    if (mapping_) mapping_->ParkWhenReleased();
+    lease_.reset();
+  } else if (mapping_) {
+    mapping_->Retire();
+  }
   mapping_.reset();
   memory_.Close();
-  return env.Undefined();
+  return Napi::Boolean::New(env, kept);
 }
 
 // copyOut(offset, length): a new Buffer (V8-allocated) with those bytes.

@@ -8,14 +8,17 @@
 #include <vector>
 
 #include "core/shared_memory.h"
+#include "received_mappings.h"
 
 namespace memport {
 
 class NativeRegion : public Napi::ObjectWrap<NativeRegion> {
  public:
   static Napi::Function Define(Napi::Env env);
-  // Wraps an already-mapped SharedMemory in a new JS object.
-  static Napi::Object Wrap(Napi::Env env, SharedMemory memory, std::shared_ptr<Mapping> mapping);
+  // Wraps an already-mapped SharedMemory in a new JS object. A received
+  // region's mapping may be shared with the cache (`lease` set).
+  static Napi::Object Wrap(Napi::Env env, SharedMemory memory, std::shared_ptr<Mapping> mapping,
+                           std::unique_ptr<ReceivedMappings::Lease> lease = nullptr);
 
   explicit NativeRegion(const Napi::CallbackInfo& info);
 
@@ -39,6 +42,9 @@ class NativeRegion : public Napi::ObjectWrap<NativeRegion> {
 
   SharedMemory memory_;
   std::shared_ptr<Mapping> mapping_;
+  // Set when the mapping belongs to the received-mappings cache: close()
+  // hands it back instead of retiring it.
+  std::unique_ptr<ReceivedMappings::Lease> lease_;
   // Weak references to every ArrayBuffer handed out, so close() can detach them.
   std::vector<Napi::Reference<Napi::ArrayBuffer>> buffers_;
   size_t prune_at_ = 16;

@@ -165,7 +165,7 @@ export class Connection implements Disposable {
         return;
       }
       this.#unacked.set(seq, { waiter, writeId });
-      this.#writes.set(writeId, seq);
+      if (!written.value) this.#writes.set(writeId, seq); // completion still to come
     };
     if (this.#unacked.size < MESSAGE_WINDOW && this.#windowWaiters.length === 0) start();
     else this.#windowWaiters.push(start);

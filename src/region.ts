@@ -15,9 +15,49 @@ const inspect = Symbol.for('nodejs.util.inspect.custom');
 const EMPTY = new Uint8Array(0);
 
 /** Internal access to a region's native object, for the channel layer. Not exported from the package. */
-const natives = new WeakMap<SharedRegion, NativeRegion>();
 export function nativeOf(region: SharedRegion): NativeRegion | undefined {
-  return natives.get(region);
+  return region instanceof SharedRegion ? nativeAccess(region) : undefined;
+}
+// Set by SharedRegion's static block: reads the private field (cheaper than
+// keeping a WeakMap entry per region, which every create paid for).
+let nativeAccess: (region: SharedRegion) => NativeRegion;
+
+/**
+ * A received region's mapping can outlive close() in the received-mappings
+ * cache (native/received_mappings.h) so that the same memory arriving again
+ * needs no new mapping. A timer that does not keep the process alive retires
+ * the ones left idle.
+ */
+let trimTimer: ReturnType<typeof setTimeout> | undefined;
+function scheduleTrim(): void {
+  if (trimTimer !== undefined) return;
+  const binding = loadNative();
+  if (binding.isErr()) return;
+  const idleMs = binding.value.receivedMappingIdleMs;
+  trimTimer = setTimeout(() => {
+    trimTimer = undefined;
+    if (binding.value.trimReceivedMappings(idleMs)) scheduleTrim();
+  }, idleMs);
+  trimTimer.unref?.();
+}
+
+/**
+ * A closed region's address range stays mapped for a few seconds after its
+ * last buffer is gone, for native work (an fs.write on a pool thread) that
+ * still holds a pointer into it (native/core/shared_memory.h, Mapping::Retire).
+ * A timer that does not keep the process alive releases those ranges.
+ */
+const PARKED_RELEASE_MS = 5_100;
+let parkedTimer: ReturnType<typeof setTimeout> | undefined;
+function scheduleParkedRelease(): void {
+  if (parkedTimer !== undefined) return;
+  const binding = loadNative();
+  if (binding.isErr()) return;
+  parkedTimer = setTimeout(() => {
+    parkedTimer = undefined;
+    if (binding.value.releaseParkedMappings()) scheduleParkedRelease();
+  }, PARKED_RELEASE_MS);
+  parkedTimer.unref?.();
 }
 
 function isCount(value: unknown): value is number {
@@ -66,12 +106,15 @@ export class SharedRegion implements Disposable {
   #bytes: Uint8Array | undefined;
   #closed = false;
 
-  private constructor(native: NativeRegion, label: string | undefined) {
+  static {
+    nativeAccess = (region) => region.#native;
+  }
+
+  private constructor(native: NativeRegion, label: string | undefined, size = native.size(), readOnly = native.readOnly()) {
     this.#native = native;
-    this.#size = native.size();
-    this.#readOnly = native.readOnly();
+    this.#size = size;
+    this.#readOnly = readOnly;
     this.#label = label;
-    natives.set(this, native);
   }
 
   /** @internal Wraps a native region made elsewhere in memport (e.g. received from a peer). */
@@ -95,14 +138,20 @@ export class SharedRegion implements Disposable {
     if (options.label !== undefined && typeof options.label !== 'string') {
       return err(memportError('INVALID_ARGUMENT', 'options.label must be a string'));
     }
-    return loadNative().andThen((binding) => {
-      if (size > binding.maxRegionSize) {
-        return err(memportError('INVALID_ARGUMENT', `size must be at most 2^47 bytes, got ${size}`));
-      }
-      return Result.fromThrowable(() => binding.createRegion(size), toMemportError)().map(
-        (native) => new SharedRegion(native, options.label),
-      );
-    });
+    const binding = loadNative();
+    if (binding.isErr()) return err(binding.error);
+    if (size > binding.value.maxRegionSize) {
+      return err(memportError('INVALID_ARGUMENT', `size must be at most 2^47 bytes, got ${size}`));
+    }
+    // A plain try/catch: creating regions in a loop is a hot path, and the
+    // closures of Result.fromThrowable/map were a measurable part of it.
+    let native: NativeRegion;
+    try {
+      native = binding.value.createRegion(size);
+    } catch (e) {
+      return err(toMemportError(e));
+    }
+    return ok(new SharedRegion(native, options.label, size, false));
   }
 
   /**
@@ -183,6 +232,16 @@ export class SharedRegion implements Disposable {
    */
   get bytes(): Uint8Array {
     if (this.#closed) return EMPTY;
+    if (this.#bytes === undefined && this.#whole === undefined && this.#size <= SharedRegion.maxViewLength) {
+      // The common first view, without the Result wrapping of view(); errors
+      // are thrown as view() would have them thrown here.
+      try {
+        this.#whole = this.#native.mapArrayBuffer(0, this.#size, false);
+      } catch (e) {
+        throw toMemportError(e);
+      }
+      this.#bytes = new Uint8Array(this.#whole);
+    }
     if (this.#bytes === undefined) {
       if (this.#size > SharedRegion.maxViewLength) {
         throw memportError(
@@ -223,18 +282,18 @@ export class SharedRegion implements Disposable {
     if (len > SharedRegion.maxViewLength) {
       return err(memportError('UNSUPPORTED', `a view of ${len} bytes exceeds this Node.js typed-array limit of ${SharedRegion.maxViewLength}; view it in pieces or use Node 22+`));
     }
-    const mapBuffer = Result.fromThrowable((o: number, l: number) => this.#native.mapArrayBuffer(o, l), toMemportError);
     if (this.#size <= SharedRegion.maxViewLength) {
       // One ArrayBuffer over the whole mapping; every view is a window on it,
-      // so close() detaches them all at once.
+      // so close() detaches them all at once. The native side keeps no
+      // reference to it: this region holds it until close() hands it back.
       if (this.#whole === undefined) {
-        const whole = mapBuffer(0, this.#size);
+        const whole = Result.fromThrowable(() => this.#native.mapArrayBuffer(0, this.#size, false), toMemportError)();
         if (whole.isErr()) return err(whole.error);
         this.#whole = whole.value;
       }
       return ok(new Uint8Array(this.#whole, offset, len));
     }
-    return mapBuffer(offset, len).map((buffer) => new Uint8Array(buffer));
+    return Result.fromThrowable(() => this.#native.mapArrayBuffer(offset, len), toMemportError)().map((buffer) => new Uint8Array(buffer));
   }
 
   /**
@@ -299,7 +358,8 @@ export class SharedRegion implements Disposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#native.close();
+    if (this.#native.close(this.#whole)) scheduleTrim();
+    scheduleParkedRelease();
     this.#whole = undefined;
     this.#bytes = undefined;
   }

@@ -26,6 +26,35 @@ export function tryWriteEscalation(region: SharedRegion): Result<Record<string, 
   return Result.fromThrowable(() => native.tryWriteEscalation(), toMemportError)();
 }
 
+/**
+ * The cache of received regions' mappings: how many are kept, their bytes,
+ * and how often a received region found its memory already mapped.
+ */
+export function receivedMappings(): { entries: number; bytes: number; hits: number; misses: number } {
+  return loadNative().match(
+    (b) => b.receivedMappings(),
+    () => ({ entries: 0, bytes: 0, hits: 0, misses: 0 }),
+  );
+}
+
+/**
+ * How many closed regions' address ranges are parked (still mapped, for native
+ * work that may still use them) and not yet released.
+ */
+export function parkedMappings(): number {
+  return loadNative().match((b) => b.parkedMappings(), () => 0);
+}
+
+/** Bounds that cache (entries and bytes); a test hook. */
+export function setReceivedMappingLimits(entries: number, bytes: number): void {
+  loadNative().map((b) => b.setReceivedMappingLimits(entries, bytes));
+}
+
+/** Retires kept mappings idle for at least `idleMs`. */
+export function trimReceivedMappings(idleMs: number): void {
+  loadNative().map((b) => b.trimReceivedMappings(idleMs));
+}
+
 /** False once a read-only twin exists: memport will give out no writable handle. */
 export function writeSharingAllowed(region: SharedRegion): boolean {
   return nativeOf(region)?.writeSharingAllowed() ?? false;

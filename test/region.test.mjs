@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SharedRegion } from '../dist/index.js';
-import { simulateNoExternalBuffers, tryWriteEscalation, writeSharingAllowed } from '../dist/testing.js';
+import { parkedMappings, simulateNoExternalBuffers, tryWriteEscalation, writeSharingAllowed } from '../dist/testing.js';
 import { expectErr, isLinux, isWindows, realWindowsOnly, underWine, unwrap } from './helpers.mjs';
 
 const create = (size, options) => unwrap(SharedRegion.create(size, options), `create(${size})`);
@@ -273,6 +273,24 @@ Close('close() while the thread pool still reads or writes a view: no fault, the
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+Close('closed ranges stay parked for their grace, then are released without any further call', async () => {
+  for (let i = 0; i < 8; i++) {
+    const region = create(64 * 1024);
+    region.bytes[0] = 1;
+    region.close();
+  }
+  // The ranges are parked once V8 has dropped the detached buffers.
+  for (let i = 0; i < 50 && parkedMappings() < 8; i++) {
+    globalThis.gc?.();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.ok(parkedMappings() >= 8, `parked: ${parkedMappings()}`);
+  // memport's own (unref'd) timer releases them after the 5 s grace.
+  const deadline = Date.now() + 15_000;
+  while (parkedMappings() > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 250));
+  assert.is(parkedMappings(), 0, 'every parked range was released');
 });
 
 Close.run();

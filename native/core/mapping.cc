@@ -1,34 +1,24 @@
 // Mapping's platform-neutral half: retiring and parking (shared_memory.h says
 // why a closed region's address range outlives its last buffer for a while).
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include "shared_memory.h"
 
 namespace memport {
 
-// Parked ranges, oldest first, unmapped by one background thread as their
-// grace runs out (so an idle process does not keep them), or at once when a
-// cap is reached. Lives for the process; the thread is never joined.
+// Parked ranges, oldest first. Released when a cap is reached, and otherwise
+// once their grace has run out, by whichever comes first of the next park and
+// the JS side's timer (Mapping::ReleaseDue, scheduled after every close()).
+// No thread of its own: a background thread contending for this lock made
+// Wine's threading runtime allocate handles at unpredictable moments.
 class ParkedRanges {
  public:
   static ParkedRanges& Get() {
     static ParkedRanges* instance = new ParkedRanges();
     return *instance;
-  }
-
-  // Started with the addon (Mapping::StartParking), not on first use: the
-  // thread and its wait objects are then part of every handle baseline.
-  ParkedRanges() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    std::thread([this] { Run(); }).detach();
-    // Returns once the thread has waited with a deadline, which is when some
-    // runtimes (mingw's winpthreads) make their wait objects.
-    started_.wait(lock, [this] { return running_; });
   }
 
   void Park(uint8_t* data, uint64_t length) {
@@ -40,9 +30,21 @@ class ParkedRanges {
       while (!ranges_.empty() && (ranges_.size() > Mapping::kMaxParked || bytes_ > Mapping::MaxParkedBytes())) {
         due.push_back(PopLocked());
       }
+      PopDueLocked(&due);
     }
-    wake_.notify_one();
     Unmap(due);
+  }
+
+  size_t ReleaseDue() {
+    std::vector<Range> due;
+    size_t left = 0;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      PopDueLocked(&due);
+      left = ranges_.size();
+    }
+    Unmap(due);
+    return left;
   }
 
   size_t UnparkAll() {
@@ -75,6 +77,11 @@ class ParkedRanges {
     return range;
   }
 
+  void PopDueLocked(std::vector<Range>* due) {
+    const Clock::time_point now = Clock::now();
+    while (!ranges_.empty() && ranges_.front().until <= now) due->push_back(PopLocked());
+  }
+
   static void Unmap(const std::vector<Range>& ranges) {
     for (const Range& range : ranges) {
       Mapping::Unmap(range.data, range.length);
@@ -82,32 +89,7 @@ class ParkedRanges {
     }
   }
 
-  void Run() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    wake_.wait_until(lock, Clock::now() + std::chrono::milliseconds(1));
-    running_ = true;
-    started_.notify_one();
-    for (;;) {
-      if (ranges_.empty()) {
-        wake_.wait(lock);
-        continue;
-      }
-      if (Clock::now() < ranges_.front().until) {
-        wake_.wait_until(lock, ranges_.front().until);
-        continue;
-      }
-      std::vector<Range> due;
-      while (!ranges_.empty() && Clock::now() >= ranges_.front().until) due.push_back(PopLocked());
-      lock.unlock();
-      Unmap(due);
-      lock.lock();
-    }
-  }
-
   std::mutex mutex_;
-  std::condition_variable wake_;
-  std::condition_variable started_;
-  bool running_ = false;
   std::deque<Range> ranges_;  // in parking order, so also in order of `until`
   uint64_t bytes_ = 0;
 };
@@ -116,6 +98,9 @@ Mapping::~Mapping() {
   if (data_ == nullptr || length_ == 0) {
     Unmapped();
   } else if (retired_.load()) {
+    // Nothing holds the mapping any more, so a kept one can be scrubbed now too.
+    if (!scrubbed_) ScrubInPlace();
+    retired_alive_.fetch_sub(1);
     ParkedRanges::Get().Park(data_, length_);
   } else {
     Unmap(data_, length_);
@@ -125,10 +110,18 @@ Mapping::~Mapping() {
 
 void Mapping::Retire() {
   if (data_ == nullptr || length_ == 0 || retired_.exchange(true)) return;
+  retired_alive_.fetch_add(1);
   ScrubInPlace();
+  scrubbed_ = true;
 }
 
-void Mapping::StartParking() { ParkedRanges::Get(); }
+void Mapping::ParkWhenReleased() {
+  if (data_ == nullptr || length_ == 0 || retired_.exchange(true)) return;
+  retired_alive_.fetch_add(1);
+}
+
+bool Mapping::ReleaseDue() { return ParkedRanges::Get().ReleaseDue() > 0 || retired_alive_.load() > 0; }
+
 size_t Mapping::UnparkAll() { return ParkedRanges::Get().UnparkAll(); }
 size_t Mapping::Parked() { return ParkedRanges::Get().Count(); }
 

@@ -33,13 +33,23 @@ class Mapping {
   // be using the address range, and nothing tells us when it stops: V8 frees
   // a detached buffer's backing store at once, however many raw pointers to
   // it are in flight. So a retired range is not unmapped when its last buffer
-  // goes but parked, still mapped, for kRetiredGrace (or until the parking
-  // caps below are reached), and a straggler reads and writes valid memory
+  // goes but parked, still mapped, for kRetiredGraceMs (or until the parking
+  // caps below are reached; released by ReleaseDue on a JS timer), and a straggler reads and writes valid memory
   // instead of faulting. Linux first swaps the shared pages for anonymous
   // private ones in place (ScrubInPlace), so the shared memory is returned at
   // once and a parked range costs no memory, only its address range; Windows
   // cannot replace a view in place, so a parked view keeps its pages.
   void Retire();
+
+  // For a closed region whose mapping is kept for reuse (the received-mappings
+  // cache): not scrubbed now, since it may be handed out again, but scrubbed
+  // and parked like a retired one when it is finally released.
+  void ParkWhenReleased();
+
+  // True unless this process certainly has not written into a private
+  // (copy-on-write) mapping. Written pages would hide the shared bytes from a
+  // later reader, so a kept read-only mapping is reused only when this is false.
+  bool MayHavePrivatePages() const;
 
   // Mappings that exist in this process (including retired and parked ones
   // not yet unmapped). Each is one kernel VMA, and the kernel caps those per
@@ -55,7 +65,9 @@ class Mapping {
   // Unmaps every parked range now, oldest first; returns how many.
   static size_t UnparkAll();
   static size_t Parked();
-  static void StartParking();  // once, when the addon loads
+  // Unmaps the parked ranges whose grace has run out. True while any range is
+  // parked or any retired mapping is still held (so JS keeps its timer).
+  static bool ReleaseDue();
 
  private:
   friend class ParkedRanges;
@@ -64,9 +76,24 @@ class Mapping {
   static void Unmapped() { live_.fetch_sub(1); }
 
   static inline std::atomic<int64_t> live_{0};
+  static inline std::atomic<int64_t> retired_alive_{0};  // retired, not yet destroyed
   uint8_t* data_;
   uint64_t length_;
   std::atomic<bool> retired_{false};
+  bool scrubbed_ = false;  // set on the JS thread by Retire, read by the destructor
+};
+
+// The OS object behind a handle, so a region received again is recognised
+// (native/received_mappings.h). Linux: the memfd's device, inode and birth
+// time; the inode cannot be reused while a mapping of it exists here, and the
+// birth time guards against kernels whose inode numbers wrap.
+struct MemoryIdentity {
+  uint64_t device = 0;
+  uint64_t object = 0;
+  uint64_t born = 0;
+  bool operator==(const MemoryIdentity& other) const {
+    return device == other.device && object == other.object && born == other.born;
+  }
 };
 
 // What the owner of a writable object has promised: once a read-only twin has
@@ -112,6 +139,10 @@ class SharedMemory {
   // copy-on-write for a read-only one (JS writes land in private pages, never
   // reach the shared bytes, and never fault).
   Result<std::shared_ptr<Mapping>> Map() const;
+
+  // Which OS object this handle refers to; UNSUPPORTED where the platform
+  // gives no cheap, reliable answer (Windows for now).
+  Result<MemoryIdentity> Identity() const;
 
   // False once a read-only twin exists (on Linux: once the memfd is sealed
   // against future writes, by anyone).

@@ -5,9 +5,12 @@
 // DuplicateHandle (native/win/named_pipe.cc).
 //
 // Threading: every backend does its waiting on a dedicated I/O thread of its
-// own (epoll / an I/O completion port), never on the JS thread or in the libuv
-// pool, and delivers every observer callback through JsThread::Post, so
-// observers run on the JS thread. Write/Close may be called from the JS
+// own (epoll / an I/O completion port), never in the libuv pool, and delivers
+// every observer callback through JsThread::Post, so observers run on the JS
+// thread. Where the binding can watch an fd from the JS thread's own event
+// loop (JsThread::WatchFd, POSIX), the Linux backend reads connections there
+// instead: a frame is then read, checked and delivered by one thread, without
+// waking the I/O thread and then the JS thread for it. Write/Close may be called from the JS
 // thread at any time; after Close returns no further callbacks are made for
 // that object except OnWriteDone/OnClosed already posted.
 #pragma once
@@ -24,6 +27,19 @@
 
 namespace memport {
 
+// An fd watched from the JS thread's event loop. Destroyed on the JS thread,
+// which stops the watch at once.
+class FdWatch {
+ public:
+  virtual ~FdWatch() = default;
+  // Also report writability (EPOLLOUT) while `want` is true.
+  virtual void WantWritable(bool want) = 0;
+};
+
+// Observer calls a watch callback wants made, in order, once it has returned
+// (so they run outside the backend's locks, each as its own JS callback).
+using Deliveries = std::vector<std::function<void()>>;
+
 // Runs tasks on the JS thread. Implemented by the binding (a Node-API
 // thread-safe function), so no backend needs libuv or Node-API symbols.
 class JsThread {
@@ -32,6 +48,12 @@ class JsThread {
   // Thread-safe. Tasks run in order; tasks posted after the environment is
   // torn down are dropped (their captured state is destroyed on that thread).
   virtual void Post(std::function<void()> task) = 0;
+  // JS thread only. Calls `on_events` on the JS thread whenever `fd` is
+  // readable, hung up or in error (and writable, if wanted), with epoll-style
+  // event bits; the calls it adds to `deliveries` are made right after it
+  // returns. nullptr where the binding cannot (Windows): use an I/O thread.
+  using FdCallback = std::function<void(uint32_t events, Deliveries& deliveries)>;
+  virtual std::unique_ptr<FdWatch> WatchFd(int /*fd*/, FdCallback /*on_events*/) { return nullptr; }
 };
 
 struct PeerIdentity {
@@ -77,6 +99,14 @@ class Connection {
   // Windows any handle already duplicated into the peer is revoked).
   // Otherwise completion is reported through OnWriteDone.
   virtual Status Write(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions) = 0;
+  // Write, and on success says whether the whole frame was already handed to
+  // the OS when it returned; then no OnWriteDone follows for it (a hop to the
+  // JS thread saved). Backends that never complete inline keep the default.
+  virtual Status WriteInline(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions,
+                             bool* completed) {
+    *completed = false;
+    return Write(write_id, std::move(frame), regions);
+  }
   // Idempotent. Pending writes complete with CLOSED; OnClosed("CLOSED") follows.
   virtual void Close() = 0;
 };

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include <cstdio>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -62,6 +63,46 @@ void Mapping::ScrubInPlace() {
 // Parked ranges are anonymous zero pages that were never touched: they hold
 // no memory, only address space and a VMA each (counted in Live()).
 uint64_t Mapping::MaxParkedBytes() { return UINT64_MAX; }
+
+namespace {
+
+// PAGEMAP_SCAN (Linux 6.7, <linux/fs.h>), declared here for older headers.
+struct PageRegion {
+  uint64_t start, end, categories;
+};
+struct PageScanArg {
+  uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+  uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+constexpr unsigned long kPagemapScan = _IOWR('f', 16, PageScanArg);
+constexpr uint64_t kPageIsFile = 1u << 2;
+constexpr uint64_t kPageIsPresent = 1u << 3;
+constexpr uint64_t kPageIsSwapped = 1u << 4;
+
+}  // namespace
+
+// A page this process wrote into a private file mapping is an anonymous page,
+// present or swapped out; every other page there is the file's own (or not
+// faulted in yet). PAGEMAP_SCAN finds the first such page without copying the
+// page table out. Where the kernel lacks it, the answer is "maybe".
+bool Mapping::MayHavePrivatePages() const {
+  if (data_ == nullptr || length_ == 0) return false;
+  static const int pagemap = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (pagemap < 0) return true;
+  PageRegion found{};
+  PageScanArg arg{};
+  arg.size = sizeof arg;
+  arg.start = reinterpret_cast<uintptr_t>(data_);
+  arg.end = arg.start + length_;
+  arg.vec = reinterpret_cast<uintptr_t>(&found);
+  arg.vec_len = 1;
+  arg.max_pages = 1;
+  arg.category_mask = kPageIsFile;
+  arg.category_inverted = kPageIsFile;  // wanted: not a file page ...
+  arg.category_anyof_mask = kPageIsPresent | kPageIsSwapped;  // ... that exists
+  arg.return_mask = kPageIsFile | kPageIsPresent | kPageIsSwapped;
+  return ::ioctl(pagemap, kPagemapScan, &arg) != 0;  // -1 (unsupported) counts as "maybe"
+}
 
 int64_t Mapping::MaxLive() {
   // Half the kernel's per-process VMA limit: the other half is for V8, libuv
@@ -181,6 +222,22 @@ Result<std::shared_ptr<Mapping>> SharedMemory::Map() const {
     return LastOsError("mmap", "mapping a region of " + std::to_string(size_) + " bytes");
   }
   return std::make_shared<Mapping>(static_cast<uint8_t*>(data), size_);
+}
+
+Result<MemoryIdentity> SharedMemory::Identity() const {
+  if (!valid()) return MakeError("CLOSED", "the region is closed");
+  struct statx st;
+  if (::statx(static_cast<int>(handle_.get()), "", AT_EMPTY_PATH, STATX_INO | STATX_BTIME, &st) != 0) {
+    return LastOsError("statx", "identifying a region");
+  }
+  MemoryIdentity id;
+  id.device = (uint64_t{st.stx_dev_major} << 32) | st.stx_dev_minor;
+  id.object = st.stx_ino;
+  // Without a birth time (old kernels) the inode alone identifies the memfd.
+  if (st.stx_mask & STATX_BTIME) {
+    id.born = static_cast<uint64_t>(st.stx_btime.tv_sec) * 1000000000u + st.stx_btime.tv_nsec;
+  }
+  return id;
 }
 
 bool SharedMemory::WriteSharingAllowed() const {

@@ -11,8 +11,10 @@
 //    MSG_CMSG_CLOEXEC, takes ownership of every fd at once, and drops the
 //    connection on MSG_CTRUNC / MSG_TRUNC.
 //
-// Threading: one epoll thread per process waits for every socket; results
-// reach the JS thread through JsThread::Post.
+// Threading: one epoll thread per process waits for every listening socket,
+// and for connections where the binding cannot watch fds itself; results
+// reach the JS thread through JsThread::Post. Connections are otherwise read
+// on the JS thread (JsThread::WatchFd): one wake-up per frame instead of two.
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -264,11 +266,23 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
     std::lock_guard<std::mutex> lock(mutex_);
     if (closed_) return;
     observer_ = std::move(observer);
+    std::weak_ptr<UnixConnection> weak = shared_from_this();
+    watch_ = js_->WatchFd(static_cast<int>(fd_.get()), [weak](uint32_t events, Deliveries& deliveries) {
+      if (std::shared_ptr<UnixConnection> self = weak.lock()) self->OnJsThreadEvents(events, deliveries);
+    });
+    if (watch_) return;
     Status added = IoThread::Get().Add(static_cast<int>(fd_.get()), EPOLLIN | EPOLLRDHUP, shared_from_this());
     if (!added.ok()) FailLocked(added.error());
   }
 
   Status Write(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions) override {
+    bool completed = false;
+    return WriteInline(write_id, std::move(frame), regions, &completed);
+  }
+
+  Status WriteInline(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions,
+                     bool* completed) override {
+    *completed = false;
     PendingWrite write{write_id, {}, {}};
     frame.regions.resize(regions.size());
     for (size_t i = 0; i < regions.size(); ++i) {
@@ -288,7 +302,13 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
     std::lock_guard<std::mutex> lock(mutex_);
     if (closed_) return MakeError(close_code_, close_message_);
     queue_.push_back(std::move(write));
-    if (queue_.size() == 1) FlushLocked();
+    if (queue_.size() == 1) {
+      // Sent before FlushLocked returns: reported through *completed, not posted.
+      inline_write_ = write_id;
+      FlushLocked();
+      *completed = inline_write_ == kUnreportedWrite && write_id != kUnreportedWrite;
+      inline_write_ = kUnreportedWrite;
+    }
     return Ok();
   }
 
@@ -302,6 +322,19 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
     if (closed_) return;
     if (events & EPOLLOUT) FlushLocked();
     if (!closed_ && (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))) ReadLocked();
+  }
+
+  // The same, called by the JS thread's loop: what would be posted to the JS
+  // thread is handed back in `deliveries` instead, to be called once the lock
+  // is released.
+  void OnJsThreadEvents(uint32_t events, Deliveries& deliveries) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    deliveries_ = &deliveries;
+    if (!closed_) {
+      if (events & EPOLLOUT) FlushLocked();
+      if (!closed_ && (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))) ReadLocked();
+    }
+    deliveries_ = nullptr;
   }
 
  private:
@@ -349,6 +382,7 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
   void SetWantWriteLocked(bool want) {
     if (want == want_write_) return;
     want_write_ = want;
+    if (watch_) return watch_->WantWritable(want);
     const uint32_t events = EPOLLIN | EPOLLRDHUP | (want ? static_cast<uint32_t>(EPOLLOUT) : 0u);
     IoThread::Get().Modify(static_cast<int>(fd_.get()), events);
   }
@@ -441,7 +475,11 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
     closed_ = true;
     close_code_ = error.code == "CLOSED" ? "CLOSED" : "PEER_CLOSED";
     close_message_ = error.code == "CLOSED" ? "the connection is closed" : "the connection was lost: " + error.message;
-    IoThread::Get().Remove(static_cast<int>(fd_.get()));
+    if (watch_) {
+      watch_.reset();  // stops watching before the fd closes
+    } else {
+      IoThread::Get().Remove(static_cast<int>(fd_.get()));
+    }
     ::shutdown(static_cast<int>(fd_.get()), SHUT_RDWR);
     fd_.reset();
     while (!queue_.empty()) {
@@ -451,20 +489,35 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
       PostWriteDone(id, &failed);
     }
     std::shared_ptr<ConnectionObserver> observer = observer_;
-    if (observer) js_->Post([observer, error] { observer->OnClosed(error); });
+    if (observer) Deliver([observer, error] { observer->OnClosed(error); });
     // Nothing is reported after OnClosed; dropping the observer here lets the
     // JS side (whose callbacks it holds) be collected.
     observer_.reset();
   }
 
   void PostWriteDone(uint64_t id, const Error* error) {
+    if (id != kUnreportedWrite && id == inline_write_ && error == nullptr) {
+      inline_write_ = kUnreportedWrite;  // WriteInline reports it
+      return;
+    }
     std::shared_ptr<ConnectionObserver> observer = observer_;
     if (!observer || id == kUnreportedWrite) return;
     if (error == nullptr) {
-      js_->Post([observer, id] { observer->OnWriteDone(id, nullptr); });
+      Deliver([observer, id] { observer->OnWriteDone(id, nullptr); });
     } else {
       Error copy = *error;
-      js_->Post([observer, id, copy] { observer->OnWriteDone(id, &copy); });
+      Deliver([observer, id, copy] { observer->OnWriteDone(id, &copy); });
+    }
+  }
+
+  // Inside OnJsThreadEvents observer calls are made when it returns;
+  // anywhere else (the I/O thread, or Write/Close called from JS, which must
+  // not be re-entered) they are posted.
+  void Deliver(std::function<void()> task) {
+    if (deliveries_ != nullptr) {
+      deliveries_->push_back(std::move(task));
+    } else {
+      js_->Post(std::move(task));
     }
   }
 
@@ -472,7 +525,7 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
     std::shared_ptr<ConnectionObserver> observer = observer_;
     if (!observer) return;
     auto shared = std::make_shared<InboundMessage>(std::move(message));
-    js_->Post([observer, shared] { observer->OnFrame(std::move(*shared)); });
+    Deliver([observer, shared] { observer->OnFrame(std::move(*shared)); });
   }
 
   std::mutex mutex_;
@@ -481,6 +534,9 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
   std::shared_ptr<JsThread> js_;
   std::shared_ptr<ConnectionObserver> observer_;
   std::deque<PendingWrite> queue_;
+  std::unique_ptr<FdWatch> watch_;  // set when read on the JS thread
+  Deliveries* deliveries_ = nullptr;  // set while OnJsThreadEvents runs
+  uint64_t inline_write_ = kUnreportedWrite;  // the write WriteInline is flushing
   std::vector<uint8_t> buffer_;
   bool closed_ = false;
   bool want_write_ = false;
@@ -498,6 +554,10 @@ class ConnectionHandle : public Connection {
   void Start(std::shared_ptr<ConnectionObserver> observer) override { impl_->Start(std::move(observer)); }
   Status Write(uint64_t id, Frame frame, const std::vector<const SharedMemory*>& regions) override {
     return impl_->Write(id, std::move(frame), regions);
+  }
+  Status WriteInline(uint64_t id, Frame frame, const std::vector<const SharedMemory*>& regions,
+                     bool* completed) override {
+    return impl_->WriteInline(id, std::move(frame), regions, completed);
   }
   void Close() override { impl_->Close(); }
 

@@ -297,6 +297,13 @@ uint64_t Mapping::MaxParkedBytes() { return uint64_t{1} << 30; }
 // Windows has no per-process limit on views comparable to vm.max_map_count.
 int64_t Mapping::MaxLive() { return INT64_MAX; }
 
+// Not checked on Windows: read-only views are never reused there.
+bool Mapping::MayHavePrivatePages() const { return true; }
+
+Result<MemoryIdentity> SharedMemory::Identity() const {
+  return MakeError("UNSUPPORTED", "sections are not identified on Windows; every received region is mapped afresh");
+}
+
 Result<SharedMemory> SharedMemory::Create(uint64_t size) {
   if (size == 0 || size > kMaxSize) {
     return MakeError("INVALID_ARGUMENT", "size must be between 1 and 2^47 bytes");

@@ -10,11 +10,18 @@ export interface NativeRegion {
   closed(): boolean;
   /** False once a read-only twin exists: no writable handle may leave the process. */
   writeSharingAllowed(): boolean;
-  /** An external ArrayBuffer over [offset, offset + length) of the mapping; length >= 1. */
-  mapArrayBuffer(offset: number, length: number): ArrayBuffer;
+  /**
+   * An external ArrayBuffer over [offset, offset + length) of the mapping;
+   * length >= 1. With `track` false the native side keeps no reference to it,
+   * and the caller must pass it to close() (SharedRegion's whole-region buffer).
+   */
+  mapArrayBuffer(offset: number, length: number, track?: boolean): ArrayBuffer;
   toReadOnly(): NativeRegion;
-  /** Detaches every ArrayBuffer handed out, closes the OS handle; idempotent. */
-  close(): void;
+  /**
+   * Detaches every ArrayBuffer handed out (and `untracked`), closes the OS handle; idempotent.
+   * True when the mapping stays in the received-mappings cache (trim it later).
+   */
+  close(untracked?: ArrayBuffer): boolean;
   /** Test hook: for each OS path to write access, whether it succeeded. */
   tryWriteEscalation(): Record<string, boolean>;
   /** Windows: duplicates the handle into process `pid`; returns the value valid there. */
@@ -51,8 +58,11 @@ export interface NativeConnection {
     onClosed: (error: Error) => void,
     onWriteDone: (id: number, error: Error | undefined) => void,
   ): void;
-  /** Throws a native error (nothing was sent) on immediate failure. */
-  write(id: number, type: FrameType, seq: number, regions: NativeRegion[], data?: Uint8Array): void;
+  /**
+   * Throws a native error (nothing was sent) on immediate failure. True when
+   * the frame was handed to the OS already: no onWriteDone follows for `id`.
+   */
+  write(id: number, type: FrameType, seq: number, regions: NativeRegion[], data?: Uint8Array): boolean;
   close(): void;
 }
 
@@ -84,6 +94,25 @@ export interface Binding {
   forbidExternalBuffers(forbidden: boolean): void;
   /** False once the runtime refused an external ArrayBuffer. */
   externalBuffersAllowed(): boolean;
+  /** The cache of received regions' mappings (native/received_mappings.h). */
+  receivedMappings(): ReceivedMappingStats;
+  /** Test hook: bounds of that cache. */
+  setReceivedMappingLimits(entries: number, bytes: number): void;
+  /** Unmaps closed regions' parked address ranges whose grace has run out; true while more may follow. */
+  releaseParkedMappings(): boolean;
+  /** How many closed regions' address ranges are parked now. */
+  parkedMappings(): number;
+  /** Retires kept mappings idle for `idleMs`; true while idle ones remain. */
+  trimReceivedMappings(idleMs: number): boolean;
+  /** How long a kept mapping may stay idle. */
+  readonly receivedMappingIdleMs: number;
 }
 
-export const EXPECTED_ABI_VERSION = 3;
+export interface ReceivedMappingStats {
+  entries: number;
+  bytes: number;
+  hits: number;
+  misses: number;
+}
+
+export const EXPECTED_ABI_VERSION = 5;
