@@ -129,6 +129,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("parkedMappings", Napi::Function::New(env, ParkedMappings, "parkedMappings"));
   exports.Set("releaseParkedMappings", Napi::Function::New(env, ReleaseParkedMappings, "releaseParkedMappings"));
   exports.Set("trimReceivedMappings", Napi::Function::New(env, TrimReceivedMappings, "trimReceivedMappings"));
+  exports.Set("parkedGraceMs", Napi::Number::New(env, static_cast<double>(Mapping::kRetiredGraceMs)));
   exports.Set("receivedMappingIdleMs", Napi::Number::New(env, static_cast<double>(ReceivedMappings::kIdleMs)));
   exports.Set("maxRegionSize", Napi::Number::New(env, static_cast<double>(SharedMemory::kMaxSize)));
   exports.Set("abiVersion", Napi::Number::New(env, 5));

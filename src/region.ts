@@ -1,7 +1,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { err, ok, Result } from 'neverthrow';
 import { memportError, toMemportError, type MemportError } from './errors.js';
-import type { NativeRegion } from './native/binding.js';
+import type { Binding, NativeRegion } from './native/binding.js';
 import { loadNative } from './native/load.js';
 
 /** Options for {@link SharedRegion.create}. */
@@ -23,42 +23,45 @@ export function nativeOf(region: SharedRegion): NativeRegion | undefined {
 let nativeAccess: (region: SharedRegion) => NativeRegion;
 
 /**
- * A received region's mapping can outlive close() in the received-mappings
- * cache (native/received_mappings.h) so that the same memory arriving again
- * needs no new mapping. A timer that does not keep the process alive retires
- * the ones left idle.
+ * Native housekeeping that must happen some time after close(), on a timer
+ * that does not keep the process alive: `step` does the work and says whether
+ * more is to come, in which case the timer runs again.
  */
-let trimTimer: ReturnType<typeof setTimeout> | undefined;
-function scheduleTrim(): void {
-  if (trimTimer !== undefined) return;
-  const binding = loadNative();
-  if (binding.isErr()) return;
-  const idleMs = binding.value.receivedMappingIdleMs;
-  trimTimer = setTimeout(() => {
-    trimTimer = undefined;
-    if (binding.value.trimReceivedMappings(idleMs)) scheduleTrim();
-  }, idleMs);
-  trimTimer.unref?.();
+function housekeeping(delayMs: (binding: Binding) => number, step: (binding: Binding) => boolean): () => void {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const schedule = (): void => {
+    if (timer !== undefined) return;
+    const binding = loadNative();
+    if (binding.isErr()) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      if (step(binding.value)) schedule();
+    }, delayMs(binding.value));
+    timer.unref?.();
+  };
+  return schedule;
 }
 
 /**
- * A closed region's address range stays mapped for a few seconds after its
- * last buffer is gone, for native work (an fs.write on a pool thread) that
- * still holds a pointer into it (native/core/shared_memory.h, Mapping::Retire).
- * A timer that does not keep the process alive releases those ranges.
+ * A received region's mapping can outlive close() in the received-mappings
+ * cache (native/received_mappings.h) so that the same memory arriving again
+ * needs no new mapping; the ones left idle are retired.
  */
-const PARKED_RELEASE_MS = 5_100;
-let parkedTimer: ReturnType<typeof setTimeout> | undefined;
-function scheduleParkedRelease(): void {
-  if (parkedTimer !== undefined) return;
-  const binding = loadNative();
-  if (binding.isErr()) return;
-  parkedTimer = setTimeout(() => {
-    parkedTimer = undefined;
-    if (binding.value.releaseParkedMappings()) scheduleParkedRelease();
-  }, PARKED_RELEASE_MS);
-  parkedTimer.unref?.();
-}
+const scheduleReceivedMappingTrim = housekeeping(
+  (b) => b.receivedMappingIdleMs,
+  (b) => b.trimReceivedMappings(b.receivedMappingIdleMs),
+);
+
+/**
+ * A closed region's address range stays mapped for a grace period after its
+ * last buffer is gone, for native work (an fs.write on a pool thread) that
+ * still holds a pointer into it (native/core/shared_memory.h, Mapping::Retire);
+ * then it is released.
+ */
+const scheduleParkedRelease = housekeeping(
+  (b) => b.parkedGraceMs + 100,
+  (b) => b.releaseParkedMappings(),
+);
 
 function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
@@ -358,7 +361,7 @@ export class SharedRegion implements Disposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#native.close(this.#whole)) scheduleTrim();
+    if (this.#native.close(this.#whole)) scheduleReceivedMappingTrim();
     scheduleParkedRelease();
     this.#whole = undefined;
     this.#bytes = undefined;

@@ -100,6 +100,8 @@ export interface Binding {
   setReceivedMappingLimits(entries: number, bytes: number): void;
   /** Unmaps closed regions' parked address ranges whose grace has run out; true while more may follow. */
   releaseParkedMappings(): boolean;
+  /** How long a closed region's address range stays parked after its last buffer is gone. */
+  readonly parkedGraceMs: number;
   /** How many closed regions' address ranges are parked now. */
   parkedMappings(): number;
   /** Retires kept mappings idle for `idleMs`; true while idle ones remain. */
