@@ -608,6 +608,13 @@ function randomPayload(rng) {
   return chars.join('');
 }
 
+/** The worker's reply to regions it checked: what it found wrong, then the answers it wrote back. */
+function acceptVerdict(w, r, op, id, made, what) {
+  if (!expectReply(w, r, op, id)) return;
+  for (const bad of r.value.data.bad ?? []) corrupt(w, `${what}: the worker found ${bad}`);
+  verifyAnswers(w, made, what);
+}
+
 /** Checks what the worker wrote back: writable regions hold the reply pattern, our own bytes survived its read-only writes. */
 function verifyAnswers(w, made, what) {
   for (const [i, m] of made.entries()) {
@@ -660,9 +667,7 @@ async function opCheck(w, rng, mode = 'plain') {
     const r = await receive(w);
     if (r.isErr()) return afterError(w, r);
     if (timedOut) countOut(w.phase.stats, message.regions); // delivered after all: the reply proves it
-    if (!expectReply(w, r, 'checked', id)) return 'ok';
-    for (const bad of r.value.data.bad ?? []) corrupt(w, `check #${id}: the worker found ${bad}`);
-    verifyAnswers(w, made, `check #${id}`);
+    acceptVerdict(w, r, 'checked', id, made, `check #${id}`);
     return 'ok';
   } finally {
     releaseRegions(made);
@@ -744,9 +749,7 @@ async function opBurst(w, rng) {
     if (made.length < count) return 'failed'; // the worker waits for items that never come
     const r = await receive(w);
     if (r.isErr()) return afterError(w, r);
-    if (!expectReply(w, r, 'burst-done', id)) return 'ok';
-    for (const bad of r.value.data.bad ?? []) corrupt(w, `burst #${id}: the worker found ${bad}`);
-    verifyAnswers(w, made, `burst #${id}`);
+    acceptVerdict(w, r, 'burst-done', id, made, `burst #${id}`);
     return 'ok';
   } finally {
     releaseRegions(made);
