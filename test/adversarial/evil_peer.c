@@ -767,40 +767,24 @@ static NtQueryObjectFn nt_query_object(void) {
   return fn;
 }
 
-// The object type of one of our own handles ("Section", "File", ...), or "" if it is not open.
-static void type_of(HANDLE handle, char* out, size_t cap) {
-  out[0] = '\0';
-  union {
-    ULONGLONG align;
-    unsigned char bytes[1024];
-  } buffer;
-  ULONG returned = 0;
-  const LONG status = nt_query_object() == NULL ? -1 : nt_query_object()(handle, 2 /*ObjectTypeInformation*/, buffer.bytes,
-                                                                         sizeof buffer.bytes, &returned);
-  if (status < 0) {
-    snprintf(out, cap, "?%lx", (unsigned long)status);
-    return;
-  }
-  const CountedString* name = (const CountedString*)buffer.bytes;
-  const int n = WideCharToMultiByte(CP_UTF8, 0, name->Buffer, name->Length / 2, out, (int)cap - 1, NULL, NULL);
-  out[n > 0 ? n : 0] = '\0';
-}
-
-// The object's name, if it has one ("" for the unnamed sections memport makes).
-static void name_of(HANDLE handle, char* out, size_t cap) {
+// NtQueryObject for a class that answers with one counted string (the type
+// name, the object name) into `out` as UTF-8, keeping only what follows the
+// last backslash when `last_component`. The status, negative on failure.
+static LONG query_string(HANDLE handle, ULONG info_class, int last_component, char* out, size_t cap) {
   out[0] = '\0';
   union {
     ULONGLONG align;
     unsigned char bytes[2048];
   } buffer;
   ULONG returned = 0;
-  if (nt_query_object()(handle, 1 /*ObjectNameInformation*/, buffer.bytes, sizeof buffer.bytes, &returned) < 0) return;
-  const CountedString* name = (const CountedString*)buffer.bytes;
-  if (name->Buffer == NULL || name->Length == 0) return;
-  // Only the last path component: "\Sessions\1\BaseNamedObjects\x" -> "x".
-  const wchar_t* text = name->Buffer;
-  int length = name->Length / 2;
-  for (int i = length - 1; i >= 0; --i) {
+  if (nt_query_object() == NULL) return -1;
+  const LONG status = nt_query_object()(handle, info_class, buffer.bytes, sizeof buffer.bytes, &returned);
+  if (status < 0) return status;
+  const CountedString* string = (const CountedString*)buffer.bytes;
+  if (string->Buffer == NULL || string->Length == 0) return status;
+  const wchar_t* text = string->Buffer;
+  int length = string->Length / 2;
+  for (int i = length - 1; last_component && i >= 0; --i) {
     if (text[i] == L'\\') {
       text += i + 1;
       length -= i + 1;
@@ -809,6 +793,19 @@ static void name_of(HANDLE handle, char* out, size_t cap) {
   }
   const int n = WideCharToMultiByte(CP_UTF8, 0, text, length, out, (int)cap - 1, NULL, NULL);
   out[n > 0 ? n : 0] = '\0';
+  return status;
+}
+
+// The object type of one of our own handles ("Section", "File", ...), or "?<status>" if it is not open.
+static void type_of(HANDLE handle, char* out, size_t cap) {
+  const LONG status = query_string(handle, 2 /*ObjectTypeInformation*/, 0, out, cap);
+  if (status < 0) snprintf(out, cap, "?%lx", (unsigned long)status);
+}
+
+// The object's name, if it has one ("" for the unnamed sections memport makes):
+// only the last path component, "\Sessions\1\BaseNamedObjects\x" -> "x".
+static void name_of(HANDLE handle, char* out, size_t cap) {
+  query_string(handle, 1 /*ObjectNameInformation*/, 1, out, cap);
 }
 
 static uint64_t section_size(HANDLE section) {
