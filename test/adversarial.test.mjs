@@ -1046,6 +1046,7 @@ const FOREIGN = [
   [['section', 'image'], 'an image (SEC_IMAGE) section'],
   [['section', 'rw-as-ro'], 'a writable section declared read-only'],
   [['section', 'ro-as-rw'], 'a read-only section declared writable'],
+  [['section', 'named'], 'a named section (memport only shares unnamed ones)'],
 ];
 for (const [[scenario, ...args], what] of FOREIGN) {
   Handles(`${what}, duplicated into us: INVALID_HANDLE, and left alone for its owner to take back`, async () => {

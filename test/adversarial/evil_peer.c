@@ -1018,6 +1018,12 @@ static void wrong_section(const char* kind) {
   } else if (!strcmp(kind, "ro-as-rw")) {
     Region* r = make_region(4096, 1);
     value = push_held(r->section, RO_ACCESS);
+  } else if (!strcmp(kind, "named")) {  // right in every way but one: it has a name
+    char name[64];
+    snprintf(name, sizeof name, "memport-adversarial-%lu", (unsigned long)GetCurrentProcessId());
+    HANDLE section = CreateFileMappingA(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE | SEC_COMMIT, 0, 4096, name);
+    if (section == NULL) die("CreateFileMapping(%s): %lu", name, GetLastError());
+    value = push_held(section, RW_ACCESS);
   } else {
     die("unknown section kind %s", kind);
   }
