@@ -10,13 +10,20 @@ import { SharedRegion, listen } from '../dist/index.js';
 import { unwrap } from './helpers.mjs';
 
 const dist = new URL('../dist/index.js', import.meta.url).href;
+// No top-level await in the worker: V8 aborts ("Check failed: (location_) !=
+// nullptr") when a worker is terminated while a module's top-level await is
+// still settling (nodejs/node#42501; seen with Windows Node 22 under Wine and
+// reproduced there with no memport code at all). An async function is not
+// module evaluation, so terminating it is safe.
 const workerCode = (name, linger) => `
 import { connect } from ${JSON.stringify(dist)};
 import { parentPort } from 'node:worker_threads';
-const conn = (await connect(${JSON.stringify(name)}, { timeoutMs: 15000 }))._unsafeUnwrap();
-const first = (await conn.receive({ timeoutMs: 15000 }))._unsafeUnwrap();
-parentPort.postMessage(first.regions[0].bytes[0]);
-${linger ? '' : 'await conn.receive();'}
+(async () => {
+  const conn = (await connect(${JSON.stringify(name)}, { timeoutMs: 15000 }))._unsafeUnwrap();
+  const first = (await conn.receive({ timeoutMs: 15000 }))._unsafeUnwrap();
+  parentPort.postMessage(first.regions[0].bytes[0]);
+  ${linger ? '' : 'await conn.receive();'}
+})();
 `;
 
 const Threads = suite('worker threads');
