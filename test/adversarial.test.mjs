@@ -738,7 +738,7 @@ Names('Windows: a pipe owned by another user is ACCESS_DENIED before the client 
     if (ready.startsWith('CANNOT')) return console.log(`    (${ready}: this system does not let us play another owner)`);
     assert.match(expectErr(await connect(target, { timeoutMs: WAIT }), 'ACCESS_DENIED', 'connect').message, /squatter/);
     await squatter.waitFor(/^CONNECTIONS \d+ BYTES \d+$/m);
-    assert.match(squatter.output, /^CONNECTIONS 1 BYTES 0$/m, 'the client hung up without a word');
+    assert.match(squatter.output, /^CONNECTIONS 1 BYTES 0$/m, `the client hung up without a word:\n${squatter.output}`);
     expectErr(await listen(target), 'ALREADY_EXISTS', 'and listen on that name');
     squatter.release();
     await squatter.finish();
@@ -922,8 +922,10 @@ Fds('a receiver near its fd limit gets typed errors, never a crash, and serves a
       const served = await ask('receive');
       assert.ok(served.ok, `the waiting client is served once fds are free: ${served.message}`);
       assert.equal(served.regions, [{ size: 4096, first: fill }]);
+      // A send needs no fd of its own when the socket takes the frame at once:
+      // the region's fd travels with it (only a queued send duplicates it).
       const atLimit = await ask('send at-limit');
-      assert.equal([atLimit.code, atLimit.osCode], ['OS', 24], `send with no fd free: ${atLimit.message}`);
+      assert.ok(atLimit.ok, `a send with no fd free still goes out: ${atLimit.message}`);
       assert.ok((await ask('send')).ok, 'and a send once fds are free again');
       await ask('close');
       assert.match(await good.finish(), /^REGION 0 size 4096 rw first 66$/m);

@@ -24,6 +24,14 @@ function startPeer(script, name, options) {
   return child;
 }
 
+/** A listener in this process and both ends of one connection to it. */
+async function connectedPair(name) {
+  const listener = unwrap(await listen(name));
+  const client = connect(name, { timeoutMs: 5000 });
+  const server = unwrap(await listener.accept({ timeoutMs: 5000 }));
+  return { listener, server, conn: unwrap(await client) };
+}
+
 const region = (size, fill) => {
   const r = unwrap(SharedRegion.create(size));
   if (fill !== undefined) r.bytes.fill(fill, 0, Math.min(size, 64));
@@ -131,10 +139,7 @@ Transfer('bytes written by one process are read by the other; writable shares wr
 
 Transfer('a writable region with a read-only twin cannot be sent writable: ACCESS_DENIED', async () => {
   const name = uniqueName('deny');
-  const listener = unwrap(await listen(name));
-  const client = connect(name, { timeoutMs: 5000 });
-  const server = unwrap(await listener.accept({ timeoutMs: 5000 }));
-  const conn = unwrap(await client);
+  const { listener, server, conn } = await connectedPair(name);
   const shared = region(4096);
   unwrap(await Promise.all([server.send({ regions: [shared] }), conn.receive()]).then(([s]) => s), 'writable before the twin');
   const ro = unwrap(shared.toReadOnly());
@@ -149,12 +154,49 @@ Transfer('a writable region with a read-only twin cannot be sent writable: ACCES
   listener.close();
 });
 
+Transfer('regions closed right after send() still arrive, also when sends wait behind a full socket', async () => {
+  // Each frame carries ~120 KiB of data, so the socket / pipe fills after a
+  // frame or two and later sends wait in memport's queue. Each region is
+  // closed the moment send() returns: a waiting send must hold the memory
+  // itself (Linux: its own fd; a send the socket takes at once uses the
+  // region's fd and needs none).
+  const name = uniqueName('queued');
+  const { listener, server, conn } = await connectedPair(name);
+  const padding = 'x'.repeat(120 * 1024);
+  const count = 12;
+  const burst = async (round) => {
+    const sends = [];
+    for (let i = 0; i < count; i++) {
+      const r = region(4096 * (i + 1), 0x10 + i);
+      sends.push(server.send({ regions: [r], data: { i, padding } }));
+      r.close();
+    }
+    for (let i = 0; i < count; i++) {
+      const got = unwrap(await conn.receive({ timeoutMs: 10_000 }), `round ${round}, message ${i}`);
+      assert.is(got.data.i, i);
+      assert.is(got.regions[0].size, 4096 * (i + 1), `round ${round}, region ${i} size`);
+      assert.equal([got.regions[0].bytes[0], got.regions[0].bytes[63]], [0x10 + i, 0x10 + i], `round ${round}, region ${i} bytes`);
+      got.regions[0].close();
+    }
+    for (const [i, sent] of (await Promise.all(sends)).entries()) unwrap(sent, `round ${round}, send ${i}`);
+    await settle();
+  };
+  try {
+    await burst(0); // warm-up: the OS allocates what it keeps for later on first use
+    const before = handleCensus();
+    await burst(1);
+    await burst(2);
+    assertNoHandleLeak(before, 'after the queued sends');
+  } finally {
+    conn.close();
+    server.close();
+    listener.close();
+  }
+});
+
 Transfer('bad messages are INVALID_ARGUMENT or CLOSED before anything is sent', async () => {
   const name = uniqueName('badmsg');
-  const listener = unwrap(await listen(name));
-  const client = connect(name, { timeoutMs: 5000 });
-  const server = unwrap(await listener.accept({ timeoutMs: 5000 }));
-  const conn = unwrap(await client);
+  const { listener, server, conn } = await connectedPair(name);
   const closed = region(16);
   closed.close();
   const cyclic = {};

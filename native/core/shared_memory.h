@@ -127,7 +127,9 @@ class SharedMemory {
   // on Linux it is an fd we received and the caller closes it; on Windows it
   // is a bare number that may name anything in our handle table, so it must
   // NOT be closed (docs/SECURITY.md).
-  static Result<SharedMemory> FromReceived(RawHandle raw, uint64_t size, bool read_only);
+  // `from_transport`: Linux, the fd came from memport's own recvmsg, which
+  // already made it close-on-exec (an inherited one is made so here).
+  static Result<SharedMemory> FromReceived(RawHandle raw, uint64_t size, bool read_only, bool from_transport = false);
 
   // Windows: duplicates this object's handle into process `pid` with the rights
   // of the mode (read-only: FILE_MAP_READ | SECTION_QUERY) and returns the value
@@ -173,6 +175,10 @@ class SharedMemory {
   uint64_t size_ = 0;
   bool read_only_ = false;
   std::shared_ptr<SharingPolicy> policy_;
+  // Learnt while checking a received handle (Linux), so Identity() needs no
+  // second system call.
+  MemoryIdentity identity_;
+  bool identity_known_ = false;
 };
 
 // Open OS handles in this process, for leak tests. `exact` is false where the

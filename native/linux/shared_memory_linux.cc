@@ -161,17 +161,36 @@ Result<SharedMemory> SharedMemory::DuplicateReadOnly() {
   return SharedMemory(OsHandle(fd), size_, /*read_only=*/true, policy_);
 }
 
+namespace {
+MemoryIdentity IdentityFrom(const struct statx& st) {
+  MemoryIdentity id;
+  id.device = (uint64_t{st.stx_dev_major} << 32) | st.stx_dev_minor;
+  id.object = st.stx_ino;
+  // Without a birth time (old kernels) the inode alone identifies the memfd.
+  if (st.stx_mask & STATX_BTIME) {
+    id.born = static_cast<uint64_t>(st.stx_btime.tv_sec) * 1000000000u + st.stx_btime.tv_nsec;
+  }
+  return id;
+}
+}  // namespace
+
 // Checks, before anything is mapped, that a received fd is what the peer
 // declared (docs/SECURITY.md, Linux items 2-3): a sealed memfd on tmpfs whose
 // size can no longer change (so no peer can make our reads die of SIGBUS), at
 // least `size` bytes long, with exactly the declared access.
-Result<SharedMemory> SharedMemory::FromReceived(RawHandle raw, uint64_t size, bool read_only) {
+Result<SharedMemory> SharedMemory::FromReceived(RawHandle raw, uint64_t size, bool read_only, bool from_transport) {
   if (raw < 0 || raw > INT32_MAX) return MakeError("INVALID_HANDLE", "not a file descriptor");
   if (size == 0 || size > kMaxSize) return MakeError("INVALID_ARGUMENT", "declared size out of range");
   const int fd = static_cast<int>(raw);
-  struct stat st;
-  if (::fstat(fd, &st) != 0) return LastOsError("fstat", "checking a received handle");
-  if (!S_ISREG(st.st_mode)) return MakeError("INVALID_HANDLE", "the received fd is not a shared-memory file (not a regular file)");
+  // One statx for the checks and for the identity the received-mappings
+  // cache looks the region up by.
+  struct statx st;
+  if (::statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE | STATX_INO | STATX_BTIME, &st) != 0) {
+    return LastOsError("statx", "checking a received handle");
+  }
+  if ((st.stx_mask & (STATX_TYPE | STATX_SIZE)) != (STATX_TYPE | STATX_SIZE) || !S_ISREG(st.stx_mode)) {
+    return MakeError("INVALID_HANDLE", "the received fd is not a shared-memory file (not a regular file)");
+  }
   struct statfs fs;
   if (::fstatfs(fd, &fs) != 0) return LastOsError("fstatfs", "checking a received handle");
   if (fs.f_type != kTmpfsMagic) return MakeError("INVALID_HANDLE", "the received fd is not on tmpfs (not a memfd)");
@@ -180,8 +199,8 @@ Result<SharedMemory> SharedMemory::FromReceived(RawHandle raw, uint64_t size, bo
   if ((seals & kBaseSeals) != kBaseSeals) {
     return MakeError("INVALID_HANDLE", "the received memfd can still change size (missing F_SEAL_SHRINK/F_SEAL_GROW)");
   }
-  if (static_cast<uint64_t>(st.st_size) < size) {
-    return MakeError("INVALID_HANDLE", "the received memfd is " + std::to_string(st.st_size) + " bytes, less than the " +
+  if (st.stx_size < size) {
+    return MakeError("INVALID_HANDLE", "the received memfd is " + std::to_string(st.stx_size) + " bytes, less than the " +
                                            std::to_string(size) + " declared");
   }
   const int flags = ::fcntl(fd, F_GETFL);
@@ -198,10 +217,13 @@ Result<SharedMemory> SharedMemory::FromReceived(RawHandle raw, uint64_t size, bo
   if (!read_only && ((flags & O_ACCMODE) != O_RDWR || write_sealed)) {
     return MakeError("ACCESS_DENIED", "declared writable, but the fd gives no write access");
   }
-  // Ours now: make sure it cannot leak into children even if the sender's
-  // kernel path skipped MSG_CMSG_CLOEXEC.
-  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-  return SharedMemory(OsHandle(raw), size, read_only, std::make_shared<SharingPolicy>());
+  // Ours now: it must not leak into children. recvmsg's MSG_CMSG_CLOEXEC
+  // already saw to that for fds memport received itself.
+  if (!from_transport) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  SharedMemory memory(OsHandle(raw), size, read_only, std::make_shared<SharingPolicy>());
+  memory.identity_ = IdentityFrom(st);
+  memory.identity_known_ = true;
+  return memory;
 }
 
 Result<std::shared_ptr<Mapping>> SharedMemory::Map() const {
@@ -226,18 +248,12 @@ Result<std::shared_ptr<Mapping>> SharedMemory::Map() const {
 
 Result<MemoryIdentity> SharedMemory::Identity() const {
   if (!valid()) return MakeError("CLOSED", "the region is closed");
+  if (identity_known_) return identity_;
   struct statx st;
   if (::statx(static_cast<int>(handle_.get()), "", AT_EMPTY_PATH, STATX_INO | STATX_BTIME, &st) != 0) {
     return LastOsError("statx", "identifying a region");
   }
-  MemoryIdentity id;
-  id.device = (uint64_t{st.stx_dev_major} << 32) | st.stx_dev_minor;
-  id.object = st.stx_ino;
-  // Without a birth time (old kernels) the inode alone identifies the memfd.
-  if (st.stx_mask & STATX_BTIME) {
-    id.born = static_cast<uint64_t>(st.stx_btime.tv_sec) * 1000000000u + st.stx_btime.tv_nsec;
-  }
-  return id;
+  return IdentityFrom(st);
 }
 
 bool SharedMemory::WriteSharingAllowed() const {

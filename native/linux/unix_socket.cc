@@ -251,6 +251,10 @@ struct PendingWrite {
   uint64_t id;
   std::vector<uint8_t> bytes;
   std::vector<OsHandle> fds;  // our own duplicates: the region may be closed before the write happens
+  // The regions' own fds, for a write sent before WriteInline returns (the
+  // regions cannot be closed meanwhile); duplicated into `fds` only if the
+  // write has to wait in the queue.
+  std::vector<int> borrowed;
 };
 
 class UnixConnection : public Connection, public Pollable, public std::enable_shared_from_this<UnixConnection> {
@@ -283,7 +287,7 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
   Status WriteInline(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions,
                      bool* completed) override {
     *completed = false;
-    PendingWrite write{write_id, {}, {}};
+    PendingWrite write{write_id, {}, {}, {}};
     frame.regions.resize(regions.size());
     for (size_t i = 0; i < regions.size(); ++i) {
       const SharedMemory* region = regions[i];
@@ -291,9 +295,7 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
       frame.regions[i].size = region->size();
       frame.regions[i].flags = region->read_only() ? kRegionReadOnly : 0;
       frame.regions[i].handle = static_cast<uint32_t>(i);
-      const int dup = ::fcntl(static_cast<int>(region->raw()), F_DUPFD_CLOEXEC, 0);
-      if (dup < 0) return LastOsError("fcntl(F_DUPFD_CLOEXEC)", "holding a region for sending");
-      write.fds.emplace_back(dup);
+      write.borrowed.push_back(static_cast<int>(region->raw()));
     }
     Result<std::vector<uint8_t>> encoded = EncodeFrame(frame);
     if (!encoded.ok()) return encoded.error();
@@ -301,13 +303,28 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
 
     std::lock_guard<std::mutex> lock(mutex_);
     if (closed_) return MakeError(close_code_, close_message_);
+    const bool send_now = queue_.empty();
+    if (!send_now) {
+      Status held = HoldFds(write);
+      if (!held.ok()) return held;
+    }
     queue_.push_back(std::move(write));
-    if (queue_.size() == 1) {
+    if (send_now) {
       // Sent before FlushLocked returns: reported through *completed, not posted.
       inline_write_ = write_id;
       FlushLocked();
       *completed = inline_write_ == kUnreportedWrite && write_id != kUnreportedWrite;
       inline_write_ = kUnreportedWrite;
+      // Not sent yet (the socket is full): it waits in the queue, so it needs
+      // fds of its own. A failure here leaves it unsent: take it back.
+      if (!closed_ && !queue_.empty() && queue_.front().id == write_id && !queue_.front().borrowed.empty()) {
+        Status held = HoldFds(queue_.front());
+        if (!held.ok()) {
+          queue_.pop_front();
+          SetWantWriteLocked(false);
+          return held;
+        }
+      }
     }
     return Ok();
   }
@@ -347,8 +364,9 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
       msg.msg_iov = &iov;
       msg.msg_iovlen = 1;
       alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxRegionsPerFrame)];
-      if (!w.fds.empty()) {
-        const size_t fd_bytes = sizeof(int) * w.fds.size();
+      const size_t fd_count = w.fds.empty() ? w.borrowed.size() : w.fds.size();
+      if (fd_count > 0) {
+        const size_t fd_bytes = sizeof(int) * fd_count;
         msg.msg_control = control;
         msg.msg_controllen = CMSG_SPACE(fd_bytes);
         cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
@@ -356,7 +374,7 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
         cmsg->cmsg_type = SCM_RIGHTS;
         cmsg->cmsg_len = CMSG_LEN(fd_bytes);
         int* out = reinterpret_cast<int*>(CMSG_DATA(cmsg));
-        for (size_t i = 0; i < w.fds.size(); ++i) out[i] = static_cast<int>(w.fds[i].get());
+        for (size_t i = 0; i < fd_count; ++i) out[i] = w.fds.empty() ? w.borrowed[i] : static_cast<int>(w.fds[i].get());
       }
       const ssize_t sent = ::sendmsg(static_cast<int>(fd_.get()), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (sent < 0) {
@@ -375,6 +393,21 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
       PostWriteDone(id, nullptr);
     }
     if (!closed_) SetWantWriteLocked(false);
+  }
+
+  // Gives a queued write fds of its own in place of the regions' (which may
+  // be closed before the write happens).
+  static Status HoldFds(PendingWrite& write) {
+    for (int fd : write.borrowed) {
+      const int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+      if (dup < 0) {
+        write.fds.clear();
+        return LastOsError("fcntl(F_DUPFD_CLOEXEC)", "holding a region for sending");
+      }
+      write.fds.emplace_back(dup);
+    }
+    write.borrowed.clear();
+    return Ok();
   }
 
   // Asks epoll for writability only while frames wait, and only touches epoll
@@ -452,7 +485,7 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
                                                std::to_string(d.handle)));
           return;
         }
-        Result<SharedMemory> adopted = SharedMemory::FromReceived(fds[i].get(), d.size, d.read_only());
+        Result<SharedMemory> adopted = SharedMemory::FromReceived(fds[i].get(), d.size, d.read_only(), /*from_transport=*/true);
         if (!adopted.ok()) {
           FailLocked(adopted.error());  // `fds` (still ours) are closed on return
           return;

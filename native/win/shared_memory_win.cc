@@ -163,27 +163,48 @@ Status VerifyReceivedSection(HANDLE handle, uint64_t size, bool read_only) {
     return VerifySectionByTrialMapping(handle, size, read_only);
   }
 
-  // 1. The object type. A query never changes the handle; a value that is not
-  //    open gives STATUS_INVALID_HANDLE, not an exception (strict handle
-  //    checking is opt-in, SetProcessMitigationPolicy, and Node does not opt in).
-  alignas(8) unsigned char type_buffer[512];
-  ULONG returned = 0;
+  // 1. A committed, pagefile-backed section: not an image or a file (whose
+  //    contents another process controls, and whose truncation makes reads
+  //    fault), not reserve-only (touching an uncommitted page faults), and at
+  //    least the declared size. NtQuerySection also checks the object type
+  //    (any other object is STATUS_OBJECT_TYPE_MISMATCH), so the type's name
+  //    is only asked for to explain a refusal: under Wine each query is a
+  //    wineserver round trip. A query never changes the handle; a value that
+  //    is not open gives STATUS_INVALID_HANDLE, not an exception (strict
+  //    handle checking is opt-in, SetProcessMitigationPolicy, and Node does
+  //    not opt in).
+  nt::SectionBasicInformation section{};
+  SIZE_T section_returned = 0;
   nt::NTSTATUS status =
-      ntdll.query_object(handle, nt::kObjectTypeInformation, type_buffer, sizeof type_buffer, &returned);
+      ntdll.query_section(handle, nt::kSectionBasicInformation, &section, sizeof section, &section_returned);
   if (NotImplemented(status)) return VerifySectionByTrialMapping(handle, size, read_only);
   if (status == nt::kStatusInvalidHandle) {
     return MakeError("INVALID_HANDLE", "the peer sent a value that is not an open handle in this process");
   }
-  if (status < 0) return NtFailure(status, "NtQueryObject", "checking a received handle's type");
-  const auto* type = reinterpret_cast<const nt::ObjectTypeInformation*>(type_buffer);
-  const std::wstring type_name(type->TypeName.Buffer, type->TypeName.Length / sizeof(wchar_t));
-  if (type_name != L"Section") {
-    return MakeError("INVALID_HANDLE",
-                     "the peer sent a handle to a " + WideToUtf8(type_name) + ", not a shared-memory section");
+  if (status == nt::kStatusObjectTypeMismatch) {
+    alignas(8) unsigned char type_buffer[512];
+    ULONG type_returned = 0;
+    std::string type_name = "object of another type";
+    if (ntdll.query_object(handle, nt::kObjectTypeInformation, type_buffer, sizeof type_buffer, &type_returned) >= 0) {
+      const auto* type = reinterpret_cast<const nt::ObjectTypeInformation*>(type_buffer);
+      type_name = WideToUtf8(std::wstring(type->TypeName.Buffer, type->TypeName.Length / sizeof(wchar_t)));
+    }
+    return MakeError("INVALID_HANDLE", "the peer sent a handle to a " + type_name + ", not a shared-memory section");
+  }
+  if (status < 0) return NtFailure(status, "NtQuerySection", "checking a received section's kind and size");
+  const ULONG attributes = section.AllocationAttributes;
+  if ((attributes & SEC_COMMIT) == 0 || (attributes & (SEC_IMAGE | SEC_FILE | SEC_RESERVE)) != 0) {
+    return MakeError("INVALID_HANDLE", "the received section is not committed pagefile-backed memory (attributes " +
+                                           Hex(attributes) + ")");
+  }
+  if (section.MaximumSize.QuadPart < 0 || static_cast<uint64_t>(section.MaximumSize.QuadPart) < size) {
+    return MakeError("INVALID_HANDLE", "the received section is " + std::to_string(section.MaximumSize.QuadPart) +
+                                           " bytes, smaller than the declared " + std::to_string(size));
   }
 
   // 2. The rights this handle carries must be those of the declared mode.
   nt::ObjectBasicInformation basic{};
+  ULONG returned = 0;
   status = ntdll.query_object(handle, nt::kObjectBasicInformation, &basic, sizeof basic, &returned);
   if (NotImplemented(status)) return VerifySectionByTrialMapping(handle, size, read_only);
   if (status < 0) return NtFailure(status, "NtQueryObject", "checking a received section's rights");
@@ -196,26 +217,7 @@ Status VerifyReceivedSection(HANDLE handle, uint64_t size, bool read_only) {
     return MakeError("ACCESS_DENIED", "a region declared writable arrived without write access");
   }
 
-  // 3. Committed and pagefile-backed: not an image or a file (whose contents
-  //    another process controls, and whose truncation makes reads fault), not
-  //    reserve-only (touching an uncommitted page faults), and at least the
-  //    declared size.
-  nt::SectionBasicInformation section{};
-  SIZE_T section_returned = 0;
-  status = ntdll.query_section(handle, nt::kSectionBasicInformation, &section, sizeof section, &section_returned);
-  if (NotImplemented(status)) return VerifySectionByTrialMapping(handle, size, read_only);
-  if (status < 0) return NtFailure(status, "NtQuerySection", "checking a received section's kind and size");
-  const ULONG attributes = section.AllocationAttributes;
-  if ((attributes & SEC_COMMIT) == 0 || (attributes & (SEC_IMAGE | SEC_FILE | SEC_RESERVE)) != 0) {
-    return MakeError("INVALID_HANDLE", "the received section is not committed pagefile-backed memory (attributes " +
-                                           Hex(attributes) + ")");
-  }
-  if (section.MaximumSize.QuadPart < 0 || static_cast<uint64_t>(section.MaximumSize.QuadPart) < size) {
-    return MakeError("INVALID_HANDLE", "the received section is " + std::to_string(section.MaximumSize.QuadPart) +
-                                           " bytes, smaller than the declared " + std::to_string(size));
-  }
-
-  // 4. Unnamed. A memport sender only ever shares unnamed sections; a named
+  // 3. Unnamed. A memport sender only ever shares unnamed sections; a named
   //    one is most likely a value naming a section this process already holds
   //    for its own purposes (Node's own node-debug-handler-<pid> mapping is
   //    one), which adopting would hand to the app and close under its owner.
@@ -357,7 +359,7 @@ Result<SharedMemory> SharedMemory::DuplicateReadOnly() {
   return twin;
 }
 
-Result<SharedMemory> SharedMemory::FromReceived(RawHandle raw, uint64_t size, bool read_only) {
+Result<SharedMemory> SharedMemory::FromReceived(RawHandle raw, uint64_t size, bool read_only, bool /*from_transport*/) {
   if (size == 0 || size > kMaxSize) return MakeError("INVALID_HANDLE", "the declared region size is out of range");
   Status shape = CheckHandleValueShape(raw);
   if (!shape.ok()) return shape.error();
