@@ -1128,11 +1128,15 @@ static void squat(const char* address, const char* owner, int ms) {
   OVERLAPPED overlapped;
   memset(&overlapped, 0, sizeof overlapped);
   overlapped.hEvent = CreateEventA(NULL, TRUE, FALSE, NULL);
-  say("LISTENING");
   int connections = 0;
   unsigned long bytes = 0;
+  // Waiting before saying so, and a client that came and went before the
+  // wait began (ERROR_NO_DATA) counts too: under load the client can be
+  // faster than this process.
   BOOL done = ConnectNamedPipe(pipe, &overlapped);
   DWORD err = done ? ERROR_PIPE_CONNECTED : GetLastError();
+  say("LISTENING");
+  if (err == ERROR_NO_DATA) err = ERROR_PIPE_CONNECTED;
   if (err == ERROR_IO_PENDING) {
     err = WaitForSingleObject(overlapped.hEvent, (DWORD)ms) == WAIT_OBJECT_0 ? ERROR_PIPE_CONNECTED : ERROR_TIMEOUT;
   }
