@@ -279,14 +279,15 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
     if (!added.ok()) FailLocked(added.error());
   }
 
+  // Completion reported through OnWriteDone, as the interface promises.
   Status Write(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions) override {
-    bool completed = false;
-    return WriteInline(write_id, std::move(frame), regions, &completed);
+    return WriteInline(write_id, std::move(frame), regions, /*completed=*/nullptr);
   }
 
+  // `completed` may be null: then every completion is posted.
   Status WriteInline(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions,
                      bool* completed) override {
-    *completed = false;
+    if (completed != nullptr) *completed = false;
     PendingWrite write{write_id, {}, {}, {}};
     frame.regions.resize(regions.size());
     for (size_t i = 0; i < regions.size(); ++i) {
@@ -311,9 +312,9 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
     queue_.push_back(std::move(write));
     if (send_now) {
       // Sent before FlushLocked returns: reported through *completed, not posted.
-      inline_write_ = write_id;
+      inline_write_ = completed != nullptr ? write_id : kUnreportedWrite;
       FlushLocked();
-      *completed = inline_write_ == kUnreportedWrite && write_id != kUnreportedWrite;
+      if (completed != nullptr) *completed = inline_write_ == kUnreportedWrite && write_id != kUnreportedWrite;
       inline_write_ = kUnreportedWrite;
       // Not sent yet (the socket is full): it waits in the queue, so it needs
       // fds of its own. A failure here leaves it unsent: take it back.

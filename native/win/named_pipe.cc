@@ -325,7 +325,12 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
     IssueReadLocked();
   }
 
-  Status Write(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions) {
+  // `*completed` (may be null: then every completion is posted): the pipe
+  // took the whole frame before WriteFile returned, so the caller reports it
+  // and no OnWriteDone follows (the completion packet still arrives and only
+  // frees the operation).
+  Status Write(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions, bool* completed) {
+    if (completed != nullptr) *completed = false;
     std::lock_guard<std::mutex> lock(mutex_);
     if (closed_) return close_reason_;
     if (regions.size() > kMaxRegionsPerFrame) {
@@ -358,15 +363,21 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
     if (!encoded.ok()) return encoded.error();
 
     auto op = std::make_unique<WriteOp>(shared_from_this(), write_id, encoded.take(), std::move(handles));
-    if (!::WriteFile(Get(pipe_), op->bytes.data(), static_cast<DWORD>(op->bytes.size()),
-                     /*lpNumberOfBytesWritten=*/nullptr, op->overlapped())) {
+    const BOOL done = ::WriteFile(Get(pipe_), op->bytes.data(), static_cast<DWORD>(op->bytes.size()),
+                                  /*lpNumberOfBytesWritten=*/nullptr, op->overlapped());
+    if (!done) {
       const DWORD err = ::GetLastError();
       // Any other failure queues no completion and wrote nothing; destroying
       // `op` revokes the handles.
       if (err != ERROR_IO_PENDING) return WriteError(err);
     }
     // Completed or pending: either way one completion packet will arrive.
-    pending_writes_.insert(op.get());
+    // A write that completed here is reported by the caller, not posted.
+    if (done && completed != nullptr && write_id != kUnreportedWrite) {
+      *completed = true;
+    } else {
+      pending_writes_.insert(op.get());
+    }
     ++outstanding_;
     op.release();
     return Ok();
@@ -543,7 +554,11 @@ class PipeConnection : public Connection {
   const PeerIdentity& peer() const override { return state_->peer(); }
   void Start(std::shared_ptr<ConnectionObserver> observer) override { state_->Start(std::move(observer)); }
   Status Write(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions) override {
-    return state_->Write(write_id, std::move(frame), regions);
+    return state_->Write(write_id, std::move(frame), regions, /*completed=*/nullptr);
+  }
+  Status WriteInline(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions,
+                     bool* completed) override {
+    return state_->Write(write_id, std::move(frame), regions, completed);
   }
   void Close() override { state_->CloseByUser(); }
 
