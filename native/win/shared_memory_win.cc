@@ -23,6 +23,7 @@
 #include <windows.h>
 #include <aclapi.h>
 
+#include <cstddef>
 #include <cstdio>
 #include <string>
 
@@ -112,6 +113,23 @@ bool NotImplemented(win::nt::NTSTATUS status) {
   return status == win::nt::kStatusNotImplemented || status == win::nt::kStatusInvalidInfoClass;
 }
 
+// NtQueryObject for a class whose answer is one UNICODE_STRING followed by
+// its characters (ObjectNameInformation, ObjectTypeInformation): the string,
+// or the failing status with `*text` untouched.
+win::nt::NTSTATUS QueryObjectString(HANDLE handle, ULONG information_class, std::wstring* text) {
+  static_assert(offsetof(win::nt::ObjectNameInformation, Name) == 0 &&
+                    offsetof(win::nt::ObjectTypeInformation, TypeName) == 0,
+                "both answers start with their string");
+  alignas(8) unsigned char buffer[1024];
+  ULONG returned = 0;
+  const win::nt::NTSTATUS status =
+      win::nt::Ntdll().query_object(handle, information_class, buffer, sizeof buffer, &returned);
+  if (status < 0) return status;
+  const auto* string = reinterpret_cast<const win::nt::UnicodeString*>(buffer);
+  text->assign(string->Buffer, string->Length / sizeof(wchar_t));
+  return status;
+}
+
 }  // namespace
 
 namespace win {
@@ -182,14 +200,10 @@ Status VerifyReceivedSection(HANDLE handle, uint64_t size, bool read_only) {
     return MakeError("INVALID_HANDLE", "the peer sent a value that is not an open handle in this process");
   }
   if (status == nt::kStatusObjectTypeMismatch) {
-    alignas(8) unsigned char type_buffer[512];
-    ULONG type_returned = 0;
-    std::string type_name = "object of another type";
-    if (ntdll.query_object(handle, nt::kObjectTypeInformation, type_buffer, sizeof type_buffer, &type_returned) >= 0) {
-      const auto* type = reinterpret_cast<const nt::ObjectTypeInformation*>(type_buffer);
-      type_name = WideToUtf8(std::wstring(type->TypeName.Buffer, type->TypeName.Length / sizeof(wchar_t)));
-    }
-    return MakeError("INVALID_HANDLE", "the peer sent a handle to a " + type_name + ", not a shared-memory section");
+    std::wstring type_name = L"object of another type";
+    QueryObjectString(handle, nt::kObjectTypeInformation, &type_name);
+    return MakeError("INVALID_HANDLE",
+                     "the peer sent a handle to a " + WideToUtf8(type_name) + ", not a shared-memory section");
   }
   if (status < 0) return NtFailure(status, "NtQuerySection", "checking a received section's kind and size");
   const ULONG attributes = section.AllocationAttributes;
@@ -224,18 +238,16 @@ Status VerifyReceivedSection(HANDLE handle, uint64_t size, bool read_only) {
   //    A pushed value cannot be told apart from one that was already here, so
   //    this is the part of "refuse what the receiver already owns" that the
   //    kernel lets us check; SECURITY.md says what remains.
-  alignas(8) unsigned char name_buffer[1024];
-  status = ntdll.query_object(handle, nt::kObjectNameInformation, name_buffer, sizeof name_buffer, &returned);
+  std::wstring name;
+  status = QueryObjectString(handle, nt::kObjectNameInformation, &name);
   if (status == nt::kStatusBufferOverflow || status == nt::kStatusInfoLengthMismatch ||
       status == nt::kStatusBufferTooSmall) {
     return MakeError("INVALID_HANDLE", "the received section has a (long) name: memport only accepts unnamed sections");
   }
   if (!NotImplemented(status)) {
     if (status < 0) return NtFailure(status, "NtQueryObject", "checking whether a received section is named");
-    const auto* name = reinterpret_cast<const nt::ObjectNameInformation*>(name_buffer);
-    if (name->Name.Length != 0) {
-      const std::wstring text(name->Name.Buffer, name->Name.Length / sizeof(wchar_t));
-      return MakeError("INVALID_HANDLE", "the received section is named (" + WideToUtf8(text) +
+    if (!name.empty()) {
+      return MakeError("INVALID_HANDLE", "the received section is named (" + WideToUtf8(name) +
                                              "): memport only accepts unnamed sections, and this value may name one "
                                              "this process already holds");
     }
