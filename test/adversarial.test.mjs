@@ -14,7 +14,6 @@
 // for write, re-duplicate, reopen via /proc, mprotect) is checked from the
 // receiving side by test/channel.test.mjs and not repeated here.
 
-import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,17 +23,16 @@ import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SharedRegion, channelAddress, connect, handlesLeaked, listen } from '../dist/index.js';
-import { assertNoHandleLeak, expectErr, handleCensus, isLinux, isWindows, realWindowsOnly, settle, underWine, unwrap } from './helpers.mjs';
+import { EVIL_PEER, assertCensusUnchanged, assertNoHandleLeak, expectErr, handleCensus, handleTable, isLinux, isWindows, realWindowsOnly, settleHandles, spawnRetrying, underWine, unwrap } from './helpers.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const EVIL = join(here, '..', 'build-adversarial', isWindows ? 'evil_peer.exe' : 'evil_peer');
 const PEER = join(here, 'fixtures', 'peer.mjs');
 const FD_LIMIT_RECEIVER = join(here, 'fixtures', 'fd-limit-receiver.mjs');
 const WAIT = 20_000;
 
-if (!existsSync(EVIL)) {
+if (!existsSync(EVIL_PEER)) {
   // Never a silent skip: without its peer this suite proves nothing.
-  console.error(`✘ the adversarial peer ${EVIL} is missing. Build it with: node test/adversarial/build.mjs (npm test does)`);
+  console.error(`✘ the adversarial peer ${EVIL_PEER} is missing. Build it with: node test/adversarial/build.mjs (npm test does)`);
   process.exit(1);
 }
 
@@ -45,13 +43,6 @@ function region(size, fill) {
   const r = unwrap(SharedRegion.create(size));
   if (fill !== undefined) r.bytes.fill(fill);
   return r;
-}
-
-/** Lets closes that complete on I/O threads (Windows process handles, cancelled reads) land. */
-async function settleHandles() {
-  await settle();
-  await sleep(50);
-  await settle();
 }
 
 async function until(predicate, what, timeoutMs = WAIT) {
@@ -71,56 +62,8 @@ function expectErrIn(result, codes, what) {
   return result.error;
 }
 
-/** The census must not have moved at all: nothing leaked, and nothing the process held was closed. */
-function assertCensusUnchanged(before, what, tableBefore) {
-  if (tableBefore && handleCensus().value !== before.value) return explainWineDrift(before, what, tableBefore);
-  assertNoHandleLeak(before, what);
-  const after = handleCensus();
-  assert.is(after.value, before.value, `${what}: census ${before.value} -> ${after.value} (${after.exact ? 'count' : 'slot probe'}): a handle this process held was closed`);
-}
-
-// Under Wine the census is a slot probe (the lowest free handle value), and
-// Wine itself allocates a few objects lazily (critical-section semaphores on
-// first contention, events) at moments no warm-up can pin down. When the probe
-// moves, this process's handle table, listed by type, says what moved: any
-// change among the objects memport makes (pipes and files, processes,
-// sections, completion ports, threads) is a failure; a drift made only of
-// Wine's own object types is reported and let through.
-const MEMPORT_OBJECT_TYPES = new Set(['File', 'Process', 'Section', 'IoCompletion', 'Thread']);
-
-function handleTable() {
-  const r = spawnSync(EVIL, ['handle-table', '-', String(process.pid)], { encoding: 'utf8' });
-  assert.match(r.stdout ?? '', /^TABLE done\r?$/m, `handle-table failed: ${r.stdout}${r.stderr}`);
-  return new Map([...r.stdout.matchAll(/^H (0x[0-9a-f]+) (\S+)(?: (\S+))?\r?$/gm)].map((m) => [m[1], `${m[2]}${m[3] ? ` ${m[3]}` : ''}`]));
-}
-
-function explainWineDrift(before, what, tableBefore) {
-  const after = handleTable();
-  const changes = [];
-  for (const [value, kind] of tableBefore) if (after.get(value) !== kind) changes.push(`${value} ${kind} -> ${after.get(value) ?? 'closed'}`);
-  for (const [value, kind] of after) if (!tableBefore.has(value)) changes.push(`${value} new ${kind}`);
-  const ours = changes.filter((c) => [...MEMPORT_OBJECT_TYPES].some((t) => c.includes(` ${t}`)));
-  assert.equal(ours, [], `${what}: census ${before.value} -> ${handleCensus().value} (slot probe), and among the objects memport makes: ${ours.join('; ')}`);
-  console.log(`\n    (${what}: Wine slot probe ${before.value} -> ${handleCensus().value}, none of it memport's: ${changes.join('; ') || 'no change in the table'})`);
-}
-
 // ---------------------------------------------------------------------------
 // The evil peer process
-
-/**
- * child_process.spawn, tried again when the OS refuses to start a process for
- * a moment (Wine under heavy load answers CreateProcess with "spawn UNKNOWN").
- */
-function spawnRetrying(command, args, options) {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return spawn(command, args, options);
-    } catch (e) {
-      if (attempt >= 5 || !['UNKNOWN', 'EAGAIN', 'EMFILE'].includes(e.code)) throw e;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200 * attempt);
-    }
-  }
-}
 
 /**
  * Starts evil_peer. Its output is one event per line ("WELCOME", "SENT n",
@@ -128,7 +71,7 @@ function spawnRetrying(command, args, options) {
  * handles in this process wait for it to close before taking them back.
  */
 function startEvil(scenario, address, args = [], { hold = false, extraStdio = [] } = {}) {
-  const child = spawnRetrying(EVIL, [scenario, address, ...args.map(String)], { stdio: ['pipe', 'pipe', 'pipe', ...extraStdio] });
+  const child = spawnRetrying(EVIL_PEER, [scenario, address, ...args.map(String)], { stdio: ['pipe', 'pipe', 'pipe', ...extraStdio] });
   const evil = { scenario, pid: child.pid, output: '', exited: false };
   const watchers = new Set();
   const changed = () => watchers.forEach((w) => w());
@@ -929,6 +872,21 @@ Fds('a receiver near its fd limit gets typed errors, never a crash, and serves a
       assert.ok((await ask('send')).ok, 'and a send once fds are free again');
       await ask('close');
       assert.match(await good.finish(), /^REGION 0 size 4096 rw first 66$/m);
+      // A send that has to wait, because the socket is full (the peer reads
+      // nothing), does need an fd of its own: with none free it is refused
+      // with a typed error and nothing is sent. Behind 2 frames the socket is
+      // full but memport's queue empty (the frame is tried, then held);
+      // behind 3 the queue already has one (the frame is held before it is
+      // tried).
+      for (const behind of [2, 3]) {
+        const silent = ctx.evil('wait', [], { address });
+        assert.ok((await ask('accept')).ok, `accept the silent client (${behind})`);
+        const queued = await ask(`send behind ${behind}`);
+        assert.equal([queued.code, queued.osCode], ['OS', 24], `a send waiting behind ${behind} frames with no fd free: ${queued.message}`);
+        await ask('close');
+        silent.kill();
+        await silent.ended;
+      }
       assert.is((await ask('census')).census, census, 'the receiver is back at its baseline');
       receiver.stdin.write('exit\n');
       assert.is(await exited, 0, stderr);

@@ -1,5 +1,8 @@
 // Shared by every test file. Tests import the built package (dist/), exactly
 // as users do, so the same files run on Linux and under Wine.
+import { spawn, spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
 import { openHandles, handlesLeaked } from '../dist/index.js';
 
@@ -9,6 +12,24 @@ export const isLinux = process.platform === 'linux';
 export const underWine = isWindows && process.env.MEMPORT_UNDER_WINE === '1';
 /** Checks that only real Windows enforces are skipped under Wine, and say so. */
 export const realWindowsOnly = (name) => (underWine ? `${name} [real Windows only: skipped under Wine]` : name);
+
+/** The raw-protocol attacker (test/adversarial/evil_peer.c); npm test builds it first. */
+export const EVIL_PEER = join(dirname(fileURLToPath(import.meta.url)), '..', 'build-adversarial', isWindows ? 'evil_peer.exe' : 'evil_peer');
+
+/**
+ * child_process.spawn, tried again when the OS refuses to start a process for
+ * a moment (Wine under heavy load answers CreateProcess with "spawn UNKNOWN").
+ */
+export function spawnRetrying(command, args, options) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return spawn(command, args, options);
+    } catch (e) {
+      if (attempt >= 5 || !['UNKNOWN', 'EAGAIN', 'EMFILE'].includes(e.code)) throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200 * attempt);
+    }
+  }
+}
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
@@ -39,6 +60,13 @@ export async function settle() {
   }
 }
 
+/** Lets closes that complete on I/O threads (Windows process handles, cancelled reads) land. */
+export async function settleHandles() {
+  await settle();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await settle();
+}
+
 export function handleCensus() {
   return unwrap(openHandles(), 'openHandles()');
 }
@@ -55,4 +83,46 @@ export async function memportMappings() {
   if (!isLinux) return 0;
   const { readFileSync } = await import('node:fs');
   return readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('/memfd:memport')).length;
+}
+
+/** The census must not have moved at all: nothing leaked, and nothing the process held was closed. */
+export function assertCensusUnchanged(before, what, tableBefore) {
+  if (tableBefore && handleCensus().value !== before.value) return explainWineDrift(before, what, tableBefore);
+  assertNoHandleLeak(before, what);
+  const after = handleCensus();
+  assert.is(after.value, before.value, `${what}: census ${before.value} -> ${after.value} (${after.exact ? 'count' : 'slot probe'}): a handle this process held was closed`);
+}
+
+// Under Wine the census is a slot probe (the lowest free handle value), and
+// Wine itself allocates a few objects lazily (critical-section semaphores on
+// first contention, events) at moments no warm-up can pin down. When the probe
+// moves, this process's handle table, listed by type, says what moved: any
+// change among the objects memport makes (pipes and files, processes,
+// sections, completion ports, threads) is a failure; a drift made only of
+// Wine's own object types is reported and let through.
+const MEMPORT_OBJECT_TYPES = new Set(['File', 'Process', 'Section', 'IoCompletion', 'Thread']);
+
+/** This process's handle table, value → type (Windows; listed by the evil peer). */
+export function handleTable() {
+  const r = spawnSync(EVIL_PEER, ['handle-table', '-', String(process.pid)], { encoding: 'utf8' });
+  assert.match(r.stdout ?? '', /^TABLE done\r?$/m, `handle-table failed: ${r.stdout}${r.stderr}`);
+  return new Map([...r.stdout.matchAll(/^H (0x[0-9a-f]+) (\S+)(?: (\S+))?\r?$/gm)].map((m) => [m[1], `${m[2]}${m[3] ? ` ${m[3]}` : ''}`]));
+}
+
+/**
+ * A Wine slot probe that moved from `before` to `after` (in this process or a
+ * peer's) passes only if no object of a kind memport makes changed between
+ * the two handle tables.
+ */
+export function assertWineDriftNotOurs(before, after, tableBefore, tableAfter, what) {
+  const changes = [];
+  for (const [value, kind] of tableBefore) if (tableAfter.get(value) !== kind) changes.push(`${value} ${kind} -> ${tableAfter.get(value) ?? 'closed'}`);
+  for (const [value, kind] of tableAfter) if (!tableBefore.has(value)) changes.push(`${value} new ${kind}`);
+  const ours = changes.filter((c) => [...MEMPORT_OBJECT_TYPES].some((t) => c.includes(` ${t}`)));
+  assert.equal(ours, [], `${what}: census ${before.value} -> ${after.value} (slot probe), and among the objects memport makes: ${ours.join('; ')}`);
+  console.log(`\n    (${what}: Wine slot probe ${before.value} -> ${after.value}, none of it memport's: ${changes.join('; ') || 'no change in the table'})`);
+}
+
+function explainWineDrift(before, what, tableBefore) {
+  assertWineDriftNotOurs(before, handleCensus(), tableBefore, handleTable(), what);
 }
