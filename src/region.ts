@@ -235,16 +235,6 @@ export class SharedRegion implements Disposable {
    */
   get bytes(): Uint8Array {
     if (this.#closed) return EMPTY;
-    if (this.#bytes === undefined && this.#whole === undefined && this.#size <= SharedRegion.maxViewLength) {
-      // The common first view, without the Result wrapping of view(); errors
-      // are thrown as view() would have them thrown here.
-      try {
-        this.#whole = this.#native.mapArrayBuffer(0, this.#size, false);
-      } catch (e) {
-        throw toMemportError(e);
-      }
-      this.#bytes = new Uint8Array(this.#whole);
-    }
     if (this.#bytes === undefined) {
       if (this.#size > SharedRegion.maxViewLength) {
         throw memportError(
@@ -252,12 +242,8 @@ export class SharedRegion implements Disposable {
           `this region is ${this.#size} bytes but this Node.js limits a typed array to ${SharedRegion.maxViewLength}; use region.view(offset, length) for parts of it, or Node 22+`,
         );
       }
-      this.#bytes = this.view(0, this.#size).match(
-        (v) => v,
-        (e) => {
-          throw e;
-        },
-      );
+      // Without view()'s Result wrapping: the first view is a hot path.
+      this.#bytes = new Uint8Array(this.#wholeBuffer());
     }
     return this.#bytes;
   }
@@ -286,17 +272,30 @@ export class SharedRegion implements Disposable {
       return err(memportError('UNSUPPORTED', `a view of ${len} bytes exceeds this Node.js typed-array limit of ${SharedRegion.maxViewLength}; view it in pieces or use Node 22+`));
     }
     if (this.#size <= SharedRegion.maxViewLength) {
-      // One ArrayBuffer over the whole mapping; every view is a window on it,
-      // so close() detaches them all at once. The native side keeps no
-      // reference to it: this region holds it until close() hands it back.
-      if (this.#whole === undefined) {
-        const whole = Result.fromThrowable(() => this.#native.mapArrayBuffer(0, this.#size, false), toMemportError)();
-        if (whole.isErr()) return err(whole.error);
-        this.#whole = whole.value;
+      try {
+        return ok(new Uint8Array(this.#wholeBuffer(), offset, len));
+      } catch (e) {
+        return err(toMemportError(e));
       }
-      return ok(new Uint8Array(this.#whole, offset, len));
     }
     return Result.fromThrowable(() => this.#native.mapArrayBuffer(offset, len), toMemportError)().map((buffer) => new Uint8Array(buffer));
+  }
+
+  /**
+   * One ArrayBuffer over the whole mapping (regions a typed array can span);
+   * every view is a window on it, so close() detaches them all at once. The
+   * native side keeps no reference to it: this region holds it until close()
+   * hands it back. Throws a MemportError.
+   */
+  #wholeBuffer(): ArrayBuffer {
+    if (this.#whole === undefined) {
+      try {
+        this.#whole = this.#native.mapArrayBuffer(0, this.#size, false);
+      } catch (e) {
+        throw toMemportError(e);
+      }
+    }
+    return this.#whole;
   }
 
   /**
