@@ -178,6 +178,7 @@ Napi::Function NativeConnection::Define(Napi::Env env) {
   return DefineClass(env, "NativeConnection",
                      {
                          InstanceMethod<&NativeConnection::Peer>("peer"),
+                         InstanceMethod<&NativeConnection::PeerRunning>("peerRunning"),
                          InstanceMethod<&NativeConnection::Start>("start"),
                          InstanceMethod<&NativeConnection::Write>("write"),
                          InstanceMethod<&NativeConnection::Close>("close"),
@@ -209,6 +210,11 @@ Connection& NativeConnection::connection(Napi::Env env) {
 
 Napi::Value NativeConnection::Peer(const Napi::CallbackInfo& info) {
   return PeerToJs(info.Env(), connection(info.Env()).peer());
+}
+
+// peerRunning(): false once the kernel says the peer process has exited.
+Napi::Value NativeConnection::PeerRunning(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), connection_ && connection_->PeerRunning());
 }
 
 // start(onFrame, onClosed, onWriteDone): begins reading. The JS object stays

@@ -19,6 +19,7 @@ class NativeConnection : public Napi::ObjectWrap<NativeConnection> {
 
  private:
   Napi::Value Peer(const Napi::CallbackInfo& info);
+  Napi::Value PeerRunning(const Napi::CallbackInfo& info);
   Napi::Value Start(const Napi::CallbackInfo& info);
   Napi::Value Write(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);

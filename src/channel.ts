@@ -29,14 +29,20 @@ export interface ListenOptions {
    * Decides who may connect, given the kernel's word on the client. Default:
    * on Linux, processes of the same user (uid); on Windows every client the
    * pipe's DACL lets in, which is the current user and SYSTEM. A refused
-   * client's `connect` fails with `PEER_REJECTED`.
+   * client's `connect` fails with `PEER_REJECTED`. A client that exits before
+   * `allow` answers is not admitted whatever the answer (its PID may by then
+   * name another process), so `peer.pid` is safe to inspect in here.
    */
   allow?: (peer: Peer) => boolean | Promise<boolean>;
 }
 
 /** Options for {@link connect}. */
 export interface ConnectOptions extends WaitOptions {
-  /** Require the listener to be this process (checked with the kernel's answer). */
+  /**
+   * Require the listener to be this process, still running (checked with the
+   * kernel's answer): `ACCESS_DENIED` if it is another, `PEER_CLOSED` if it
+   * has exited.
+   */
   expectPid?: number;
 }
 
@@ -501,6 +507,13 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
           native.close();
           return;
         }
+        if (refusal === undefined && !native.peerRunning()) {
+          // The peer exited while allow() judged it: its PID may by now name
+          // another process, so the verdict may not have been about the peer.
+          // Nobody is left to tell.
+          connection.close();
+          return;
+        }
         if (refusal !== undefined) {
           try {
             native.write(UNREPORTED_WRITE, FrameType.Reject, 0, [], encoder.encode(refusal));
@@ -528,7 +541,8 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
  * Connects to the listener called `name`. Resolves once the listener has
  * admitted this process. Errors: `NOT_FOUND` (no listener), `PEER_REJECTED`
  * (refused by its `allow`), `ACCESS_DENIED` (another user's listener, or not
- * the `expectPid` process), `TIMEOUT` (default 10 s), `ABORTED`.
+ * the `expectPid` process), `PEER_CLOSED` (the `expectPid` process has
+ * exited, or on Windows the listener has), `TIMEOUT` (default 10 s), `ABORTED`.
  */
 export function connect(name: string, options: ConnectOptions = {}): ResultAsync<Connection, MemportError> {
   const bad = checkName(name) ?? checkWaitOptions(options);

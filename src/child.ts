@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { ResultAsync, err, errAsync, ok, okAsync } from 'neverthrow';
-import { connect, listen, type Connection, type Message } from './channel.js';
+import { connect, listen, type Connection, type Message, type Peer } from './channel.js';
 import { memportError, toMemportError, type MemportError } from './errors.js';
 import type { SharedRegion } from './region.js';
 import { Waiter, checkWaitOptions, type WaitOptions } from './waiter.js';
@@ -48,7 +48,13 @@ export function spawnWithRegions(
 
   const name = `child-${process.pid}-${randomBytes(8).toString('hex')}`;
   let child: ChildProcess | undefined;
-  return listen(name, { allow: (peer) => child !== undefined && peer.pid === child.pid }).andThen((listener) => {
+  // The child's PID is its alone until Node reaps it (which is when exitCode
+  // or signalCode is set), and the listener checks after allow() that the
+  // peer still runs: so a matching PID is the child, not a later process
+  // that was given the same number.
+  const isChild = (peer: Peer): boolean =>
+    child !== undefined && child.exitCode === null && child.signalCode === null && peer.pid === child.pid;
+  return listen(name, { allow: isChild }).andThen((listener) => {
     const handedOver = new Waiter<{ child: ChildProcess; connection: Connection }>('handing regions to the child', { timeoutMs });
     try {
       child = spawn(command, [...args], {

@@ -82,6 +82,8 @@ function startEvil(scenario, address, args = [], { hold = false, extraStdio = []
   child.stdout.on('data', collect);
   child.stderr.on('data', collect);
   child.stdin.on('error', () => {}); // it may be gone before it reads
+  /** Resolves when the process itself exits (`ended` also waits for anything that inherited its output). */
+  evil.gone = new Promise((resolve) => child.once('exit', resolve));
   evil.ended = new Promise((resolve) =>
     child.once('close', (code, signal) => {
       evil.exited = true;
@@ -136,13 +138,13 @@ async function acceptFrom(listener, pid, what) {
  * starts evil peers (killed if the case fails) aimed at this listener unless
  * given another `address`.
  */
-async function contained(what, body) {
+async function contained(what, body, listenOptions = {}) {
   await settleHandles();
   const tableBefore = underWine ? handleTable() : undefined;
   const before = handleCensus();
   const name = uniqueName(what.replace(/[^a-z0-9]+/gi, '-').slice(0, 20));
   const address = unwrap(channelAddress(name));
-  const listener = unwrap(await listen(name), `listen (${what})`);
+  const listener = unwrap(await listen(name, listenOptions), `listen (${what})`);
   assert.is(listener.address, address, 'the listener is at channelAddress(name)');
   const evils = [];
   const ctx = {
@@ -363,6 +365,33 @@ Peers('a client that connects and leaves before its WELCOME: the listener carrie
   });
 });
 
+Peers('a client that exits while allow() judges it, another process holding its connection open: never admitted', async () => {
+  // allow() saw the client's PID; once the client is gone that number can
+  // name another process, so a yes may be about a stranger. The listener asks
+  // the kernel (Linux: pidfd; Windows: the process handle) before admitting.
+  let evil;
+  let judged = 0;
+  const allow = async (peer) => {
+    if (evil !== undefined && peer.pid === evil.pid) {
+      judged++;
+      evil.release(); // it exits now; the process it handed the connection to stays
+      await evil.gone;
+    }
+    return true;
+  };
+  await contained('handed-off', async (ctx) => {
+    evil = ctx.evil('hand-off', [], { hold: true });
+    await until(() => judged === 1, 'allow() judged the client');
+    await evil.gone;
+    expectErr(await ctx.listener.accept({ timeoutMs: 500 }), 'TIMEOUT', 'accept after allow() said yes to a client that had exited');
+    const output = await evil.finish();
+    assert.match(output, /^HANDED$/m);
+    assert.match(output, /^HOLDER EOF$/m, 'the process holding the connection saw the listener hang up');
+    assert.not.match(output, /^HOLDER WELCOME$/m, 'and was never welcomed');
+    await stillServing(ctx, 'a client that exited while being judged');
+  }, { allow });
+});
+
 Peers('a peer killed before it sends anything: PEER_CLOSED for pending and later calls', async () => {
   await contained('killed before', async (ctx) => {
     const evil = ctx.evil('wait');
@@ -421,6 +450,7 @@ Peers('a peer killed while holding our unacknowledged message: send() is PEER_CL
 
 Peers('a peer that exits leaving a message unreceived: closing the connection releases its regions', async () => {
   await contained('unreceived', async (ctx) => {
+    const tableBase = underWine ? handleTable() : undefined;
     const base = handleCensus();
     const evil = ctx.evil('send-then-exit', [0x61]);
     const conn = await acceptFrom(ctx.listener, evil.pid, 'sender');
@@ -429,7 +459,7 @@ Peers('a peer that exits leaving a message unreceived: closing the connection re
     // (Found by this suite and, independently, by the soak test; fixed in ff891cc.)
     conn.close();
     await settleHandles();
-    assertNoHandleLeak(base, 'close() with an unreceived message from a dead peer');
+    assertNoHandleLeak(base, 'close() with an unreceived message from a dead peer', tableBase);
     expectErr(await conn.receive({ timeoutMs: 100 }), 'CLOSED', 'receive() after close()');
     await stillServing(ctx, 'a peer that left a message behind');
   });
@@ -507,6 +537,24 @@ async function evilListener(scenario, body) {
     await stillServing(ctx, `meeting ${scenario}`);
   });
 }
+
+Servers('expectPid names a listener that has exited, another process serving its socket: PEER_CLOSED, never connected', async () => {
+  // The kernel still reports the exited process as the listener, so the PID
+  // matches; only asking whether that process still runs (Linux: pidfd;
+  // Windows: opening it) shows that whoever answers is not the one expected.
+  await contained('listener-handed-off', async (ctx) => {
+    const target = uniqueName('handed-listener');
+    const evil = ctx.evil('listen-hand-off', [], { address: unwrap(channelAddress(target)), hold: true });
+    await evil.waitFor(/^LISTENING$/m);
+    evil.release();
+    await evil.gone;
+    const error = expectErr(await connect(target, { timeoutMs: WAIT, expectPid: evil.pid }), 'PEER_CLOSED', 'connect with expectPid of the exited listener');
+    assert.match(error.message, new RegExp(`process ${evil.pid}\\b.*exited`));
+    const output = await evil.finish();
+    assert.match(output, /^HOLDER EOF$/m, 'the process serving the socket saw the client hang up');
+    await stillServing(ctx, 'meeting a listener that had exited');
+  });
+});
 
 Servers('MESSAGE before WELCOME (with a region): connect() is PROTOCOL and the region is released', async () => {
   await evilListener('listen-message-first', async ({ evil, target }) => {

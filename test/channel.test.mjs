@@ -281,6 +281,40 @@ Policy('an allow() that throws or resolves false refuses; an async allow can adm
   listener.close();
 });
 
+Policy('a client that exits while allow() judges it is not admitted, even when allow() says yes', async () => {
+  // Its PID could name another process by the time allow() answers, so the
+  // yes may not be about the client; the listener asks the kernel (pidfd /
+  // process handle) whether the client still runs before admitting it.
+  const name = uniqueName('gone');
+  await settleHandles();
+  const before = handleCensus();
+  const tableBefore = underWine ? handleTable() : undefined;
+  let judged = 0;
+  const listener = unwrap(
+    await listen(name, {
+      allow: async (peer) => {
+        judged++;
+        if (peer.pid !== process.pid) {
+          probe.kill('SIGKILL');
+          await probe.exited;
+        }
+        return true;
+      },
+    }),
+  );
+  const probe = startPeer('probe', name);
+  expectErr(await listener.accept({ timeoutMs: 3000 }), 'TIMEOUT', 'accept while the only client died during allow()');
+  assert.is(judged, 1, 'allow() judged the client');
+  assert.is((await probe.exited).signal, 'SIGKILL');
+  const good = connect(name, { timeoutMs: 5000 });
+  const server = unwrap(await listener.accept({ timeoutMs: 5000 }), 'a live client is still admitted');
+  unwrap(await good).close();
+  server.close();
+  listener.close();
+  await settleHandles();
+  assertCensusUnchanged(before, 'after the dead client and a good one', tableBefore);
+});
+
 Policy('expectPid: connecting to a listener that is not the expected process is ACCESS_DENIED', async () => {
   const name = uniqueName('pid');
   const listener = unwrap(await listen(name));
@@ -356,7 +390,8 @@ Scale('a peer killed mid-session gives PEER_CLOSED to pending and later calls', 
 Scale("close() after the peer died releases the messages nobody received", async () => {
   const name = uniqueName('gift');
   const listener = unwrap(await listen(name));
-  await settle();
+  await settleHandles();
+  const tableBefore = underWine ? handleTable() : undefined;
   const before = handleCensus();
   const giver = startPeer('gift', name);
   const conn = unwrap(await listener.accept({ timeoutMs: 15_000 }));
@@ -367,8 +402,8 @@ Scale("close() after the peer died releases the messages nobody received", async
   await new Promise((r) => setTimeout(r, 100));
   conn.close();
   expectErr(await conn.receive(), 'CLOSED', 'receive after our close');
-  await settle();
-  assertNoHandleLeak(before, 'the unreceived region and the connection');
+  await settleHandles();
+  assertNoHandleLeak(before, 'the unreceived region and the connection', tableBefore);
   listener.close();
 });
 
@@ -409,7 +444,8 @@ Scale('1,000 transfers leave fd/handle counts at baseline on both sides', async 
     const warm = region(4096);
     unwrap(await conn.send({ regions: [warm] }));
     warm.close();
-    await settle();
+    await settleHandles();
+    const tableBefore = underWine ? handleTable() : undefined;
     const before = handleCensus();
     let sum = 0;
     for (let i = 0; i < count; i++) {
@@ -423,8 +459,8 @@ Scale('1,000 transfers leave fd/handle counts at baseline on both sides', async 
     }
     const { data } = unwrap(await conn.receive({ timeoutMs: 30_000 }), 'census from the peer');
     assert.is(data.sum, sum, 'the peer read every region');
-    await settle();
-    assertNoHandleLeak(before, 'sender after 1,000 transfers');
+    await settleHandles();
+    assertNoHandleLeak(before, 'sender after 1,000 transfers', tableBefore);
     const leakedThere = data.after.exact ? data.after.value - data.before.value : Math.ceil((data.after.value - data.before.value) / 4);
     if (leakedThere > 0 && data.tableBefore) {
       assertWineDriftNotOurs(data.before, data.after, new Map(data.tableBefore), new Map(data.tableAfter), 'receiver after 1,000 transfers');

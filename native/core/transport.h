@@ -91,6 +91,13 @@ class Connection {
  public:
   virtual ~Connection() = default;
   virtual const PeerIdentity& peer() const = 0;
+  // False once the kernel says the peer process has exited (Linux: a pidfd
+  // from SO_PEERPIDFD, kernel 6.5+; Windows: the process handle opened when
+  // the peer was identified), or once this connection is closed. True while
+  // it runs, and where the kernel cannot say (older Linux). A PID is never
+  // reused while its process runs, so a decision about peer().pid that is
+  // followed by true here was about the peer and nobody else.
+  virtual bool PeerRunning() const = 0;
   // Starts reading; the observer must outlive the connection's callbacks.
   virtual void Start(std::shared_ptr<ConnectionObserver> observer) = 0;
   // Writes one frame carrying `regions` (frame.regions' handle fields are

@@ -102,6 +102,30 @@ Result<PeerIdentity> PeerCredentials(int fd) {
   return peer;
 }
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77  // Linux 6.5; older C library headers lack it
+#endif
+
+// Whether the process at the other end of `fd` is still running, asked
+// through its pidfd, which names that process and no other: it becomes
+// readable once the process has exited. Kernels before 6.5 cannot say.
+enum class PeerProcess { kRunning, kExited, kUnknown };
+
+PeerProcess PeerProcessState(int fd) {
+  int pidfd = -1;
+  socklen_t len = sizeof pidfd;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) != 0) {
+    // ESRCH / EINVAL: a kernel that makes no pidfd for a process already
+    // reaped. ENOPROTOOPT: older than 6.5. EMFILE and the like: cannot ask.
+    return errno == ESRCH || errno == EINVAL ? PeerProcess::kExited : PeerProcess::kUnknown;
+  }
+  OsHandle owned(pidfd);  // the kernel makes pidfds close-on-exec
+  pollfd watch{pidfd, POLLIN, 0};
+  const int ready = ::poll(&watch, 1, /*timeout=*/0);
+  if (ready < 0) return PeerProcess::kUnknown;
+  return ready > 0 ? PeerProcess::kExited : PeerProcess::kRunning;
+}
+
 // ---------------------------------------------------------------------------
 // The epoll thread.
 
@@ -265,6 +289,11 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
   ~UnixConnection() override = default;
 
   const PeerIdentity& peer() const override { return peer_; }
+
+  bool PeerRunning() const override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return !closed_ && PeerProcessState(static_cast<int>(fd_.get())) != PeerProcess::kExited;
+  }
 
   void Start(std::shared_ptr<ConnectionObserver> observer) override {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -562,7 +591,7 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
     Deliver([observer, shared] { observer->OnFrame(std::move(*shared)); });
   }
 
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   OsHandle fd_;
   PeerIdentity peer_;
   std::shared_ptr<JsThread> js_;
@@ -585,6 +614,7 @@ class ConnectionHandle : public Connection {
   explicit ConnectionHandle(std::shared_ptr<UnixConnection> impl) : impl_(std::move(impl)) {}
   ~ConnectionHandle() override { impl_->Close(); }
   const PeerIdentity& peer() const override { return impl_->peer(); }
+  bool PeerRunning() const override { return impl_->PeerRunning(); }
   void Start(std::shared_ptr<ConnectionObserver> observer) override { impl_->Start(std::move(observer)); }
   Status Write(uint64_t id, Frame frame, const std::vector<const SharedMemory*>& regions) override {
     return impl_->Write(id, std::move(frame), regions);
@@ -767,6 +797,14 @@ void Connect(const std::string& name, uint32_t timeout_ms, int64_t expected_serv
         if (expected_server_pid > 0 && peer.value().pid != expected_server_pid) {
           return finish(MakeError("ACCESS_DENIED", "the listener is process " + std::to_string(peer.value().pid) +
                                                        ", not the expected " + std::to_string(expected_server_pid)));
+        }
+        // The PID matched; while that process still runs, the PID is its
+        // alone, so the match was about the listener and not a process that
+        // inherited the number.
+        if (expected_server_pid > 0 &&
+            PeerProcessState(static_cast<int>(socket.get())) == PeerProcess::kExited) {
+          return finish(MakeError("PEER_CLOSED", "the listener (process " + std::to_string(expected_server_pid) +
+                                                     ") exited while connecting"));
         }
         return finish(MakeConnection(std::make_shared<UnixConnection>(std::move(socket), peer.value(), js)));
       }

@@ -242,6 +242,44 @@ Status VerifyPipeOwner(HANDLE pipe) {
   return Ok();
 }
 
+// The other end of the pipe is gone (closed, or its process died).
+bool IsPeerGone(DWORD err) {
+  return err == ERROR_BROKEN_PIPE || err == ERROR_PIPE_NOT_CONNECTED || err == ERROR_NO_DATA;
+}
+
+// Opens the process at the other end of `pipe`, whose PID the pipe reported
+// (GetNamedPipe{Client,Server}ProcessId), for the connection to keep. The PID
+// is only the number the pipe recorded when that end was opened, and the end
+// may since be held by another process (inherited, duplicated). So:
+// - the process must still be running: an exited one is not who answers, and
+//   while the process object lingers (someone holds a handle to it) OpenProcess
+//   succeeds on it all the same;
+// - the pipe must still be connected after OpenProcess: had the peer died and
+//   its number gone to a newcomer before we opened it, its end would have
+//   closed with it (unless it had handed its end to another process first).
+// Our handle then keeps the number from being reused while the connection lives.
+Result<OsHandle> OpenPeerProcess(HANDLE pipe, ULONG pid, const std::string& who) {
+  const std::string named = who + " (process " + std::to_string(pid) + ")";
+  // SYNCHRONIZE: lets a failed duplicate tell a dead peer from a refusal.
+  HANDLE process = ::OpenProcess(PROCESS_DUP_HANDLE | SYNCHRONIZE, /*bInheritHandle=*/FALSE, pid);
+  const auto exited = [&named] { return MakeError("PEER_CLOSED", named + " has exited"); };
+  if (process == nullptr) {
+    // OpenProcess reports a process ID that nobody has as ERROR_INVALID_PARAMETER.
+    if (::GetLastError() == ERROR_INVALID_PARAMETER) return exited();
+    return LastOsError("OpenProcess", "opening " + named);
+  }
+  OsHandle owned(AsRaw(process));
+  if (::WaitForSingleObject(process, 0) != WAIT_TIMEOUT) return exited();
+  DWORD available = 0;
+  if (!::PeekNamedPipe(pipe, /*lpBuffer=*/nullptr, 0, /*lpBytesRead=*/nullptr, &available,
+                       /*lpBytesLeftThisMessage=*/nullptr)) {
+    const DWORD err = ::GetLastError();
+    if (IsPeerGone(err)) return MakeError("PEER_CLOSED", named + " left while being identified");
+    return OsError(err, "PeekNamedPipe", "checking that " + named + " is still connected");
+  }
+  return owned;
+}
+
 // ---------------------------------------------------------------------------
 // Connections.
 
@@ -283,10 +321,6 @@ class WriteOp : public IoOp {
 Error ClosedError() { return MakeError("CLOSED", "the connection is closed"); }
 Error PeerClosedError() { return MakeError("PEER_CLOSED", "the peer closed the connection"); }
 
-bool IsPeerGone(DWORD err) {
-  return err == ERROR_BROKEN_PIPE || err == ERROR_PIPE_NOT_CONNECTED || err == ERROR_NO_DATA;
-}
-
 Error WriteError(DWORD err) {
   if (IsPeerGone(err)) return PeerClosedError();
   if (err == ERROR_OPERATION_ABORTED) return ClosedError();
@@ -315,6 +349,11 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
         peer_process_(std::move(peer_process)) {}
 
   const PeerIdentity& peer() const { return peer_; }
+
+  bool PeerRunning() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return !closed_ && peer_process_.valid() && ::WaitForSingleObject(Get(peer_process_), 0) == WAIT_TIMEOUT;
+  }
 
   void Start(std::shared_ptr<ConnectionObserver> observer) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -552,6 +591,7 @@ class PipeConnection : public Connection {
   ~PipeConnection() override { state_->CloseByUser(); }
 
   const PeerIdentity& peer() const override { return state_->peer(); }
+  bool PeerRunning() const override { return state_->PeerRunning(); }
   void Start(std::shared_ptr<ConnectionObserver> observer) override { state_->Start(std::move(observer)); }
   Status Write(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions) override {
     return state_->Write(write_id, std::move(frame), regions, /*completed=*/nullptr);
@@ -652,12 +692,11 @@ class ListenerState : public IoTarget, public std::enable_shared_from_this<Liste
     if (!::GetNamedPipeClientProcessId(Get(op->pipe), &pid) || pid == 0) return;  // drop this client
     // Opened now and kept for the connection: a PID can be reused once the
     // process is gone, a process handle cannot.
-    // SYNCHRONIZE: lets a failed duplicate tell a dead peer from a refusal.
-    HANDLE process = ::OpenProcess(PROCESS_DUP_HANDLE | SYNCHRONIZE, /*bInheritHandle=*/FALSE, pid);
-    if (process == nullptr) return;  // drop this client (e.g. a more privileged process), keep listening
+    Result<OsHandle> process = OpenPeerProcess(Get(op->pipe), pid, "the client");
+    if (!process.ok()) return;  // drop this client (gone, or a more privileged process), keep listening
     PeerIdentity peer;
     peer.pid = static_cast<int64_t>(pid);
-    auto state = std::make_shared<PipeState>(std::move(op->pipe), OsHandle(AsRaw(process)), peer, js_);
+    auto state = std::make_shared<PipeState>(std::move(op->pipe), process.take(), peer, js_);
     auto connection = std::make_shared<std::unique_ptr<Connection>>(new PipeConnection(std::move(state)));
     js_->Post([observer = observer_, closed = closed_flag_, connection] {
       // Dropped (and so closed) if the listener was closed meanwhile.
@@ -819,16 +858,13 @@ Result<std::unique_ptr<Connection>> ConnectBlocking(const std::string& name, uin
     return MakeError("ACCESS_DENIED", "the listener of '" + name + "' is process " + std::to_string(server_pid) +
                                           ", not the expected " + std::to_string(expected_server_pid));
   }
-  HANDLE process = ::OpenProcess(PROCESS_DUP_HANDLE | SYNCHRONIZE, /*bInheritHandle=*/FALSE, server_pid);
-  if (process == nullptr) {
-    return LastOsError("OpenProcess", "opening the listener's process " + std::to_string(server_pid));
-  }
-  OsHandle server_process(AsRaw(process));
+  Result<OsHandle> server_process = OpenPeerProcess(Get(pipe), server_pid, "the listener");
+  if (!server_process.ok()) return server_process.error();
   Status associated = io.value()->Associate(Get(pipe));
   if (!associated.ok()) return associated.error();
   PeerIdentity peer;
   peer.pid = static_cast<int64_t>(server_pid);
-  auto state = std::make_shared<PipeState>(std::move(pipe), std::move(server_process), peer, js);
+  auto state = std::make_shared<PipeState>(std::move(pipe), server_process.take(), peer, js);
   return std::unique_ptr<Connection>(new PipeConnection(std::move(state)));
 }
 

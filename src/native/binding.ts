@@ -53,6 +53,8 @@ export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
 export interface NativeConnection {
   peer(): NativePeer;
+  /** False once the kernel says the peer process has exited (true where it cannot say). */
+  peerRunning(): boolean;
   start(
     onFrame: (type: number, seq: number, regions: NativeRegion[] | undefined, data: Uint8Array | undefined, mapError: Error | undefined) => void,
     onClosed: (error: Error) => void,
@@ -117,4 +119,4 @@ export interface ReceivedMappingStats {
   misses: number;
 }
 
-export const EXPECTED_ABI_VERSION = 5;
+export const EXPECTED_ABI_VERSION = 6;

@@ -188,6 +188,10 @@ static void hold_then_revoke(void);
 static void hold_shared(void);
 static void sleep_ms(int ms);
 static void wait_for_stdin_eof(void);
+// Starts a second process that keeps this connection open after we exit and
+// runs hold_until_hangup() (Linux: fork; Windows: this program again, given
+// an inherited pipe handle).
+static void hand_off_connection(void);
 // Scenarios only one OS has; returns 0 for a name it does not know.
 static int platform_scenario(const char* name, const char* address, int argc, char** argv);
 
@@ -198,6 +202,19 @@ static uint8_t frame_type(void) { return g_rx[5]; }
 static uint32_t frame_seq(void) { return get_u32(g_rx + 8); }
 static uint16_t frame_regions(void) { return (uint16_t)(g_rx[6] | (g_rx[7] << 8)); }
 static uint32_t frame_data_length(void) { return get_u32(g_rx + 12); }
+
+// In the process a connection was handed to: reads until the listener hangs
+// up ("HOLDER EOF"), saying "HOLDER WELCOME" if it was admitted after all.
+static void hold_until_hangup(void) {
+  for (;;) {
+    const long n = receive_raw(60000);
+    if (n == RX_EOF || n == RX_TIMEOUT) {
+      say(n == RX_EOF ? "HOLDER EOF" : "HOLDER TIMEOUT");
+      return;
+    }
+    if (n >= HEADER && get_u32(g_rx) == MAGIC && frame_type() == WELCOME) say("HOLDER WELCOME");
+  }
+}
 
 static void expect_welcome(void) {
   long n = receive_raw(10000);
@@ -523,6 +540,35 @@ static void open_peer_process(void) {
   if (g_peer_process == NULL) die("OpenProcess(%lu) failed: %lu", g_peer_pid, GetLastError());
 }
 
+// Starts "evil_peer <scenario> - <g_pipe>" with g_pipe inherited, our stdout as its own.
+static void spawn_pipe_holder(const char* scenario) {
+  char exe[MAX_PATH];
+  if (GetModuleFileNameA(NULL, exe, sizeof exe) == 0) die("GetModuleFileName: %lu", GetLastError());
+  if (!SetHandleInformation(g_pipe, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT)) die("SetHandleInformation: %lu", GetLastError());
+  HANDLE out = NULL;
+  if (!DuplicateHandle(GetCurrentProcess(), GetStdHandle(STD_OUTPUT_HANDLE), GetCurrentProcess(), &out, 0, TRUE,
+                       DUPLICATE_SAME_ACCESS)) {
+    die("DuplicateHandle(stdout): %lu", GetLastError());
+  }
+  char command[MAX_PATH + 64];
+  snprintf(command, sizeof command, "\"%s\" %s - %lu", exe, scenario, (unsigned long)(uintptr_t)g_pipe);
+  STARTUPINFOA startup;
+  memset(&startup, 0, sizeof startup);
+  startup.cb = sizeof startup;
+  startup.dwFlags = STARTF_USESTDHANDLES;
+  startup.hStdOutput = out;
+  startup.hStdError = out;
+  PROCESS_INFORMATION started;
+  if (!CreateProcessA(NULL, command, NULL, NULL, TRUE, 0, NULL, NULL, &startup, &started)) {
+    die("CreateProcess(%s): %lu", command, GetLastError());
+  }
+  CloseHandle(started.hThread);
+  CloseHandle(started.hProcess);
+  CloseHandle(out);
+}
+
+static void hand_off_connection(void) { spawn_pipe_holder("hold-pipe"); }
+
 static void connect_to(const char* address) {
   for (int attempt = 0; attempt < 500; ++attempt) {
     g_pipe = CreateFileA(address, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
@@ -599,6 +645,14 @@ static void listen_and_accept(const char* address) {
   g_peer_pid = pid;
   open_peer_process();
   say("ACCEPTED %lu", (unsigned long)pid);
+}
+
+// See the Linux listen_hand_off: here the holder gets the pipe instance.
+static void listen_hand_off(const char* address) {
+  g_pipe = create_pipe(address, "me", 0);
+  spawn_pipe_holder("hold-listening-pipe");
+  say("LISTENING");
+  wait_for_stdin_eof();
 }
 
 static int send_raw(const void* bytes, size_t n) {
@@ -1050,12 +1104,18 @@ static void handle_table(DWORD pid) {
       continue;
     }
     char type[64];
-    char detail[64] = "";
+    char detail[160] = "";
     type_of(copy, type, sizeof type);
     ULONG client = 0;
     if (!strcmp(type, "File") && GetFileType(copy) == FILE_TYPE_PIPE && GetNamedPipeClientProcessId(copy, &client)) {
       if (client == GetCurrentProcessId()) type[0] = '\0';
-      snprintf(detail, sizeof detail, "pipe-client=%lu", (unsigned long)client);
+      // The pipe's name tells memport's pipes (memport-<sid>-<channel>) from
+      // libuv's child stdio pipes (uv\<address>-<pid>).
+      char pipe_name[128] = "";
+      query_string(copy, 1 /*ObjectNameInformation*/, 0, pipe_name, sizeof pipe_name);
+      const char* prefix = "\\Device\\NamedPipe\\";
+      const char* shown = strncmp(pipe_name, prefix, strlen(prefix)) == 0 ? pipe_name + strlen(prefix) : pipe_name;
+      snprintf(detail, sizeof detail, "pipe-client=%lu,%s", (unsigned long)client, shown[0] ? shown : "unnamed");
     } else if (!strcmp(type, "Process") && same_object(copy, self_process())) {
       type[0] = '\0';
     }
@@ -1270,6 +1330,23 @@ static int platform_scenario(const char* name, const char* address, int argc, ch
     descriptor(&b, 4096, 0, share_region(make_region(4096, 1), 0));
     descriptor(&b, 4096, 0, 0x105);
     attack_and_drain(b);
+  } else if (!strcmp(name, "hold-pipe")) {
+    // hold-pipe - <value>: started by hand_off_connection().
+    g_pipe = (HANDLE)(uintptr_t)arg_u64(argc, argv, 0, 0);
+    hold_until_hangup();
+  } else if (!strcmp(name, "hold-listening-pipe")) {
+    // hold-listening-pipe - <value>: started by listen_hand_off().
+    g_pipe = (HANDLE)(uintptr_t)arg_u64(argc, argv, 0, 0);
+    if (!ConnectNamedPipe(g_pipe, NULL) && GetLastError() != ERROR_PIPE_CONNECTED) {
+      say("HOLDER EOF");  // the client left before we could even welcome it
+      return 1;
+    }
+    Buf welcome = header(WELCOME, 0, 0, 0);
+    if (send_raw(welcome.bytes, welcome.length) == 0) say("HOLDER SENT WELCOME");
+    free(welcome.bytes);
+    hold_until_hangup();
+  } else if (!strcmp(name, "listen-hand-off")) {
+    listen_hand_off(address);
   } else if (!strcmp(name, "inheritable")) {
     connect_to(address);
     expect_welcome();
@@ -1330,6 +1407,16 @@ static void connect_to(const char* path) {
     sleep_ms(20);
   }
   die("could not connect to %s", path);
+}
+
+static void hand_off_connection(void) {
+  const pid_t holder = fork();
+  if (holder < 0) die("fork: %s", strerror(errno));
+  if (holder == 0) {
+    close(0);  // only the process that connected waits for stdin
+    hold_until_hangup();
+    _exit(0);
+  }
 }
 
 // Binds a SEQPACKET socket at `path` (replacing a stale file); the caller listens.
@@ -1694,8 +1781,34 @@ static void hold_lock(const char* lock_path) {
   wait_for_stdin_eof();
 }
 
+// A listener whose process exits once stdin closes, leaving its listening
+// socket to a forked holder, which welcomes one client and holds it until it
+// hangs up. The kernel still names the exited process as the listener.
+static void listen_hand_off(const char* path) {
+  const int s = bind_at(path);
+  if (listen(s, 8) != 0) die("listen: %s", strerror(errno));
+  const pid_t holder = fork();
+  if (holder < 0) die("fork: %s", strerror(errno));
+  if (holder == 0) {
+    close(0);
+    g_socket = accept4(s, NULL, NULL, SOCK_CLOEXEC);
+    if (g_socket < 0) die("accept: %s", strerror(errno));
+    unlink(path);
+    Buf welcome = header(WELCOME, 0, 0, 0);
+    if (send_raw(welcome.bytes, welcome.length) == 0) say("HOLDER SENT WELCOME");
+    free(welcome.bytes);
+    hold_until_hangup();
+    _exit(0);
+  }
+  close(s);
+  say("LISTENING");
+  wait_for_stdin_eof();
+}
+
 static int platform_scenario(const char* name, const char* address, int argc, char** argv) {
-  if (!strcmp(name, "scan-fds")) {
+  if (!strcmp(name, "listen-hand-off")) {
+    listen_hand_off(address);
+  } else if (!strcmp(name, "scan-fds")) {
     scan_fds();
   } else if (!strcmp(name, "squat")) {
     squat(address, argc > 0 ? argv[0] : "me", (int)arg_u64(argc, argv, 1, 3000));
@@ -1760,6 +1873,14 @@ int main(int argc, char** argv) {
   if (!strcmp(scenario, "connect-and-leave")) {
     say("CONNECTED");
     return 0;  // before the WELCOME could even be read
+  }
+  if (!strcmp(scenario, "hand-off")) {
+    // Connected; another process now holds the connection too. This one
+    // exits once stdin closes, while the listener may still be judging it.
+    hand_off_connection();
+    say("HANDED");
+    wait_for_stdin_eof();
+    return 0;
   }
   if (!strcmp(scenario, "silent-unread")) {
     // Connected, never reads the WELCOME, never says anything; until stdin closes.
