@@ -283,8 +283,10 @@ Policy('an allow() that throws or resolves false refuses; an async allow can adm
 
 Policy('a client that exits while allow() judges it is not admitted, even when allow() says yes', async () => {
   // Its PID could name another process by the time allow() answers, so the
-  // yes may not be about the client; the listener asks the kernel (pidfd /
-  // process handle) whether the client still runs before admitting it.
+  // yes may not be about the client. Here the listener may already have seen
+  // the hang-up; test/adversarial.test.mjs has the case where another process
+  // keeps the connection open, so only asking the kernel (pidfd / process
+  // handle) whether the client still runs can tell.
   const name = uniqueName('gone');
   await settleHandles();
   const before = handleCensus();
