@@ -118,15 +118,34 @@ export function handleTable() {
 }
 
 /**
+ * What changed between two handle tables: every change, the changes among the
+ * objects memport makes (`ours`), and the kinds of those objects there are now
+ * more of (`grown`: "<kind> <before> -> <after>"; a connection replaced by a
+ * new one to the same channel is a change but no growth).
+ */
+export function handleTableChanges(tableBefore, tableAfter) {
+  const changes = [];
+  for (const [value, kind] of tableBefore) if (tableAfter.get(value) !== kind) changes.push(`${value} ${kind} -> ${tableAfter.get(value) ?? 'closed'}`);
+  for (const [value, kind] of tableAfter) if (!tableBefore.has(value)) changes.push(`${value} new ${kind}`);
+  const isOurs = (text) => !LIBUV_STDIO_PIPE.test(text) && [...MEMPORT_OBJECT_TYPES].some((t) => text.includes(` ${t}`));
+  const ours = changes.filter(isOurs);
+  const count = (table) => {
+    const counts = new Map();
+    for (const kind of table.values()) counts.set(kind, (counts.get(kind) ?? 0) + 1);
+    return counts;
+  };
+  const [was, now] = [count(tableBefore), count(tableAfter)];
+  const grown = [...now].filter(([kind, n]) => n > (was.get(kind) ?? 0) && isOurs(` ${kind}`)).map(([kind, n]) => `${kind} ${was.get(kind) ?? 0} -> ${n}`);
+  return { changes, ours, grown };
+}
+
+/**
  * A Wine slot probe that moved from `before` to `after` (in this process or a
  * peer's) passes only if no object of a kind memport makes changed between
  * the two handle tables.
  */
 export function assertWineDriftNotOurs(before, after, tableBefore, tableAfter, what) {
-  const changes = [];
-  for (const [value, kind] of tableBefore) if (tableAfter.get(value) !== kind) changes.push(`${value} ${kind} -> ${tableAfter.get(value) ?? 'closed'}`);
-  for (const [value, kind] of tableAfter) if (!tableBefore.has(value)) changes.push(`${value} new ${kind}`);
-  const ours = changes.filter((c) => !LIBUV_STDIO_PIPE.test(c) && [...MEMPORT_OBJECT_TYPES].some((t) => c.includes(` ${t}`)));
+  const { changes, ours } = handleTableChanges(tableBefore, tableAfter);
   assert.equal(ours, [], `${what}: census ${before.value} -> ${after.value} (slot probe), and among the objects memport makes: ${ours.join('; ')}`);
   console.log(`\n    (${what}: Wine slot probe ${before.value} -> ${after.value}, none of it memport's: ${changes.join('; ') || 'no change in the table'})`);
 }
