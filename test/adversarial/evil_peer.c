@@ -540,30 +540,40 @@ static void open_peer_process(void) {
   if (g_peer_process == NULL) die("OpenProcess(%lu) failed: %lu", g_peer_pid, GetLastError());
 }
 
-// Starts "evil_peer <scenario> - <g_pipe>" with g_pipe inherited, our stdout as its own.
-static void spawn_pipe_holder(const char* scenario) {
+// Starts this program again as "evil_peer <args>", inheriting every
+// inheritable handle (as libuv starts children), with `out` as its stdout and
+// stderr and `in` (may be NULL) as its stdin. Returns its process handle.
+static HANDLE start_self(const char* args, HANDLE out, HANDLE in) {
   char exe[MAX_PATH];
   if (GetModuleFileNameA(NULL, exe, sizeof exe) == 0) die("GetModuleFileName: %lu", GetLastError());
-  if (!SetHandleInformation(g_pipe, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT)) die("SetHandleInformation: %lu", GetLastError());
-  HANDLE out = NULL;
-  if (!DuplicateHandle(GetCurrentProcess(), GetStdHandle(STD_OUTPUT_HANDLE), GetCurrentProcess(), &out, 0, TRUE,
-                       DUPLICATE_SAME_ACCESS)) {
-    die("DuplicateHandle(stdout): %lu", GetLastError());
-  }
-  char command[MAX_PATH + 64];
-  snprintf(command, sizeof command, "\"%s\" %s - %lu", exe, scenario, (unsigned long)(uintptr_t)g_pipe);
+  char command[MAX_PATH + 128];
+  snprintf(command, sizeof command, "\"%s\" %s", exe, args);
   STARTUPINFOA startup;
   memset(&startup, 0, sizeof startup);
   startup.cb = sizeof startup;
   startup.dwFlags = STARTF_USESTDHANDLES;
   startup.hStdOutput = out;
   startup.hStdError = out;
+  startup.hStdInput = in;
   PROCESS_INFORMATION started;
-  if (!CreateProcessA(NULL, command, NULL, NULL, TRUE, 0, NULL, NULL, &startup, &started)) {
+  if (!CreateProcessA(NULL, command, NULL, NULL, /*bInheritHandles=*/TRUE, 0, NULL, NULL, &startup, &started)) {
     die("CreateProcess(%s): %lu", command, GetLastError());
   }
   CloseHandle(started.hThread);
-  CloseHandle(started.hProcess);
+  return started.hProcess;
+}
+
+// Starts "evil_peer <scenario> - <g_pipe>" with g_pipe inherited, our stdout as its own.
+static void spawn_pipe_holder(const char* scenario) {
+  if (!SetHandleInformation(g_pipe, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT)) die("SetHandleInformation: %lu", GetLastError());
+  HANDLE out = NULL;
+  if (!DuplicateHandle(GetCurrentProcess(), GetStdHandle(STD_OUTPUT_HANDLE), GetCurrentProcess(), &out, 0, TRUE,
+                       DUPLICATE_SAME_ACCESS)) {
+    die("DuplicateHandle(stdout): %lu", GetLastError());
+  }
+  char args[96];
+  snprintf(args, sizeof args, "%s - %lu", scenario, (unsigned long)(uintptr_t)g_pipe);
+  CloseHandle(start_self(args, out, NULL));
   CloseHandle(out);
 }
 
@@ -1153,21 +1163,7 @@ static void scan_control(uint64_t size) {
   HANDLE read_end = NULL, write_end = NULL;
   if (!CreatePipe(&read_end, &write_end, &inherit, 0)) die("CreatePipe: %lu", GetLastError());
   SetHandleInformation(read_end, HANDLE_FLAG_INHERIT, 0);
-  char exe[MAX_PATH];
-  GetModuleFileNameA(NULL, exe, sizeof exe);
-  char command[MAX_PATH + 64];
-  snprintf(command, sizeof command, "\"%s\" scan-handles -", exe);
-  STARTUPINFOA startup;
-  memset(&startup, 0, sizeof startup);
-  startup.cb = sizeof startup;
-  startup.dwFlags = STARTF_USESTDHANDLES;
-  startup.hStdOutput = write_end;
-  startup.hStdError = write_end;
-  startup.hStdInput = GetStdHandle(STD_INPUT_HANDLE);
-  PROCESS_INFORMATION info;
-  if (!CreateProcessA(NULL, command, NULL, NULL, /*bInheritHandles=*/TRUE, 0, NULL, NULL, &startup, &info)) {
-    die("CreateProcess: %lu", GetLastError());
-  }
+  HANDLE child = start_self("scan-handles -", write_end, GetStdHandle(STD_INPUT_HANDLE));
   CloseHandle(write_end);
   char text[65536];
   DWORD total = 0, got = 0;
@@ -1175,7 +1171,8 @@ static void scan_control(uint64_t size) {
     total += got;
   }
   text[total] = '\0';
-  WaitForSingleObject(info.hProcess, 10000);
+  WaitForSingleObject(child, 10000);
+  CloseHandle(child);
   for (char* line = strtok(text, "\r\n"); line != NULL; line = strtok(NULL, "\r\n")) say("CHILD %s", line);
   CloseHandle(section);
 }
