@@ -813,18 +813,23 @@ std::unique_ptr<Link> Accept(ListenRecorder& listener, int timeout = kWait) {
 }
 
 // The peer's answer to `command` ("probe", "objects"), asked again a few
-// times until it is `expected`: what the peer releases may take a moment, and
+// times until it has settled (is `expected`): what the peer releases may take a moment, and
 // a handle it holds for a moment (its I/O thread, a loaded machine) can show
 // up once; a real leak stays, and still fails the check.
-std::string PeerReplySettled(Link& peer, const std::string& command, const std::string& expected) {
+std::string PeerReplySettled(Link& peer, const std::string& command,
+                             const std::function<bool(const std::string&)>& settled) {
   std::string now;
   for (int attempt = 0; attempt < 5; ++attempt) {
     if (attempt > 0) ::Sleep(100);
     peer.SendAndWait(command);
     now = Expect(peer, command);
-    if (now == expected) break;
+    if (settled(now)) break;
   }
   return now;
+}
+
+std::string PeerReplySettled(Link& peer, const std::string& command, const std::string& expected) {
+  return PeerReplySettled(peer, command, [&expected](const std::string& now) { return now == expected; });
 }
 
 // Looks through our own handle table for handles of the kinds memport creates
@@ -1083,13 +1088,9 @@ int RunParent() {
       ::Sleep(300);
       // The peer holds one more file now (its silent client) but no more
       // sections: the one in the cancelled write was taken back.
-      std::string after;
-      for (int attempt = 0; attempt < 5; ++attempt) {
-        if (attempt > 0) ::Sleep(100);
-        peer->SendAndWait("objects");
-        after = Expect(*peer, "objects");
-        if (SectionsOf(after) == SectionsOf(objects_before)) break;
-      }
+      const std::string after = PeerReplySettled(*peer, "objects", [&](const std::string& now) {
+        return SectionsOf(now) == SectionsOf(objects_before);
+      });
       Check(!SectionsOf(after).empty() && SectionsOf(after) == SectionsOf(objects_before),
             "the handle in the write cancelled by Close was revoked in the peer", objects_before + " -> " + after);
     }
