@@ -37,6 +37,7 @@ class NativeRegion : public Napi::ObjectWrap<NativeRegion> {
   Napi::Value OsHandle(const Napi::CallbackInfo& info);
   Napi::Value CopyOut(const Napi::CallbackInfo& info);
   Napi::Value CopyIn(const Napi::CallbackInfo& info);
+  Napi::Value Named(const Napi::CallbackInfo& info);
 
   void ForgetDeadBuffers();
 
@@ -49,6 +50,9 @@ class NativeRegion : public Napi::ObjectWrap<NativeRegion> {
   std::vector<Napi::Reference<Napi::ArrayBuffer>> buffers_;
   size_t prune_at_ = 16;
 };
+
+// Adds openNamedRegion, createNamedRegion and unlinkNamedRegion to the exports.
+void ExportNamedRegionFunctions(Napi::Env env, Napi::Object exports);
 
 // Reads a non-negative integer argument no larger than `max`, or throws INVALID_ARGUMENT.
 uint64_t ReadSize(const Napi::Value& value, uint64_t max, const char* what);

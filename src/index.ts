@@ -2,7 +2,7 @@
  * memport: share memory between processes without names.
  * @packageDocumentation
  */
-export { SharedRegion, type RegionOptions } from './region.js';
+export { SharedRegion, type RegionOptions, type OpenNamedOptions, type CreateNamedOptions } from './region.js';
 export {
   listen,
   connect,
