@@ -49,13 +49,15 @@ Error OpenFailure(const std::string& name, bool creating, bool read_only) {
       error.message = "the OS refused " + std::string(read_only ? "read" : "read-write") + " access to " + Quoted(name) +
                       (read_only ? "" : "; if you may only read it, open it with { readOnly: true }");
       break;
+    // glibc's shm_open reports a directory as EINVAL (POSIX's error for it);
+    // the name itself was checked in src/region.ts, so EINVAL is the object.
+    case EINVAL:
     case ELOOP:
     case EISDIR:
     case ENXIO:
       error.code = "INVALID_HANDLE";
       error.message = Quoted(name) + " is not a shared-memory object (a symlink, directory or socket has that name)";
       break;
-    case EINVAL:
     case ENAMETOOLONG:
       error.code = "INVALID_ARGUMENT";
       break;
