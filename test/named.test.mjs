@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, symlinkSync, truncateSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SharedRegion, connect, listen } from '../dist/index.js';
@@ -34,6 +35,20 @@ async function assertBack(base, what) {
 }
 /** Sizes a section is reported with: exact on Linux, whole pages where Windows (or Wine) rounds. */
 const reportedSize = (size) => [size, Math.ceil(size / 4096) * 4096];
+
+// ---------------------------------------------------------------------------
+const API = suite('API');
+API('the named-region statics, getters and copyToUnnamed exist in the ESM and CommonJS builds', () => {
+  const cjs = createRequire(import.meta.url)('../dist/index.cjs');
+  for (const { SharedRegion: Region } of [{ SharedRegion }, cjs]) {
+    for (const fn of ['openNamed', 'createNamed', 'unlinkNamed']) assert.type(Region[fn], 'function', fn);
+    for (const fn of ['copyToUnnamed']) assert.type(Region.prototype[fn], 'function', fn);
+    const region = Region.create(1).value;
+    assert.is(region.named, false);
+    assert.is(region.name, undefined);
+    region.close();
+  }
+});
 
 // ---------------------------------------------------------------------------
 const Contract = suite('named regions: the contract');
@@ -136,6 +151,9 @@ Contract('readOnly: the shared bytes are read, writes through it stay private; n
   assert.is(text(unwrap(reader.read(1000, 6))), 'later!', 'later writes by the writer are seen');
   reader.bytes.set(Buffer.from('mine'), 2000);
   assert.is(writer.bytes[2000], 0, 'a write through the read-only region never reaches the shared bytes');
+  assert.is(text(unwrap(reader.read(2000, 4))), 'mine', 'read() of a read-only region sees its own private writes, as a view does');
+  unwrap(reader.write(3000, Buffer.from('also mine')));
+  assert.is(writer.bytes[3000], 0, 'write() on a read-only region stays private too');
   const e = expectErr(writer.toReadOnly(), 'UNSUPPORTED', 'toReadOnly of a named region');
   assert.match(e.message, /anyone who knows the name/);
   const keptReadOnly = createNamed(uniqueName('ro-create'), 128, { readOnly: true });
@@ -238,10 +256,13 @@ if (isLinux) {
     const writable = createNamed(name, 64 * 1024);
     writable.bytes.fill(7);
     const readOnly = unwrap(SharedRegion.openNamed(name, { readOnly: true }));
+    // One read-only region with a private page: its copies go through the mapping (after fstat), not the fd.
+    const readOnlyWritten = unwrap(SharedRegion.openNamed(name, { readOnly: true }));
+    readOnlyWritten.bytes[0] = 1;
     const base = baseline();
     truncateSync(`/dev/shm/${name}`, 4096); // what any process with write access may do
     assert.equal([...unwrap(writable.read(0, 16))], new Array(16).fill(7), 'bytes before the new end still read');
-    for (const [r, what] of [[writable, 'writable'], [readOnly, 'read-only']]) {
+    for (const [r, what] of [[writable, 'writable'], [readOnly, 'read-only'], [readOnlyWritten, 'read-only with private pages']]) {
       const e = expectErr(r.read(8192, 16), 'INVALID_ARGUMENT', `${what} read past the new end`);
       assert.match(e.message, /another process shrank it/);
       expectErr(r.read(4000, 200), 'INVALID_ARGUMENT', `${what} read across the new end`);
@@ -253,8 +274,7 @@ if (isLinux) {
     const stat = spawnSync('stat', ['-c', '%s', `/dev/shm/${name}`], { encoding: 'utf8' });
     assert.is(stat.stdout.trim(), '4096', 'a refused write did not grow the object back');
     await assertBack(base, 'refused accesses to a shrunk object');
-    writable.close();
-    readOnly.close();
+    for (const r of [writable, readOnly, readOnlyWritten]) r.close();
   });
 
   Linux('a zero-copy view past the new end does fault (SIGBUS): the documented risk of views of named memory', () => {
@@ -306,6 +326,9 @@ if (isLinux) {
     const path = `/dev/shm/${name}`;
     const script = `
       import { SharedRegion, openHandles, handlesLeaked } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)};
+      // Warm-up: the first read of a read-only region opens /proc/self/pagemap
+      // once for the life of the process (Mapping::MayHavePrivatePages).
+      SharedRegion.openNamed(${JSON.stringify(name)}, { readOnly: true }).map((r) => (r.read(0, 1), r.close()));
       const before = openHandles()._unsafeUnwrap();
       const rw = SharedRegion.openNamed(${JSON.stringify(name)});
       const ro = SharedRegion.openNamed(${JSON.stringify(name)}, { readOnly: true });
@@ -330,6 +353,7 @@ if (isLinux) {
   });
 }
 
+API.run();
 Contract.run();
 Lifetime.run();
 Linux.run();

@@ -153,11 +153,12 @@ Status SharedMemory::UnlinkNamed(const std::string& name) {
   return Ok();
 }
 
-// Writable named regions copy with pread/pwrite on the fd, which return short
-// (never fault) at the object's end, whatever another process does meanwhile.
-// A read-only region's reads and writes go through its private copy-on-write
-// mapping (so this process's own writes are seen, as for any read-only
-// region), after an fstat: a shrink racing with that copy could still fault,
+// Named regions copy with pread/pwrite on the fd where they can: those return
+// short (never fault) at the object's end, whatever another process does
+// meanwhile. A read-only region's private copy-on-write mapping holds this
+// process's own writes, which the fd does not see, so once it may have such
+// pages (Mapping::MayHavePrivatePages) its reads and writes go through the
+// mapping after an fstat: a shrink racing with that copy could still fault,
 // which SECURITY.md states.
 Status SharedMemory::ReadAt(const Mapping& mapping, uint64_t offset, uint8_t* out, uint64_t length) const {
   if (length == 0) return Ok();
@@ -165,7 +166,7 @@ Status SharedMemory::ReadAt(const Mapping& mapping, uint64_t offset, uint8_t* ou
     std::memcpy(out, mapping.data() + offset, length);
     return Ok();
   }
-  if (read_only_) {
+  if (read_only_ && mapping.MayHavePrivatePages()) {
     Result<uint64_t> now = CurrentSize(handle_.get());
     if (!now.ok()) return now.error();
     if (offset + length > now.value()) return PastEnd(offset, length, now.value());
