@@ -2,7 +2,7 @@
 // the contract, on Linux (shm_open) and under Wine (named sections). Interop
 // with real programs that use names is in named-interop.test.mjs.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, symlinkSync, truncateSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { suite } from 'uvu';
@@ -193,6 +193,15 @@ Contract('a named region is refused by Connection.send with the safe alternative
   }
 });
 
+Contract('fromHandle refuses a named object’s handle (not sealed / named) and leaves it working', () => {
+  const region = createNamed(uniqueName('fromhandle'), 4096);
+  region.bytes[0] = 9;
+  const e = expectErr(SharedRegion.fromHandle(region.osHandle, { size: 4096 }), 'INVALID_HANDLE', 'fromHandle of a named region’s handle');
+  if (isLinux) assert.match(e.message, /can still change size/);
+  assert.is(unwrap(region.read(0, 1))[0], 9, 'the named region still works: its handle was not taken');
+  region.close();
+});
+
 Contract('closed named regions: read, write, copyToUnnamed are CLOSED', () => {
   const region = createNamed(uniqueName('closed'), 64);
   region.close();
@@ -314,6 +323,16 @@ if (isLinux) {
       rmSync(`/dev/shm/${link}`, { force: true });
       target.close();
     }
+  });
+
+  Linux('an empty object (created but never sized) is INVALID_ARGUMENT, not a zero-length region; nothing leaked', async () => {
+    const name = uniqueName('empty');
+    writeFileSync(`/dev/shm/${name}`, '', { mode: 0o600 });
+    made.add(name);
+    const base = baseline();
+    const e = expectErr(SharedRegion.openNamed(name), 'INVALID_ARGUMENT', 'openNamed of an empty object');
+    assert.match(e.message, /empty/);
+    await assertBack(base, 'refused empty object');
   });
 
   Linux('an object this user may only read: write-open is ACCESS_DENIED, read-only works; nothing leaked', () => {
