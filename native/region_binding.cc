@@ -66,7 +66,6 @@ Napi::Function NativeRegion::Define(Napi::Env env) {
                          InstanceMethod<&NativeRegion::OsHandle>("osHandle"),
                          InstanceMethod<&NativeRegion::CopyOut>("copyOut"),
                          InstanceMethod<&NativeRegion::CopyIn>("copyIn"),
-                         InstanceMethod<&NativeRegion::Named>("named"),
                      });
 }
 
@@ -230,11 +229,6 @@ Napi::Value NativeRegion::CopyIn(const Napi::CallbackInfo& info) {
   CheckRange(env, mapping_, offset, source.ByteLength());
   ValueOrThrow(env, memory_.WriteAt(*mapping_, offset, source.Data(), source.ByteLength()));
   return env.Undefined();
-}
-
-// named(): true for a region opened or created by name.
-Napi::Value NativeRegion::Named(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), memory_.named());
 }
 
 namespace {

@@ -37,7 +37,6 @@ class NativeRegion : public Napi::ObjectWrap<NativeRegion> {
   Napi::Value OsHandle(const Napi::CallbackInfo& info);
   Napi::Value CopyOut(const Napi::CallbackInfo& info);
   Napi::Value CopyIn(const Napi::CallbackInfo& info);
-  Napi::Value Named(const Napi::CallbackInfo& info);
 
   void ForgetDeadBuffers();
 

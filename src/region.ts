@@ -16,7 +16,7 @@ export interface OpenNamedOptions {
   readOnly?: boolean;
   /**
    * How many bytes to map. Default: the object's whole size as the OS reports
-   * it (on Windows a section opened without query rights reports whole pages).
+   * it (Linux exactly; Windows may round it up to whole pages).
    * Larger than the object is `INVALID_ARGUMENT`.
    */
   size?: number;
@@ -291,15 +291,7 @@ export class SharedRegion implements Disposable {
       return err(memportError('INVALID_ARGUMENT', `options.size must be a whole number of bytes from 1 to 2^47, got ${describe(size)}`));
     }
     if (label !== undefined && typeof label !== 'string') return err(memportError('INVALID_ARGUMENT', 'options.label must be a string'));
-    return osName(name).andThen((full) =>
-      loadNative().andThen((binding) =>
-        Result.fromThrowable(() => binding.openNamedRegion(full, readOnly === true, size ?? 0), toMemportError)().map((native) => {
-          const region = new SharedRegion(native, label);
-          region.#name = full;
-          return region;
-        }),
-      ),
-    );
+    return SharedRegion.#byName(name, label, (binding, full) => binding.openNamedRegion(full, readOnly === true, size ?? 0));
   }
 
   /**
@@ -325,9 +317,14 @@ export class SharedRegion implements Disposable {
     if (options === null || typeof options !== 'object') return err(memportError('INVALID_ARGUMENT', 'options must be an object'));
     const { readOnly = false, label } = options;
     if (label !== undefined && typeof label !== 'string') return err(memportError('INVALID_ARGUMENT', 'options.label must be a string'));
+    return SharedRegion.#byName(name, label, (binding, full) => binding.createNamedRegion(full, size, readOnly === true));
+  }
+
+  /** Checks and normalises `name`, then wraps what `make` opens or creates under it as a named region. */
+  static #byName(name: string, label: string | undefined, make: (binding: Binding, full: string) => NativeRegion): Result<SharedRegion, MemportError> {
     return osName(name).andThen((full) =>
       loadNative().andThen((binding) =>
-        Result.fromThrowable(() => binding.createNamedRegion(full, size, readOnly === true), toMemportError)().map((native) => {
+        Result.fromThrowable(() => make(binding, full), toMemportError)().map((native) => {
           const region = new SharedRegion(native, label);
           region.#name = full;
           return region;

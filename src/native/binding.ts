@@ -32,8 +32,6 @@ export interface NativeRegion {
   copyOut(offset: number, length: number): Uint8Array;
   /** Copies `bytes` into the region at `offset`. */
   copyIn(offset: number, bytes: Uint8Array): void;
-  /** True for a region opened or created by name (openNamedRegion / createNamedRegion). */
-  named(): boolean;
 }
 
 /** The kernel's word on who is at the other end. */
