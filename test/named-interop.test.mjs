@@ -246,6 +246,22 @@ if (isWindows) {
     assert.is((await holder.exited).code, 0);
   });
 
+  Classic('a section whose size this user may not query: the size comes from a view (VirtualQuery)', async () => {
+    const name = uniqueName('maponly');
+    const holder = startUntil(program('named_objects_win.exe'), ['maponly', `Local\\${name}`, 'no query rights'], /^READY\r?$/m);
+    await holder.ready;
+    try {
+      const region = unwrap(SharedRegion.openNamed(name, { readOnly: true }), 'read-only open without SECTION_QUERY');
+      assert.is(region.size, 4096, 'the whole view: one page');
+      assert.is(text(unwrap(region.read(0, 64))), 'no query rights');
+      region.close();
+      expectErr(SharedRegion.openNamed(name, { readOnly: true, size: 4097 }), 'INVALID_ARGUMENT', 'a size past the view');
+    } finally {
+      holder.stdin.end('\n');
+    }
+    assert.is((await holder.exited).code, 0);
+  });
+
   Classic('a reserve-only (SEC_RESERVE) section is UNSUPPORTED: touching its uncommitted pages would crash', async () => {
     const name = uniqueName('reserve');
     const holder = startUntil(program('named_objects_win.exe'), ['reserve', `Local\\${name}`], /^READY\r?$/m);
