@@ -232,6 +232,27 @@ check('a strict TypeScript file (strict, exactOptionalPropertyTypes, skipLibChec
   return `TypeScript ${JSON.parse(readFileSync(join(root, 'node_modules', 'typescript', 'package.json'), 'utf8')).version}`;
 });
 
+check('an esbuild bundle (ESM and CJS) finds memport.node next to it, and says where to put it when it is missing', () => {
+  const esbuild = join(root, 'node_modules', 'esbuild', 'bin', 'esbuild');
+  expect(existsSync(esbuild), 'esbuild (a dependency of tsup) is missing: npm ci');
+  const app = join(work, 'bundled-app');
+  mkdirSync(app);
+  const out = [];
+  for (const [format, file] of [['esm', 'app.mjs'], ['cjs', 'app.cjs']]) {
+    const b = spawnSync(esbuild, ['bundle-app.mjs', '--bundle', '--platform=node', `--format=${format}`, `--outfile=${join(app, file)}`, '--log-level=error'], { cwd: userProject, env: userEnv, encoding: 'utf8' });
+    expect(b.status === 0, show(b));
+    const missing = spawnSync('node', [file], { cwd: app, env: userEnv, encoding: 'utf8' });
+    expect(missing.status !== 0 && missing.stderr.includes(`${join(app, 'memport.node')} [next to the bundle]: not found`), `${format} without the addon:\n${show(missing)}`);
+  }
+  cpSync(join(userProject, 'node_modules', 'memport', 'prebuilds', `${process.platform}-${process.arch}`, 'memport.node'), join(app, 'memport.node'));
+  for (const file of ['app.mjs', 'app.cjs']) {
+    const r = spawnSync('node', [file], { cwd: app, env: userEnv, encoding: 'utf8' });
+    expect(r.status === 0 && r.stdout.includes(`addon ${join(app, 'memport.node')}`), `${file}:\n${show(r)}`);
+    out.push(`${file}: ${r.stdout.trim()}`);
+  }
+  return out.join('; ');
+});
+
 // ── 5a. the same node_modules under Wine ─────────────────────────────────────
 section('win32-x64: the Windows Node under Wine, same node_modules');
 if (!wineCommand() && !process.env.CI && process.env.MEMPORT_SKIP_WINDOWS === '1') {

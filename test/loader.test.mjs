@@ -47,7 +47,7 @@ Loader('an installed package on glibc: a build from source (if any), the prebuil
   const text = plan.loadFailureMessage(p, ['a: not found']);
   assert.match(text, 'could not be loaded for linux-x64');
   assert.match(text, 'reinstall memport');
-  assert.match(text, 'next to the executable');
+  assert.match(text, 'next to the bundled script or the executable');
   assert.ok(noBuildAdvice(text), text);
 });
 

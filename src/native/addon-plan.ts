@@ -16,7 +16,9 @@
  *      musl or an older glibc, where it cannot load;
  *   4. for bundled applications: when memport's package directory cannot be
  *      found (its code was bundled), `memport.node` and
- *      `prebuilds/<platform>-<arch>/memport.node` next to the bundled file;
+ *      `prebuilds/<platform>-<arch>/memport.node` next to the bundled file
+ *      (load.ts: this module's file, or the main script when a bundler
+ *      left no import.meta.url);
  *      and always the same two next to the executable
  *      (`dirname(process.execPath)`: pkg, single-executable applications),
  *      as node-gyp-build does.
@@ -156,8 +158,8 @@ export function planAddonSearch(host: AddonHost): AddonPlan {
         '(`npm install memport`; copying node_modules between operating systems or CPUs does not work).',
     );
     advice.push(
-      `A bundled application (esbuild, pkg, a single-executable application) must ship that file itself: put it next to the executable ` +
-        `as memport.node or prebuilds/${target}/memport.node, or set MEMPORT_ADDON to its path.`,
+      `A bundled application (esbuild, pkg, a single-executable application) must ship that file itself: put it next to the bundled ` +
+        `script or the executable as memport.node or prebuilds/${target}/memport.node, or set MEMPORT_ADDON to its path.`,
     );
   }
   if (host.checkout) advice.push('In this checkout of memport, `npm run build` builds build/Release/memport.node for this machine.');

@@ -9,19 +9,26 @@
  */
 import { constants as bufferConstants } from 'node:buffer';
 import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { err, ok, type Result } from 'neverthrow';
 import { memportError, type MemportError } from '../errors.js';
 import { binaryTarget, libcFromReport, loadFailureMessage, planAddonSearch, type AddonCandidate, type AddonHost, type Libc } from './addon-plan.js';
 import { EXPECTED_ABI_VERSION, type Binding } from './binding.js';
 
-/** This module's directory; undefined when a bundler left no usable import.meta.url. */
+/**
+ * This module's directory: from import.meta.url, or, when a bundler turned
+ * this ESM code into CommonJS and left import.meta empty (esbuild does), the
+ * main script's directory, which is then the bundle's; undefined if neither.
+ * (Not __filename: tsup would shim it through import.meta.url, which throws
+ * at load time in exactly that case.)
+ */
 function moduleDir(): string | undefined {
   try {
     return dirname(fileURLToPath(import.meta.url));
   } catch {
-    return undefined;
+    const main = process.argv[1];
+    return main ? dirname(resolve(main)) : undefined;
   }
 }
 
