@@ -54,16 +54,18 @@ function detectLibc(): Libc {
   if (process.platform !== 'linux') return undefined;
   const report = process.report as (NodeJS.ProcessReport & { excludeNetwork?: boolean }) | undefined;
   if (typeof report?.getReport !== 'function') return undefined;
-  // The network section is slow to gather and not needed; the flag exists from Node 20.13 / 22.0.
+  // The network section is slow to gather and not needed. The flag exists
+  // from Node 20.13 / 22.0 (a boolean-only setter): touch it only where it exists.
   const excluded = report.excludeNetwork;
+  const hasFlag = typeof excluded === 'boolean';
   try {
-    report.excludeNetwork = true;
+    if (hasFlag) report.excludeNetwork = true;
     const header = (report.getReport() as { header?: { glibcVersionRuntime?: string } }).header;
     return libcFromReport(process.platform, header);
   } catch {
     return undefined;
   } finally {
-    report.excludeNetwork = excluded;
+    if (hasFlag) report.excludeNetwork = excluded;
   }
 }
 
