@@ -10,6 +10,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { err, ok, type Result } from 'neverthrow';
 import { memportError, type MemportError } from '../errors.js';
@@ -126,15 +127,17 @@ function tryCandidate(candidate: AddonCandidate, target: string): Binding | stri
   // Loading a binary for another OS or CPU gives an obscure error at best
   // (and under Wine an ELF file must not be handed to LoadLibrary at all).
   if (builtFor !== undefined && builtFor !== target) return `${where}: built for ${builtFor}, not ${target}`;
-  const module = { exports: {} as unknown };
+  let binding: Binding;
   try {
-    // process.dlopen rather than require(): it also works where require is
-    // restricted (single-executable applications) or replaced by a bundler.
-    process.dlopen(module, candidate.path);
+    // A require made for the file itself: it works where the module has no
+    // require of its own (ESM, single-executable applications, bundles), and
+    // Node's module cache makes the ESM and CommonJS builds in one process
+    // share one instance (the addon keeps per-environment instance data that
+    // a second initialisation would replace).
+    binding = createRequire(candidate.path)(candidate.path) as Binding;
   } catch (e) {
     return `${where}: failed to load: ${(e as Error).message.split('\n')[0]}`;
   }
-  const binding = module.exports as Binding;
   if (binding.abiVersion !== EXPECTED_ABI_VERSION) {
     return `${where}: built from another memport version (ABI ${String(binding.abiVersion)}, expected ${EXPECTED_ABI_VERSION}); rebuild it or unset MEMPORT_ADDON`;
   }
