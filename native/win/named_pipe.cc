@@ -346,9 +346,15 @@ Status CheckServerOwnsName(const std::string& name, ULONG server_pid) {
                               /*hTemplateFile=*/nullptr);
   if (file == INVALID_HANDLE_VALUE) {
     const DWORD err = ::GetLastError();
-    // No owner file: no live memport listener owns the name. A file being
-    // deleted (its owner just closed) reads as access denied: likewise.
-    if (err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND || err == ERROR_ACCESS_DENIED) return Ok();
+    // No owner file: no live memport listener owns the name.
+    if (err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND) return Ok();
+    // Not readable: a same-user process could change the file's DACL (share
+    // modes do not cover WRITE_DAC) to hide the owner, so this is a refusal,
+    // never "no owner". (A file being deleted as its owner closes also reads
+    // as access denied; that listener is going away anyway.)
+    if (err == ERROR_ACCESS_DENIED) {
+      return MakeError("ACCESS_DENIED", "cannot read who owns the name '" + name + "' (its owner file is not readable); refusing to talk to its listener");
+    }
     return OsError(err, "CreateFileW", "reading who owns channel '" + name + "'");
   }
   OsHandle owned(AsRaw(file));
