@@ -438,7 +438,10 @@ function encodeMessage(message: unknown): Result<{ natives: NativeRegion[]; byte
  *
  * ```ts
  * const listener = (await listen('frames'))._unsafeUnwrap();
- * for await (const conn of listener) await conn.send({ regions: [readOnlyTwin], data: { width: 1920 } });
+ * for await (const conn of listener) {
+ *   // Not awaited: each client is served on its own, so a silent one holds up nobody.
+ *   conn.send({ regions: [readOnlyTwin], data: { width: 1920 } }).mapErr(() => conn.close());
+ * }
  * ```
  */
 export function listen(name: string, options?: ListenOptions): ResultAsync<Listener, MemportError> {
