@@ -1,3 +1,6 @@
+import { lstatSync } from 'node:fs';
+import { lstat } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import { ResultAsync, err, errAsync, ok, okAsync, Result } from 'neverthrow';
 import { MEMPORT_ERROR_CODES, memportError, peerText, toMemportError, type MemportError, type MemportErrorCode } from './errors.js';
 import { FrameType, type NativeConnection, type NativeListener, type NativeRegion } from './native/binding.js';
@@ -73,6 +76,8 @@ export function _setDefaultSendTimeout(ms: number): void {
 }
 /** What a refused client is told, whatever the reason: nothing about the listener's policy or its errors. */
 const REFUSAL_TEXT = 'not admitted by the listener';
+/** How often a Linux listener checks that its socket and lock file are still the ones it made. */
+const NAME_CHECK_INTERVAL_MS = 1_000;
 /** Write id of control frames: the native side reports no completion for it. */
 const UNREPORTED_WRITE = 0;
 const NAME_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/;
@@ -468,6 +473,7 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
   readonly #ready: Connection[] = [];
   readonly #waiters: Array<Waiter<Connection>> = [];
   #error: MemportError | undefined;
+  #nameCheck: ReturnType<typeof setInterval> | undefined;
 
   /** @internal use {@link listen} */
   constructor(
@@ -483,6 +489,7 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
       (error) => this.#fail(toMemportError(error)),
     );
     this.#address = this.#native.address() ?? '';
+    this.#watchName();
   }
 
   /** The rendezvous name. */
@@ -495,7 +502,11 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
     return this.#address;
   }
 
-  /** The next admitted connection. Errors: `CLOSED`, `TIMEOUT`, `ABORTED`. */
+  /**
+   * The next admitted connection. Errors: `CLOSED`, `TIMEOUT`, `ABORTED`, and
+   * (Linux) `ACCESS_DENIED` once another process removed or replaced this
+   * listener's socket or lock file, so that clients cannot reach it by name.
+   */
   accept(options?: WaitOptions): ResultAsync<Connection, MemportError> {
     const wait = readWaitOptions(options, 'accept');
     if (wait.isErr()) return errAsync(wait.error);
@@ -522,6 +533,49 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
     this.#fail(memportError('CLOSED', 'the listener is closed'));
   }
 
+  /**
+   * Linux: notices when another process removes or replaces this listener's
+   * socket or lock file (a same-user process taking over the name; see
+   * SECURITY.md, "Names that no one else can take"): clients can no longer
+   * reach this listener by name, so accept() fails from then on with
+   * `ACCESS_DENIED` saying so. Checked every second with an asynchronous
+   * lstat (nothing blocks the JS thread; the timer keeps no process alive).
+   * Windows: an added pipe instance cannot be seen from the listener; clients
+   * refuse it (the owner file), and this does nothing.
+   */
+  #watchName(): void {
+    if (process.platform !== 'linux' || !this.#address.endsWith('.sock')) return;
+    const files = [this.#address, this.#address.replace(/\.sock$/, '.lock')];
+    const id = (st: { dev: bigint; ino: bigint }): string => `${st.dev}:${st.ino}`;
+    // Taken at once, as listen() made them (listen itself did its file work synchronously).
+    const expected = files.map((path) => {
+      try {
+        return id(lstatSync(path, { bigint: true }));
+      } catch {
+        return 'missing';
+      }
+    });
+    if (expected.includes('missing')) return;
+    let checking = false;
+    this.#nameCheck = setInterval(() => {
+      if (checking) return;
+      checking = true;
+      void Promise.all(files.map((path) => lstat(path, { bigint: true }).then(id, () => 'missing'))).then((now) => {
+        checking = false;
+        const changed = files.filter((_, i) => now[i] !== expected[i]);
+        if (changed.length === 0 || this.#error) return;
+        this.#fail(
+          memportError(
+            'ACCESS_DENIED',
+            `another process removed or replaced this listener's ${changed.map((f) => basename(f)).join(' and ')} in ${dirname(this.#address)}: ` +
+              'clients can no longer reach it by name. Close it (and find out which process of your user did this) before listening again.',
+          ),
+        );
+      });
+    }, NAME_CHECK_INTERVAL_MS);
+    this.#nameCheck.unref?.();
+  }
+
   [dispose](): void {
     this.close();
   }
@@ -529,6 +583,7 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
   #fail(error: MemportError): void {
     if (this.#error) return;
     this.#error = error;
+    if (this.#nameCheck !== undefined) clearInterval(this.#nameCheck);
     for (const w of this.#waiters.splice(0)) w.settle(err(error));
   }
 

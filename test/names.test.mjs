@@ -223,11 +223,34 @@ Owner('the client gets ACCESS_DENIED saying the name is served by a process that
     for (let i = 0; i < WAIT / 25 && impostor.connections() < refused; i++) await new Promise((r) => setTimeout(r, 25));
     assert.is(impostor.connections(), refused, 'every refused client had reached the impostor');
     if (isLinux) assert.is(impostor.silentHangUps(), refused, 'and hung up without sending it a byte');
+    if (isLinux) {
+      // The real listener notices too: its socket is no longer the one at the path.
+      const started = Date.now();
+      const noticed = expectErr(await listener.accept({ timeoutMs: 5_000 }), 'ACCESS_DENIED', 'accept on the listener whose socket was replaced');
+      assert.match(noticed.message, new RegExp(`removed or replaced this listener's ${name}\\.sock in `));
+      assert.ok(Date.now() - started < 4_000, 'within about a second');
+    }
     await settleHandles();
     assertNoHandleLeak(before, 'refused connects', tableBefore);
   } finally {
     await impostor.finish();
     listener.close();
+  }
+});
+
+Owner('Linux: a listener whose socket or lock file is removed fails accept() with ACCESS_DENIED; one left alone does not', async () => {
+  if (!isLinux) return; // Windows: an added pipe instance is invisible to the listener (clients refuse it)
+  const kept = unwrap(await listen(uniqueName('kept')), 'listen');
+  const name = uniqueName('removed');
+  const listener = unwrap(await listen(name), 'listen');
+  try {
+    rmSync(listener.address.replace(/\.sock$/, '.lock'));
+    const noticed = expectErr(await listener.accept({ timeoutMs: 5_000 }), 'ACCESS_DENIED', 'accept once the lock file is gone');
+    assert.match(noticed.message, new RegExp(`removed or replaced this listener's ${name}\\.lock`));
+    expectErr(await kept.accept({ timeoutMs: 1_500 }), 'TIMEOUT', 'the untouched listener just waits');
+  } finally {
+    listener.close();
+    kept.close();
   }
 });
 
