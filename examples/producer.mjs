@@ -33,13 +33,21 @@ function draw() {
 }
 const timer = setInterval(draw, 1000 / 30);
 
+// Each consumer is served on its own: nothing in the loop body is awaited, so
+// one that connects and never receives cannot hold up the next. Its send ends
+// with TIMEOUT (30 s by default: DEFAULT_SEND_TIMEOUT_MS) and its connection
+// is closed.
 (async () => {
   for await (const conn of listener) {
     console.log(`producer: consumer ${conn.peer.pid} connected; handing it the read-only frame buffer`);
-    const sent = await conn.send({ regions: [readOnly], data: { width: WIDTH, height: HEIGHT, header: HEADER } });
-    if (sent.isErr()) console.error(`producer: ${sent.error.code}: ${sent.error.message}`);
-    // The consumer owns its copy now; the connection is not needed any more.
-    conn.receive().then(() => conn.close());
+    conn.send({ regions: [readOnly], data: { width: WIDTH, height: HEIGHT, header: HEADER } }).match(
+      // The consumer owns its copy now; the connection is not needed once it hangs up.
+      () => conn.receive().then(() => conn.close()),
+      (e) => {
+        console.error(`producer: consumer ${conn.peer.pid}: ${e.code}: ${e.message}`);
+        conn.close();
+      },
+    );
   }
 })();
 

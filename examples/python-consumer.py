@@ -14,6 +14,7 @@ import fcntl
 import json
 import mmap
 import os
+import pwd
 import socket
 import stat
 import struct
@@ -40,16 +41,59 @@ class ProtocolError(Exception):
     pass
 
 
-def socket_path(name):
-    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
-    if runtime.startswith("/"):
+def is_private_dir(path):
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o077 == 0
+
+
+def plant_proof_home():
+    home = os.environ.get("HOME", "")
+    if not home.startswith("/"):
         try:
-            st = os.lstat(runtime)
-            if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o077 == 0:
-                return check_dir(os.path.join(runtime, "memport")), name
-        except FileNotFoundError:
-            pass
+            home = pwd.getpwuid(os.geteuid()).pw_dir
+        except KeyError:
+            return None
+    try:
+        st = os.stat(home)
+    except OSError:
+        return None
+    if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o022 == 0:
+        return home
+    return None
+
+
+def socket_path(name):
+    """The directory rule of docs/PROTOCOL.md ("Path"), first that applies."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    if runtime.startswith("/") and is_private_dir(runtime):
+        return check_dir(os.path.join(runtime, "memport")), name
+    run_user = "/run/user/%d" % os.geteuid()
+    if is_private_dir(run_user):
+        return check_dir(os.path.join(run_user, "memport")), name
+    home = plant_proof_home()
+    if home is not None:
+        return check_dir(os.path.join(home, ".cache", "memport")), name
     return check_dir("/tmp/memport-%d" % os.geteuid()), name
+
+
+def name_lock_holder(lock_path):
+    """PID holding the name's POSIX record lock (docs/PROTOCOL.md, "Ownership
+    of a name"), or 0 when nobody does."""
+    try:
+        fd = os.open(lock_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return 0
+    try:
+        # struct flock: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid
+        layout = "hhqqi"
+        probe = struct.pack(layout, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        l_type, _, _, _, holder = struct.unpack(layout, fcntl.fcntl(fd, fcntl.F_GETLK, probe))
+    finally:
+        os.close(fd)
+    return 0 if l_type == fcntl.F_UNLCK else holder
 
 
 def check_dir(path):
@@ -154,6 +198,9 @@ def main():
     pid, uid, gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
     if uid not in (os.geteuid(), 0):
         raise PermissionError("the listener runs as another user")
+    owner = name_lock_holder(os.path.join(directory, lower + ".lock"))
+    if owner not in (0, pid):
+        raise PermissionError("'%s' is owned by process %d but served by process %d" % (name, owner, pid))
 
     kind, _, _, payload = receive_frame(sock)
     if kind == REJECT:

@@ -1,9 +1,13 @@
+import { lstatSync } from 'node:fs';
+import { lstat } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import { ResultAsync, err, errAsync, ok, okAsync, Result } from 'neverthrow';
-import { MEMPORT_ERROR_CODES, memportError, toMemportError, type MemportError, type MemportErrorCode } from './errors.js';
+import { MEMPORT_ERROR_CODES, memportError, peerText, toMemportError, type MemportError, type MemportErrorCode } from './errors.js';
 import { FrameType, type NativeConnection, type NativeListener, type NativeRegion } from './native/binding.js';
 import { loadNative } from './native/load.js';
+import { describe, readArray, readOptions, readWaitOptions, thrownText, waitOptionsFrom } from './options.js';
 import { SharedRegion, nativeOf, namedRegionSendError } from './region.js';
-import { Waiter, checkWaitOptions, type WaitOptions } from './waiter.js';
+import { Waiter, type WaitOptions } from './waiter.js';
 
 /** Who is at the other end, as the kernel reports it (never taken from a message). */
 export interface Peer {
@@ -32,6 +36,11 @@ export interface ListenOptions {
    * client's `connect` fails with `PEER_REJECTED`. A client that exits before
    * `allow` answers is not admitted whatever the answer (its PID may by then
    * name another process), so `peer.pid` is safe to inspect in here.
+   *
+   * If `allow` throws or rejects, the client is refused and learns only that
+   * (the same fixed `PEER_REJECTED` text as any refusal); the exception is
+   * reported here, as a process warning with code `MEMPORT_ALLOW_FAILED`
+   * (`process.on('warning', …)`; Node prints it to stderr by default).
    */
   allow?: (peer: Peer) => boolean | Promise<boolean>;
 }
@@ -53,6 +62,22 @@ export const MAX_DATA_BYTES = 128 * 1024;
 /** Most regions in one message. */
 export const MAX_REGIONS_PER_MESSAGE = 64;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * How long `send` waits for the peer to take a message when the caller gives
+ * no `timeoutMs`: a peer that never receives ends the send with `TIMEOUT`
+ * instead of leaving it pending for ever. Pass `timeoutMs` (up to 2^31-1 ms)
+ * to wait longer.
+ */
+export const DEFAULT_SEND_TIMEOUT_MS = 30_000;
+let defaultSendTimeoutMs = DEFAULT_SEND_TIMEOUT_MS;
+/** @internal Test hook (memport/testing): the default send timeout. */
+export function _setDefaultSendTimeout(ms: number): void {
+  defaultSendTimeoutMs = ms;
+}
+/** What a refused client is told, whatever the reason: nothing about the listener's policy or its errors. */
+const REFUSAL_TEXT = 'not admitted by the listener';
+/** How often a Linux listener checks that its socket and lock file are still the ones it made. */
+const NAME_CHECK_INTERVAL_MS = 1_000;
 /** Write id of control frames: the native side reports no completion for it. */
 const UNREPORTED_WRITE = 0;
 const NAME_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/;
@@ -63,7 +88,7 @@ const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.disp
 
 function checkName(name: unknown): MemportError | undefined {
   if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
-    return memportError('INVALID_ARGUMENT', `a channel name is 1 to 64 characters of A-Z a-z 0-9 . _ - not starting with '.', got ${JSON.stringify(name)}`);
+    return memportError('INVALID_ARGUMENT', `a channel name is 1 to 64 characters of A-Z a-z 0-9 . _ - not starting with '.', got ${describe(name)}`);
   }
   return undefined;
 }
@@ -146,15 +171,18 @@ export class Connection implements Disposable {
    * over 64 regions), `CLOSED` (a region or the connection is closed),
    * `ACCESS_DENIED` (a writable region that has a read-only twin),
    * `PEER_CLOSED`, a code the peer refused with, `TIMEOUT`, `ABORTED`. A
-   * timed-out or aborted send may still be delivered.
+   * timed-out or aborted send may still be delivered. Without `timeoutMs` a
+   * send waits at most {@link DEFAULT_SEND_TIMEOUT_MS} (30 s) for the peer to
+   * take the message, so a peer that never receives costs a `TIMEOUT`, not a
+   * send pending for ever.
    */
   send(message: Partial<Message>, options?: WaitOptions): ResultAsync<void, MemportError> {
-    const bad = checkWaitOptions(options);
-    if (bad) return errAsync(bad);
+    const wait = readWaitOptions(options, 'send');
+    if (wait.isErr()) return errAsync(wait.error);
     const encoded = encodeMessage(message);
     if (encoded.isErr()) return errAsync(encoded.error);
     if (this.#closedError) return errAsync(this.#closedError);
-    const waiter = new Waiter<void>('send', options);
+    const waiter = new Waiter<void>('send', { ...wait.value, timeoutMs: wait.value.timeoutMs ?? defaultSendTimeoutMs });
     const start = (): void => {
       if (waiter.settled) return;
       if (this.#closedError) {
@@ -185,15 +213,15 @@ export class Connection implements Disposable {
    * was received, `CLOSED`, `TIMEOUT`, `ABORTED`.
    */
   receive<T = unknown>(options?: WaitOptions): ResultAsync<Message<T>, MemportError> {
-    const bad = checkWaitOptions(options);
-    if (bad) return errAsync(bad);
+    const wait = readWaitOptions(options, 'receive');
+    if (wait.isErr()) return errAsync(wait.error);
     const next = this.#inbox.shift();
     if (next) {
       this.#acknowledge(next.seq);
       return okAsync(next.message as Message<T>);
     }
     if (this.#closedError) return errAsync(this.#closedError);
-    const waiter = new Waiter<Message>('receive', options);
+    const waiter = new Waiter<Message>('receive', wait.value);
     waiter.enqueue(this.#receivers);
     return waiter.toResultAsync() as ResultAsync<Message<T>, MemportError>;
   }
@@ -255,10 +283,12 @@ export class Connection implements Disposable {
         return;
       case FrameType.Reject: {
         if (this.#role !== 'client' || !this.#welcome) return this.#violation('unexpected REJECT');
+        // The reason is the peer's text: shown, but never trusted to be printable.
         const reason = data ? safeText(data) : 'no reason given';
-        this.#welcome.settle(err(memportError('PEER_REJECTED', `the listener refused this client: ${reason}`)));
+        const refused = memportError('PEER_REJECTED', `the listener refused this client: ${reason}`);
+        this.#welcome.settle(err(refused));
         this.#native.close();
-        this.#finish(memportError('PEER_REJECTED', `the listener refused this client: ${reason}`));
+        this.#finish(refused);
         return;
       }
       case FrameType.Message:
@@ -348,9 +378,10 @@ export class Connection implements Disposable {
   }
 }
 
+/** A peer's UTF-8 text, made safe for an error message (src/errors.ts, peerText). */
 function safeText(bytes: Uint8Array): string {
   try {
-    return decoder.decode(bytes).slice(0, 500);
+    return peerText(decoder.decode(bytes));
   } catch {
     return '(not UTF-8)';
   }
@@ -360,27 +391,35 @@ function decodeNack(data: Uint8Array | undefined): MemportError {
   try {
     const body = JSON.parse(decoder.decode(data ?? new Uint8Array())) as { code?: unknown; message?: unknown };
     const code = (MEMPORT_ERROR_CODES as readonly unknown[]).includes(body.code) ? (body.code as MemportErrorCode) : 'PEER_REJECTED';
-    return memportError(code, `the peer refused the message: ${typeof body.message === 'string' ? body.message.slice(0, 500) : 'no reason given'}`);
+    return memportError(code, `the peer refused the message: ${typeof body.message === 'string' ? peerText(body.message) : 'no reason given'}`);
   } catch {
     return memportError('PEER_REJECTED', 'the peer refused the message');
   }
 }
 
+/**
+ * Reads a message to send once (src/options.ts): `regions` copied by index,
+ * each a genuine SharedRegion (brand-checked, so a look-alike or a Proxy is
+ * refused without running any of its code), `data` serialised once.
+ */
 function encodeMessage(message: unknown): Result<{ natives: NativeRegion[]; bytes: Uint8Array | undefined }, MemportError> {
   if (message === null || typeof message !== 'object') {
-    return err(memportError('INVALID_ARGUMENT', 'send() takes { regions?, data? }'));
+    return err(memportError('INVALID_ARGUMENT', `send() takes { regions?, data? }, got ${describe(message)}`));
   }
-  const { regions = [], data } = message as Partial<Message>;
-  if (!Array.isArray(regions)) return err(memportError('INVALID_ARGUMENT', 'regions must be an array of SharedRegion'));
-  if (regions.length > MAX_REGIONS_PER_MESSAGE) {
-    return err(memportError('INVALID_ARGUMENT', `at most ${MAX_REGIONS_PER_MESSAGE} regions per message, got ${regions.length}`));
+  const read = readOptions(message, ['regions', 'data'], 'send');
+  if (read.isErr()) return err(read.error);
+  const { regions: given = [], data } = read.value;
+  const regions = readArray(given, 'send: regions');
+  if (regions.isErr()) return err(regions.error);
+  if (regions.value.length > MAX_REGIONS_PER_MESSAGE) {
+    return err(memportError('INVALID_ARGUMENT', `at most ${MAX_REGIONS_PER_MESSAGE} regions per message, got ${regions.value.length}`));
   }
   const natives: NativeRegion[] = [];
-  for (const [i, region] of regions.entries()) {
-    const native = region instanceof SharedRegion ? nativeOf(region) : undefined;
+  for (const [i, region] of regions.value.entries()) {
+    const native = nativeOf(region);
     if (!native) return err(memportError('INVALID_ARGUMENT', `regions[${i}] is not a SharedRegion`));
-    if (region.closed) return err(memportError('CLOSED', `regions[${i}] is closed`));
-    const named = namedRegionSendError(region, i);
+    if (native.closed()) return err(memportError('CLOSED', `regions[${i}] is closed`));
+    const named = namedRegionSendError(region as SharedRegion, i);
     if (named) return err(named);
     natives.push(native);
   }
@@ -389,7 +428,7 @@ function encodeMessage(message: unknown): Result<{ natives: NativeRegion[]; byte
   try {
     json = JSON.stringify(data);
   } catch (e) {
-    return err(memportError('INVALID_ARGUMENT', `data is not JSON-serialisable: ${(e as Error).message}`));
+    return err(memportError('INVALID_ARGUMENT', `data is not JSON-serialisable: ${thrownText(e)}`, { cause: e }));
   }
   if (json === undefined) return err(memportError('INVALID_ARGUMENT', 'data is not JSON-serialisable'));
   const bytes = encoder.encode(json);
@@ -406,18 +445,23 @@ function encodeMessage(message: unknown): Result<{ natives: NativeRegion[]; byte
  *
  * ```ts
  * const listener = (await listen('frames'))._unsafeUnwrap();
- * for await (const conn of listener) await conn.send({ regions: [readOnlyTwin], data: { width: 1920 } });
+ * for await (const conn of listener) {
+ *   // Not awaited: each client is served on its own, so a silent one holds up nobody.
+ *   conn.send({ regions: [readOnlyTwin], data: { width: 1920 } }).mapErr(() => conn.close());
+ * }
  * ```
  */
-export function listen(name: string, options: ListenOptions = {}): ResultAsync<Listener, MemportError> {
+export function listen(name: string, options?: ListenOptions): ResultAsync<Listener, MemportError> {
   const bad = checkName(name);
   if (bad) return errAsync(bad);
-  if (options === null || typeof options !== 'object') return errAsync(memportError('INVALID_ARGUMENT', 'options must be an object'));
-  if (options.allow !== undefined && typeof options.allow !== 'function') {
-    return errAsync(memportError('INVALID_ARGUMENT', 'options.allow must be a function'));
+  const read = readOptions(options, ['allow'], 'listen');
+  if (read.isErr()) return errAsync(read.error);
+  const { allow = defaultAllow } = read.value;
+  if (typeof allow !== 'function') {
+    return errAsync(memportError('INVALID_ARGUMENT', `listen: options.allow must be a function, got ${describe(allow)}`));
   }
   const created = loadNative().andThen((binding) =>
-    Result.fromThrowable(() => new Listener(binding.listen, name, options.allow ?? defaultAllow), toMemportError)(),
+    Result.fromThrowable(() => new Listener(binding.listen, name, allow as (peer: Peer) => boolean | Promise<boolean>), toMemportError)(),
   );
   return created.isOk() ? okAsync(created.value) : errAsync(created.error);
 }
@@ -431,6 +475,7 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
   readonly #ready: Connection[] = [];
   readonly #waiters: Array<Waiter<Connection>> = [];
   #error: MemportError | undefined;
+  #nameCheck: ReturnType<typeof setInterval> | undefined;
 
   /** @internal use {@link listen} */
   constructor(
@@ -446,6 +491,7 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
       (error) => this.#fail(toMemportError(error)),
     );
     this.#address = this.#native.address() ?? '';
+    this.#watchName();
   }
 
   /** The rendezvous name. */
@@ -458,14 +504,18 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
     return this.#address;
   }
 
-  /** The next admitted connection. Errors: `CLOSED`, `TIMEOUT`, `ABORTED`. */
+  /**
+   * The next admitted connection. Errors: `CLOSED`, `TIMEOUT`, `ABORTED`, and
+   * (Linux) `ACCESS_DENIED` once another process removed or replaced this
+   * listener's socket or lock file, so that clients cannot reach it by name.
+   */
   accept(options?: WaitOptions): ResultAsync<Connection, MemportError> {
-    const bad = checkWaitOptions(options);
-    if (bad) return errAsync(bad);
+    const wait = readWaitOptions(options, 'accept');
+    if (wait.isErr()) return errAsync(wait.error);
     const ready = this.#ready.shift();
     if (ready) return okAsync(ready);
     if (this.#error) return errAsync(this.#error);
-    const waiter = new Waiter<Connection>('accept', options);
+    const waiter = new Waiter<Connection>('accept', wait.value);
     waiter.enqueue(this.#waiters);
     return waiter.toResultAsync();
   }
@@ -485,6 +535,49 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
     this.#fail(memportError('CLOSED', 'the listener is closed'));
   }
 
+  /**
+   * Linux: notices when another process removes or replaces this listener's
+   * socket or lock file (a same-user process taking over the name; see
+   * SECURITY.md, "Names that no one else can take"): clients can no longer
+   * reach this listener by name, so accept() fails from then on with
+   * `ACCESS_DENIED` saying so. Checked every second with an asynchronous
+   * lstat (nothing blocks the JS thread; the timer keeps no process alive).
+   * Windows: an added pipe instance cannot be seen from the listener; clients
+   * refuse it (the owner file), and this does nothing.
+   */
+  #watchName(): void {
+    if (process.platform !== 'linux' || !this.#address.endsWith('.sock')) return;
+    const files = [this.#address, this.#address.replace(/\.sock$/, '.lock')];
+    const id = (st: { dev: bigint; ino: bigint }): string => `${st.dev}:${st.ino}`;
+    // Taken at once, as listen() made them (listen itself did its file work synchronously).
+    const expected = files.map((path) => {
+      try {
+        return id(lstatSync(path, { bigint: true }));
+      } catch {
+        return 'missing';
+      }
+    });
+    if (expected.includes('missing')) return;
+    let checking = false;
+    this.#nameCheck = setInterval(() => {
+      if (checking) return;
+      checking = true;
+      void Promise.all(files.map((path) => lstat(path, { bigint: true }).then(id, () => 'missing'))).then((now) => {
+        checking = false;
+        const changed = files.filter((_, i) => now[i] !== expected[i]);
+        if (changed.length === 0 || this.#error) return;
+        this.#fail(
+          memportError(
+            'ACCESS_DENIED',
+            `another process removed or replaced this listener's ${changed.map((f) => basename(f)).join(' and ')} in ${dirname(this.#address)}: ` +
+              'clients can no longer reach it by name. Close it (and find out which process of your user did this) before listening again.',
+          ),
+        );
+      });
+    }, NAME_CHECK_INTERVAL_MS);
+    this.#nameCheck.unref?.();
+  }
+
   [dispose](): void {
     this.close();
   }
@@ -492,6 +585,7 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
   #fail(error: MemportError): void {
     if (this.#error) return;
     this.#error = error;
+    if (this.#nameCheck !== undefined) clearInterval(this.#nameCheck);
     for (const w of this.#waiters.splice(0)) w.settle(err(error));
   }
 
@@ -501,9 +595,17 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
     Promise.resolve()
       .then(() => this.#allow(peer))
       .then(
-        (allowed) => (allowed === true ? undefined : 'not allowed by the listener\'s policy'),
-        (e: unknown) => `the listener's allow() failed: ${e instanceof Error ? e.message : String(e)}`,
+        (allowed) => allowed === true,
+        (e: unknown) => {
+          // The application's error stays here: the client learns only that
+          // it was refused (docs: ListenOptions.allow).
+          process.emitWarning(`memport: allow() threw while judging process ${peer.pid}, which was refused: ${thrownText(e)}`, {
+            code: 'MEMPORT_ALLOW_FAILED',
+          });
+          return false;
+        },
       )
+      .then((allowed) => (allowed ? undefined : REFUSAL_TEXT))
       .then((refusal) => {
         if (this.#error || connection.closed) {
           native.close();
@@ -546,18 +648,23 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
  * the `expectPid` process), `PEER_CLOSED` (the `expectPid` process has
  * exited, or on Windows the listener has), `TIMEOUT` (default 10 s), `ABORTED`.
  */
-export function connect(name: string, options: ConnectOptions = {}): ResultAsync<Connection, MemportError> {
-  const bad = checkName(name) ?? checkWaitOptions(options);
+export function connect(name: string, options?: ConnectOptions): ResultAsync<Connection, MemportError> {
+  const bad = checkName(name);
   if (bad) return errAsync(bad);
-  const { expectPid } = options;
-  if (expectPid !== undefined && !(Number.isSafeInteger(expectPid) && expectPid > 0)) {
-    return errAsync(memportError('INVALID_ARGUMENT', 'expectPid must be a positive integer'));
+  const read = readOptions(options, ['timeoutMs', 'signal', 'expectPid'], 'connect');
+  if (read.isErr()) return errAsync(read.error);
+  const wait = waitOptionsFrom(read.value, 'connect');
+  if (wait.isErr()) return errAsync(wait.error);
+  const { expectPid } = read.value;
+  if (expectPid !== undefined && !(typeof expectPid === 'number' && Number.isSafeInteger(expectPid) && expectPid > 0)) {
+    return errAsync(memportError('INVALID_ARGUMENT', `connect: expectPid must be a positive integer, got ${describe(expectPid)}`));
   }
   const binding = loadNative();
   if (binding.isErr()) return errAsync(binding.error);
-  const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const { signal } = wait.value;
+  const timeoutMs = wait.value.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const started = Date.now();
-  const waiter = new Waiter<NativeConnection>(`connecting to '${name}'`, { ...options, timeoutMs });
+  const waiter = new Waiter<NativeConnection>(`connecting to '${name}'`, { signal, timeoutMs });
   try {
     binding.value.connect(name, Math.max(1, Math.floor(timeoutMs)), expectPid ?? 0, (error, native) => {
       if (error || !native) {
@@ -571,7 +678,7 @@ export function connect(name: string, options: ConnectOptions = {}): ResultAsync
     waiter.settle(err(toMemportError(e)));
   }
   return waiter.toResultAsync().andThen((native) =>
-    Connection._client(native, { signal: options.signal, timeoutMs: Math.max(0, timeoutMs - (Date.now() - started)) }),
+    Connection._client(native, { signal, timeoutMs: Math.max(0, timeoutMs - (Date.now() - started)) }),
   );
 }
 

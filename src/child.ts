@@ -4,7 +4,8 @@ import { ResultAsync, err, errAsync, ok, okAsync } from 'neverthrow';
 import { connect, listen, type Connection, type Message, type Peer } from './channel.js';
 import { memportError, toMemportError, type MemportError } from './errors.js';
 import type { SharedRegion } from './region.js';
-import { Waiter, checkWaitOptions, type WaitOptions } from './waiter.js';
+import { describe, readArray, readOwnOptions, readWaitOptions, thrownText, waitOptionsFrom } from './options.js';
+import { Waiter, type WaitOptions } from './waiter.js';
 
 /** Environment variables a child started by {@link spawnWithRegions} finds its parent with. */
 export const PARENT_CHANNEL_ENV = 'MEMPORT_PARENT_CHANNEL';
@@ -20,6 +21,9 @@ export interface SpawnWithRegionsOptions extends Omit<SpawnOptions, 'shell'> {
   timeoutMs?: number;
 }
 
+/** How long a failed spawnWithRegions waits for the child it killed to be reaped. */
+const REAP_TIMEOUT_MS = 5_000;
+
 /**
  * Starts a child process and hands it `regions` — no inheritable handles, no
  * shared-memory names. The parent listens on a fresh random channel, admits
@@ -27,24 +31,39 @@ export interface SpawnWithRegionsOptions extends Omit<SpawnOptions, 'shell'> {
  * regions once the child calls {@link connectToParent}. Resolves when the
  * child has taken them, with the child and the open connection.
  *
+ * If the handover fails once the child is running (it timed out, the child
+ * was refused or exited, the send failed), the child is killed (`SIGKILL`;
+ * `TerminateProcess` on Windows) and reaped before the error is returned, so
+ * no orphan is left behind.
+ *
  * Errors: `INVALID_ARGUMENT`, `PEER_CLOSED` (the child exited first),
  * `TIMEOUT`, or what `spawn` reported (`NOT_FOUND`, `OS`).
  */
 export function spawnWithRegions(
   command: string,
   args: readonly string[] = [],
-  options: SpawnWithRegionsOptions = {},
+  options?: SpawnWithRegionsOptions,
 ): ResultAsync<{ child: ChildProcess; connection: Connection }, MemportError> {
-  if (typeof command !== 'string' || !Array.isArray(args)) {
-    return errAsync(memportError('INVALID_ARGUMENT', 'spawnWithRegions(command: string, args: string[], options)'));
+  const what = 'spawnWithRegions';
+  if (typeof command !== 'string') {
+    return errAsync(memportError('INVALID_ARGUMENT', `${what}(command: string, args: string[], options): command is ${describe(command)}`));
   }
-  const { regions = [], data, timeoutMs = 30_000, ...spawnOptions } = options ?? {};
-  if ((spawnOptions as { shell?: unknown }).shell) {
+  const argv = readArray(args, `${what}: args`);
+  if (argv.isErr()) return errAsync(argv.error);
+  const badArg = argv.value.findIndex((a) => typeof a !== 'string');
+  if (badArg >= 0) return errAsync(memportError('INVALID_ARGUMENT', `${what}: args[${badArg}] is ${describe(argv.value[badArg])}, not a string`));
+  // Every option read once; the rest go to child_process.spawn as read.
+  const read = readOwnOptions(options, what);
+  if (read.isErr()) return errAsync(read.error);
+  const { regions = [], data, timeoutMs = 30_000, shell, env, ...spawnOptions } = read.value;
+  if (shell !== undefined && shell !== false) {
     // With a shell in between, the process that connects is not `child.pid`.
-    return errAsync(memportError('INVALID_ARGUMENT', 'spawnWithRegions cannot use a shell: the connecting process must be the child itself'));
+    return errAsync(memportError('INVALID_ARGUMENT', `${what} cannot use a shell: the connecting process must be the child itself`));
   }
-  const bad = checkWaitOptions({ timeoutMs });
-  if (bad) return errAsync(bad);
+  const wait = waitOptionsFrom({ timeoutMs }, what);
+  if (wait.isErr()) return errAsync(wait.error);
+  const childEnv = readOwnOptions(env ?? process.env, `${what}: options.env`);
+  if (childEnv.isErr()) return errAsync(childEnv.error);
 
   const name = `child-${process.pid}-${randomBytes(8).toString('hex')}`;
   let child: ChildProcess | undefined;
@@ -55,24 +74,31 @@ export function spawnWithRegions(
   const isChild = (peer: Peer): boolean =>
     child !== undefined && child.exitCode === null && child.signalCode === null && peer.pid === child.pid;
   return listen(name, { allow: isChild }).andThen((listener) => {
-    const handedOver = new Waiter<{ child: ChildProcess; connection: Connection }>('handing regions to the child', { timeoutMs });
+    const handedOver = new Waiter<{ child: ChildProcess; connection: Connection }>('handing regions to the child', wait.value);
     try {
-      child = spawn(command, [...args], {
-        ...spawnOptions,
-        env: { ...(spawnOptions.env ?? process.env), [PARENT_CHANNEL_ENV]: name, [PARENT_PID_ENV]: String(process.pid) },
+      child = spawn(command, argv.value as string[], {
+        ...(spawnOptions as SpawnOptions),
+        env: { ...childEnv.value, [PARENT_CHANNEL_ENV]: name, [PARENT_PID_ENV]: String(process.pid) },
       });
     } catch (e) {
       listener.close();
-      return errAsync(toMemportError(e));
+      // Node validates spawn's options by throwing (ERR_INVALID_ARG_TYPE and the like).
+      const code = (e as { code?: unknown } | null)?.code;
+      const invalid = e instanceof TypeError || (typeof code === 'string' && code.startsWith('ERR_INVALID_ARG'));
+      return errAsync(invalid ? memportError('INVALID_ARGUMENT', `${what}: ${thrownText(e)}`, { cause: e }) : toMemportError(e));
     }
     const started = child;
-    started.once('error', (e) => void handedOver.settle(err(toMemportError(e))));
+    started.once('error', (e) => {
+      // The documented NOT_FOUND for a program that does not exist.
+      const missing = (e as { code?: unknown }).code === 'ENOENT';
+      handedOver.settle(err(missing ? memportError('NOT_FOUND', `cannot start ${command}: ${e.message}`, { cause: e }) : toMemportError(e)));
+    });
     started.once('exit', (code, signal) =>
       void handedOver.settle(err(memportError('PEER_CLOSED', `the child exited (${signal ?? `code ${code}`}) before taking its regions`))),
     );
-    void listener.accept({ timeoutMs }).andThen((connection) =>
+    void listener.accept(wait.value).andThen((connection) =>
       connection
-        .send({ regions, data }, { timeoutMs })
+        .send({ regions: regions as SharedRegion[], data }, wait.value)
         .map(() => {
           if (!handedOver.settle(ok({ child: started, connection }))) connection.close();
         })
@@ -86,8 +112,30 @@ export function spawnWithRegions(
       return okAsync(value);
     }).orElse((e) => {
       listener.close();
-      return errAsync(e);
+      return ResultAsync.fromSafePromise(stopChild(started)).andThen(() => errAsync(e));
     });
+  });
+}
+
+/**
+ * Kills a child whose handover failed and waits (at most REAP_TIMEOUT_MS) for
+ * Node to reap it, so the caller is never left with an orphan it has no
+ * handle to. Never rejects.
+ */
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, REAP_TIMEOUT_MS);
+    timer.unref?.();
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      // Already gone: 'exit' follows (or has been emitted, and the timer ends the wait).
+    }
   });
 }
 
@@ -97,17 +145,17 @@ export function spawnWithRegions(
  * and returns the regions and data it handed over, plus the connection for
  * further messages. `NOT_FOUND` when this process was not started that way.
  */
-export function connectToParent<T = unknown>(options: WaitOptions = {}): ResultAsync<Message<T> & { connection: Connection }, MemportError> {
-  const bad = checkWaitOptions(options);
-  if (bad) return errAsync(bad);
+export function connectToParent<T = unknown>(options?: WaitOptions): ResultAsync<Message<T> & { connection: Connection }, MemportError> {
+  const wait = readWaitOptions(options, 'connectToParent');
+  if (wait.isErr()) return errAsync(wait.error);
   const name = process.env[PARENT_CHANNEL_ENV];
   const parentPid = Number(process.env[PARENT_PID_ENV]);
   if (!name || !Number.isSafeInteger(parentPid) || parentPid <= 0) {
     return errAsync(memportError('NOT_FOUND', `this process was not started by spawnWithRegions (${PARENT_CHANNEL_ENV} is not set)`));
   }
-  return connect(name, { ...options, expectPid: parentPid }).andThen((connection) =>
+  return connect(name, { ...wait.value, expectPid: parentPid }).andThen((connection) =>
     connection
-      .receive<T>(options)
+      .receive<T>(wait.value)
       .map((message) => ({ ...message, connection }))
       .mapErr((e) => {
         connection.close();

@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 /**
  * Every expected failure in memport is a `MemportError`: a real `Error`
  * (with a stack) discriminated on `code`. Narrow on `code` to handle a case:
@@ -65,14 +66,33 @@ export function memportError<C extends MemportErrorCode>(
   return new MemportErrorImpl(code, message, extra) as unknown as MemportErrorOf<C>;
 }
 
-/** True for any MemportError (from any copy of this module). */
+/** True for any MemportError (from any copy of this module). Never throws, whatever `value` is. */
 export function isMemportError(value: unknown): value is MemportError {
-  return (
-    value instanceof Error &&
-    value.name === 'MemportError' &&
-    (MEMPORT_ERROR_CODES as readonly string[]).includes((value as { code?: unknown }).code as string)
-  );
+  try {
+    return (
+      value instanceof Error &&
+      value.name === 'MemportError' &&
+      (MEMPORT_ERROR_CODES as readonly string[]).includes((value as { code?: unknown }).code as string)
+    );
+  } catch {
+    return false; // a Proxy or an object with throwing getters
+  }
 }
+
+/**
+ * Makes text that came from a peer (a REJECT reason, a NACK message) safe to
+ * put in an error message: control characters (C0, DEL, C1), line and
+ * paragraph separators and bidirectional overrides are shown as `\u{…}`
+ * escapes, so a peer cannot forge log lines or terminal escape sequences in
+ * our output, and the text is cut to `max` characters.
+ */
+export function peerText(text: string, max = 200): string {
+  const cut = text.length > max ? `${text.slice(0, max)}…` : text;
+  return cut.replace(PEER_TEXT_UNSAFE, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+}
+// C0 controls, DEL and C1 controls; U+2028/2029; the bidi embeddings,
+// overrides and isolates (CVE-2021-42574, "Trojan Source").
+const PEER_TEXT_UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
 /**
  * The one seam where anything thrown by the native layer (or an unexpected
@@ -81,7 +101,7 @@ export function isMemportError(value: unknown): value is MemportError {
  */
 export function toMemportError(thrown: unknown): MemportError {
   if (isMemportError(thrown)) return thrown;
-  if (thrown instanceof Error) {
+  if (types.isNativeError(thrown) && !types.isProxy(thrown)) {
     const fields = thrown as Error & { memport?: boolean; code?: unknown; osCode?: unknown; syscall?: unknown };
     const code = fields.memport && (MEMPORT_ERROR_CODES as readonly string[]).includes(fields.code as string)
       ? (fields.code as MemportErrorCode)
@@ -94,5 +114,5 @@ export function toMemportError(thrown: unknown): MemportError {
     if (thrown.stack) (error as { stack?: string }).stack = `MemportError: ${thrown.message}\n${thrown.stack.split('\n').slice(1).join('\n')}`;
     return error as MemportError;
   }
-  return memportError('OS', `unexpected non-error value thrown: ${String(thrown)}`) as MemportError;
+  return memportError('OS', `unexpected non-error value thrown: ${typeof thrown}`) as MemportError;
 }

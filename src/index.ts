@@ -12,6 +12,7 @@ export {
   MESSAGE_WINDOW,
   MAX_DATA_BYTES,
   MAX_REGIONS_PER_MESSAGE,
+  DEFAULT_SEND_TIMEOUT_MS,
   type Peer,
   type Message,
   type ListenOptions,

@@ -3,6 +3,7 @@ import { err, ok, Result } from 'neverthrow';
 import { memportError, toMemportError, type MemportError } from './errors.js';
 import type { Binding, NativeRegion } from './native/binding.js';
 import { loadNative } from './native/load.js';
+import { describe, isUint8Array, readOptions, typedArrayLength } from './options.js';
 
 /** Options for {@link SharedRegion.create}. */
 export interface RegionOptions {
@@ -86,13 +87,19 @@ const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.disp
 const inspect = Symbol.for('nodejs.util.inspect.custom');
 const EMPTY = new Uint8Array(0);
 
-/** Internal access to a region's native object, for the channel layer. Not exported from the package. */
-export function nativeOf(region: SharedRegion): NativeRegion | undefined {
-  return region instanceof SharedRegion ? nativeAccess(region) : undefined;
+/**
+ * Internal access to a region's native object, for the channel layer; not
+ * exported from the package. `undefined` for anything that is not a genuine
+ * SharedRegion — a brand check on the private field, so neither an object
+ * made with `Object.create(SharedRegion.prototype)` nor a Proxy passes, and
+ * nothing of the caller's runs.
+ */
+export function nativeOf(region: unknown): NativeRegion | undefined {
+  return typeof region === 'object' && region !== null ? nativeAccess(region) : undefined;
 }
 // Set by SharedRegion's static block: reads the private field (cheaper than
 // keeping a WeakMap entry per region, which every create paid for).
-let nativeAccess: (region: SharedRegion) => NativeRegion;
+let nativeAccess: (region: object) => NativeRegion | undefined;
 
 /**
  * Native housekeeping that must happen some time after close(), on a timer
@@ -184,7 +191,7 @@ export class SharedRegion implements Disposable {
   #closed = false;
 
   static {
-    nativeAccess = (region) => region.#native;
+    nativeAccess = (region) => (#native in region ? region.#native : undefined);
   }
 
   private constructor(native: NativeRegion, label: string | undefined, size = native.size(), readOnly = native.readOnly()) {
@@ -205,15 +212,19 @@ export class SharedRegion implements Disposable {
    * charged against the commit limit at once). Fails with `INVALID_ARGUMENT`
    * for a bad size and `OUT_OF_MEMORY` when the OS refuses.
    */
-  static create(size: number, options: RegionOptions = {}): Result<SharedRegion, MemportError> {
+  static create(size: number, options?: RegionOptions): Result<SharedRegion, MemportError> {
     if (!isCount(size) || size < 1) {
       return err(memportError('INVALID_ARGUMENT', `size must be a whole number of bytes from 1 to 2^47, got ${describe(size)}`));
     }
-    if (options === null || typeof options !== 'object') {
-      return err(memportError('INVALID_ARGUMENT', 'options must be an object'));
-    }
-    if (options.label !== undefined && typeof options.label !== 'string') {
-      return err(memportError('INVALID_ARGUMENT', 'options.label must be a string'));
+    // Hot path: no options, nothing to read.
+    let label: unknown;
+    if (options !== undefined) {
+      const read = readOptions(options, ['label'], 'SharedRegion.create');
+      if (read.isErr()) return err(read.error);
+      label = read.value.label;
+      if (label !== undefined && typeof label !== 'string') {
+        return err(memportError('INVALID_ARGUMENT', `SharedRegion.create: options.label must be a string, got ${describe(label)}`));
+      }
     }
     const binding = loadNative();
     if (binding.isErr()) return err(binding.error);
@@ -228,7 +239,7 @@ export class SharedRegion implements Disposable {
     } catch (e) {
       return err(toMemportError(e));
     }
-    return ok(new SharedRegion(native, options.label, size, false));
+    return ok(new SharedRegion(native, label as string | undefined, size, false));
   }
 
   /**
@@ -246,12 +257,20 @@ export class SharedRegion implements Disposable {
     if (!isCount(value) || value > 0xffffffff) {
       return err(memportError('INVALID_ARGUMENT', `the handle must be a whole number from 0 to 2^32-1, got ${describe(value)}`));
     }
-    if (options === null || typeof options !== 'object' || !isCount(options.size) || options.size < 1) {
-      return err(memportError('INVALID_ARGUMENT', 'options.size must be the region size in bytes (1 to 2^47)'));
+    const read = readOptions(options, ['size', 'readOnly', 'label'], 'SharedRegion.fromHandle');
+    if (read.isErr()) return err(read.error);
+    const { size, readOnly = false, label } = read.value;
+    if (!isCount(size) || size < 1) {
+      return err(memportError('INVALID_ARGUMENT', `SharedRegion.fromHandle: options.size must be the region size in bytes (1 to 2^47), got ${describe(size)}`));
     }
-    const { size, readOnly = false, label } = options;
+    if (typeof readOnly !== 'boolean') {
+      return err(memportError('INVALID_ARGUMENT', `SharedRegion.fromHandle: options.readOnly must be a boolean, got ${describe(readOnly)}`));
+    }
+    if (label !== undefined && typeof label !== 'string') {
+      return err(memportError('INVALID_ARGUMENT', `SharedRegion.fromHandle: options.label must be a string, got ${describe(label)}`));
+    }
     return loadNative().andThen((binding) =>
-      Result.fromThrowable(() => binding.regionFromHandle(value, size, readOnly === true), toMemportError)().map(
+      Result.fromThrowable(() => binding.regionFromHandle(value, size, readOnly), toMemportError)().map(
         (native) => new SharedRegion(native, label),
       ),
     );
@@ -390,12 +409,18 @@ export class SharedRegion implements Disposable {
    * Elsewhere: `UNSUPPORTED`. Prefer `Connection.send`, which also handles
    * acknowledgement and revocation.
    */
-  duplicateInto(pid: number, options: { readOnly?: boolean } = {}): Result<number, MemportError> {
+  duplicateInto(pid: number, options?: { readOnly?: boolean }): Result<number, MemportError> {
     if (this.#closed) return err(memportError('CLOSED', 'the region is closed'));
     if (!isCount(pid) || pid < 1 || pid > 0xffffffff) {
       return err(memportError('INVALID_ARGUMENT', `pid must be a positive integer, got ${describe(pid)}`));
     }
-    return Result.fromThrowable(() => this.#native.duplicateInto(pid, options?.readOnly === true), toMemportError)();
+    const read = readOptions(options, ['readOnly'], 'region.duplicateInto');
+    if (read.isErr()) return err(read.error);
+    const { readOnly = false } = read.value;
+    if (typeof readOnly !== 'boolean') {
+      return err(memportError('INVALID_ARGUMENT', `region.duplicateInto: options.readOnly must be a boolean, got ${describe(readOnly)}`));
+    }
+    return Result.fromThrowable(() => this.#native.duplicateInto(pid, readOnly), toMemportError)();
   }
 
   /**
@@ -513,8 +538,10 @@ export class SharedRegion implements Disposable {
    * private to this process, as with a view. Errors: `INVALID_ARGUMENT`, `CLOSED`.
    */
   write(offset: number, bytes: Uint8Array): Result<void, MemportError> {
-    if (!(bytes instanceof Uint8Array)) return err(memportError('INVALID_ARGUMENT', 'bytes must be a Uint8Array'));
-    const range = this.#checkRange(offset, bytes.length);
+    // A brand check and the intrinsic length: a Proxy or an own `length`
+    // property cannot make the range check and the copy disagree.
+    if (!isUint8Array(bytes)) return err(memportError('INVALID_ARGUMENT', `bytes must be a Uint8Array, got ${describe(bytes)}`));
+    const range = this.#checkRange(offset, typedArrayLength(bytes));
     if (range) return err(range);
     return Result.fromThrowable(() => this.#native.copyIn(offset, bytes), toMemportError)();
   }
@@ -573,10 +600,4 @@ export class SharedRegion implements Disposable {
     const name = this.#name === undefined ? '' : `name: ${JSON.stringify(this.#name)}, `;
     return `SharedRegion { ${this.#label ? `label: ${JSON.stringify(this.#label)}, ` : ''}${name}size: ${this.#size}, ${state} }`;
   }
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'number') return String(value);
-  if (typeof value === 'string') return JSON.stringify(value);
-  return typeof value;
 }

@@ -6,6 +6,7 @@ import { Result } from 'neverthrow';
 import { memportError, toMemportError, type MemportError } from './errors.js';
 import { loadNative } from './native/load.js';
 import { nativeOf, type SharedRegion } from './region.js';
+import { _setDefaultSendTimeout } from './channel.js';
 
 /**
  * Makes this process behave as Electron's V8 sandbox does: zero-copy views
@@ -58,4 +59,13 @@ export function trimReceivedMappings(idleMs: number): void {
 /** False once a read-only twin exists: memport will give out no writable handle. */
 export function writeSharingAllowed(region: SharedRegion): boolean {
   return nativeOf(region)?.writeSharingAllowed() ?? false;
+}
+
+/**
+ * Sets how long a `send` without `timeoutMs` waits for the peer (default
+ * `DEFAULT_SEND_TIMEOUT_MS`, 30 s), so a test can watch that bound act
+ * without waiting 30 s.
+ */
+export function setDefaultSendTimeout(ms: number): void {
+  _setDefaultSendTimeout(ms);
 }

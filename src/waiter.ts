@@ -1,5 +1,6 @@
 import { ResultAsync, err, type Result } from 'neverthrow';
 import { memportError, type MemportError } from './errors.js';
+import { abortSignal } from './options.js';
 
 /** How long to wait, and a way to give up early. */
 export interface WaitOptions {
@@ -7,20 +8,6 @@ export interface WaitOptions {
   timeoutMs?: number;
   /** Give up with `ABORTED` when this signal aborts. */
   signal?: AbortSignal;
-}
-
-/** Validates WaitOptions; returns an error message or undefined. */
-export function checkWaitOptions(options: unknown): MemportError | undefined {
-  if (options === undefined) return undefined;
-  if (options === null || typeof options !== 'object') return memportError('INVALID_ARGUMENT', 'options must be an object');
-  const { timeoutMs, signal } = options as WaitOptions;
-  if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs >= 0 && timeoutMs <= 2 ** 31 - 1)) {
-    return memportError('INVALID_ARGUMENT', `timeoutMs must be a number of milliseconds from 0 to 2^31-1, got ${String(timeoutMs)}`);
-  }
-  if (signal !== undefined && !(typeof signal === 'object' && signal !== null && 'aborted' in signal && typeof signal.addEventListener === 'function')) {
-    return memportError('INVALID_ARGUMENT', 'signal must be an AbortSignal');
-  }
-  return undefined;
 }
 
 /**
@@ -41,9 +28,11 @@ export class Waiter<T> {
     this.promise = new Promise((resolve) => {
       this.#resolve = resolve;
     });
+    // `options` is a snapshot validated by src/options.ts: the signal is a
+    // genuine AbortSignal, used only through its intrinsics.
     const { timeoutMs, signal } = options;
-    if (signal?.aborted) {
-      this.#giveUp(memportError('ABORTED', `${what} was aborted`, { cause: signal.reason }));
+    if (signal && abortSignal.aborted(signal)) {
+      this.#giveUp(memportError('ABORTED', `${what} was aborted`, { cause: abortSignal.reason(signal) }));
       return;
     }
     if (timeoutMs !== undefined) {
@@ -51,8 +40,8 @@ export class Waiter<T> {
     }
     if (signal) {
       this.#signal = signal;
-      this.#onAbort = () => this.#giveUp(memportError('ABORTED', `${what} was aborted`, { cause: signal.reason }));
-      signal.addEventListener('abort', this.#onAbort, { once: true });
+      this.#onAbort = () => this.#giveUp(memportError('ABORTED', `${what} was aborted`, { cause: abortSignal.reason(signal) }));
+      abortSignal.listen(signal, this.#onAbort);
     }
   }
 
@@ -64,7 +53,7 @@ export class Waiter<T> {
     if (this.#settled) return false;
     this.#settled = true;
     if (this.#timer) clearTimeout(this.#timer);
-    if (this.#signal && this.#onAbort) this.#signal.removeEventListener('abort', this.#onAbort);
+    if (this.#signal && this.#onAbort) abortSignal.unlisten(this.#signal, this.#onAbort);
     this.#resolve(result);
     return true;
   }

@@ -281,6 +281,98 @@ Result<OsHandle> OpenPeerProcess(HANDLE pipe, ULONG pid, const std::string& who)
 }
 
 // ---------------------------------------------------------------------------
+// Who owns a name.
+//
+// Any process of our user may create another instance of a live listener's
+// pipe (the DACL gives us full control of it), and a client may then reach
+// that instance. So a listener holds %LOCALAPPDATA%\memport\<name>.owner
+// open for its whole life, holding its PID: shared for reading only (nobody
+// can open it for writing or delete it meanwhile) and FILE_FLAG_DELETE_ON_CLOSE
+// (it goes with the listener, also when the process dies). A client compares
+// that PID with GetNamedPipeServerProcessId and refuses an instance served by
+// another process. A name without the file has no live memport owner.
+
+Result<std::wstring> OwnerFilePath(const std::string& name, bool create_directory) {
+  wchar_t buffer[MAX_PATH + 1];
+  DWORD n = ::GetEnvironmentVariableW(L"LOCALAPPDATA", buffer, MAX_PATH);
+  if (n == 0 || n >= MAX_PATH) n = ::GetTempPathW(MAX_PATH, buffer);
+  if (n == 0 || n >= MAX_PATH) return LastOsError("GetTempPathW", "finding a per-user directory for channel names");
+  std::wstring dir(buffer, n);
+  if (!dir.empty() && (dir.back() == L'\\' || dir.back() == L'/')) dir.pop_back();
+  dir += L"\\memport";
+  if (create_directory && !::CreateDirectoryW(dir.c_str(), /*lpSecurityAttributes=*/nullptr) &&
+      ::GetLastError() != ERROR_ALREADY_EXISTS) {
+    return LastOsError("CreateDirectoryW", "creating " + win::WideToUtf8(dir));
+  }
+  return dir + L"\\" + win::Utf8ToWide(CanonicalChannelName(name)) + L".owner";
+}
+
+// Creates and holds the name's owner file; ALREADY_EXISTS while another
+// listener holds it (a guarantee Wine keeps too, unlike FILE_FLAG_FIRST_PIPE_INSTANCE).
+Result<OsHandle> ClaimName(const std::string& name) {
+  Result<std::wstring> path = OwnerFilePath(name, /*create_directory=*/true);
+  if (!path.ok()) return path.error();
+  HANDLE file = ::CreateFileW(path.value().c_str(), GENERIC_READ | GENERIC_WRITE | DELETE, FILE_SHARE_READ,
+                              /*lpSecurityAttributes=*/nullptr,  // not inheritable
+                              CREATE_ALWAYS, FILE_ATTRIBUTE_TEMPORARY | FILE_FLAG_DELETE_ON_CLOSE,
+                              /*hTemplateFile=*/nullptr);
+  if (file == INVALID_HANDLE_VALUE) {
+    const DWORD err = ::GetLastError();
+    if (err == ERROR_SHARING_VIOLATION || err == ERROR_ACCESS_DENIED) {
+      Error error = MakeError("ALREADY_EXISTS", "the channel name '" + name + "' is in use by another listener");
+      error.syscall = "CreateFileW";
+      error.os_code = err;
+      return error;
+    }
+    return OsError(err, "CreateFileW", "claiming channel '" + name + "'");
+  }
+  OsHandle owned(AsRaw(file));
+  const std::string pid = std::to_string(::GetCurrentProcessId());
+  DWORD written = 0;
+  if (!::WriteFile(file, pid.data(), static_cast<DWORD>(pid.size()), &written, /*lpOverlapped=*/nullptr) ||
+      written != pid.size()) {
+    return LastOsError("WriteFile", "claiming channel '" + name + "'");
+  }
+  return owned;
+}
+
+// Refuses a pipe instance served by a process other than the one holding the
+// name's owner file.
+Status CheckServerOwnsName(const std::string& name, ULONG server_pid) {
+  Result<std::wstring> path = OwnerFilePath(name, /*create_directory=*/false);
+  if (!path.ok()) return path.error();
+  HANDLE file = ::CreateFileW(path.value().c_str(), GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                              /*lpSecurityAttributes=*/nullptr, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL,
+                              /*hTemplateFile=*/nullptr);
+  if (file == INVALID_HANDLE_VALUE) {
+    const DWORD err = ::GetLastError();
+    // No owner file: no live memport listener owns the name.
+    if (err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND) return Ok();
+    // Not readable: a same-user process could change the file's DACL (share
+    // modes do not cover WRITE_DAC) to hide the owner, so this is a refusal,
+    // never "no owner". (A file being deleted as its owner closes also reads
+    // as access denied; that listener is going away anyway.)
+    if (err == ERROR_ACCESS_DENIED) {
+      return MakeError("ACCESS_DENIED", "cannot read who owns the name '" + name + "' (its owner file is not readable); refusing to talk to its listener");
+    }
+    return OsError(err, "CreateFileW", "reading who owns channel '" + name + "'");
+  }
+  OsHandle owned(AsRaw(file));
+  char text[24] = {};
+  DWORD read = 0;
+  if (!::ReadFile(file, text, sizeof text - 1, &read, /*lpOverlapped=*/nullptr)) {
+    return LastOsError("ReadFile", "reading who owns channel '" + name + "'");
+  }
+  unsigned long long owner = 0;
+  for (DWORD i = 0; i < read && text[i] >= '0' && text[i] <= '9' && owner < 0xffffffffull; ++i) owner = owner * 10 + (text[i] - '0');
+  if (read == 0 || owner == 0 || owner == server_pid) return Ok();  // empty: its owner is still writing it
+  return MakeError("ACCESS_DENIED", "the name '" + name + "' is owned by process " + std::to_string(owner) +
+                                        ", but the pipe instance reached is served by process " + std::to_string(server_pid) +
+                                        ", which does not own it (another process created an instance of the "
+                                        "listener's pipe); refusing to talk to it");
+}
+
+// ---------------------------------------------------------------------------
 // Connections.
 
 // Handle values duplicated into the peer for one frame. Until Keep() is
@@ -789,13 +881,18 @@ class ListenerState : public IoTarget, public std::enable_shared_from_this<Liste
 
 class PipeListener : public Listener {
  public:
-  explicit PipeListener(std::shared_ptr<ListenerState> state) : state_(std::move(state)) {}
-  ~PipeListener() override { state_->Close(); }
+  PipeListener(std::shared_ptr<ListenerState> state, OsHandle owner_file)
+      : state_(std::move(state)), owner_file_(std::move(owner_file)) {}
+  ~PipeListener() override { Close(); }
   const std::string& address() const override { return state_->address(); }
-  void Close() override { state_->Close(); }
+  void Close() override {
+    state_->Close();
+    owner_file_.reset();  // deleted on close: the name has no owner any more
+  }
 
  private:
   std::shared_ptr<ListenerState> state_;
+  OsHandle owner_file_;  // ClaimName
 };
 
 // ---------------------------------------------------------------------------
@@ -842,6 +939,13 @@ Result<std::unique_ptr<Connection>> ConnectBlocking(const std::string& name, uin
     }
   }
 
+  ULONG server_pid = 0;
+  if (!::GetNamedPipeServerProcessId(Get(pipe), &server_pid)) {
+    return LastOsError("GetNamedPipeServerProcessId", "identifying the listener of '" + name + "'");
+  }
+  // Before anything else is asked of the instance: is it the name's owner's?
+  Status owns = CheckServerOwnsName(name, server_pid);
+  if (!owns.ok()) return owns.error();
   DWORD mode = PIPE_READMODE_MESSAGE;
   if (!::SetNamedPipeHandleState(Get(pipe), &mode, /*lpMaxCollectionCount=*/nullptr,
                                  /*lpCollectDataTimeout=*/nullptr)) {
@@ -850,10 +954,6 @@ Result<std::unique_ptr<Connection>> ConnectBlocking(const std::string& name, uin
   // Verify the server before sending anything.
   Status owner = VerifyPipeOwner(Get(pipe));
   if (!owner.ok()) return owner.error();
-  ULONG server_pid = 0;
-  if (!::GetNamedPipeServerProcessId(Get(pipe), &server_pid)) {
-    return LastOsError("GetNamedPipeServerProcessId", "identifying the listener of '" + name + "'");
-  }
   if (expected_server_pid > 0 && static_cast<int64_t>(server_pid) != expected_server_pid) {
     return MakeError("ACCESS_DENIED", "the listener of '" + name + "' is process " + std::to_string(server_pid) +
                                           ", not the expected " + std::to_string(expected_server_pid));
@@ -888,6 +988,8 @@ Result<std::unique_ptr<Listener>> Listen(const std::string& name, std::shared_pt
   if (!io.ok()) return io.error();
   Result<std::unique_ptr<PipeSecurity>> security = PipeSecurity::Build();
   if (!security.ok()) return security.error();
+  Result<OsHandle> owner_file = ClaimName(name);
+  if (!owner_file.ok()) return owner_file.error();
   auto state = std::make_shared<ListenerState>(address.take(), security.take(), io.value(), std::move(js),
                                                std::move(observer));
   Status first = state->ListenFirst();
@@ -897,7 +999,7 @@ Result<std::unique_ptr<Listener>> Listen(const std::string& name, std::shared_pt
     state->Close();
     return error;
   }
-  return std::unique_ptr<Listener>(new PipeListener(std::move(state)));
+  return std::unique_ptr<Listener>(new PipeListener(std::move(state), owner_file.take()));
 }
 
 void Connect(const std::string& name, uint32_t timeout_ms, int64_t expected_server_pid, std::shared_ptr<JsThread> js,
