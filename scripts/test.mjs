@@ -4,7 +4,8 @@
 //
 //   node scripts/test.mjs [--only <label>[,<label>...]] [--no-build] [files...]
 //
-// Labels: linux (this Node), linux-node22, linux-node24, linux-node26, win.
+// Labels: linux (this Node), linux-node22, linux-node24, linux-node26, win,
+// types (a user's project type-checks against the packed package; full runs only).
 //
 // Each test file runs in its own process (so handle-count baselines are per
 // file). The Windows suite is mandatory: if Wine is missing this fails, unless
@@ -51,6 +52,7 @@ if (build) {
   if (runWine) step('cross-build the Windows addon (mingw-w64)', npm, ['run', 'build:win', '--silent']);
 }
 step('type check', npm, ['run', 'typecheck', '--silent']);
+step('API reference (npm run docs: TypeDoc, warnings are errors)', npm, ['run', 'docs', '--silent']);
 // The adversarial suite's raw-protocol peer, for Linux and (cross-built) Windows.
 step('build the adversarial peer (test/adversarial/evil_peer.c)', process.execPath, [join('test', 'adversarial', 'build.mjs')]);
 
@@ -105,6 +107,15 @@ for (const version of extraNodes) {
   }
   console.log(`\n▶ ${label} suite (Node v${version})`);
   runSuite(label, node);
+}
+
+// A user's project with its own neverthrow (7.x, 8.x) compiles strictly against
+// the packed package and shares that neverthrow (test/types-consumer/run.mjs).
+if (!explicitFiles.length && wants('types')) {
+  console.log('\n▶ types: a user project with its own neverthrow, against the packed package');
+  const start = Date.now();
+  const r = spawnSync(process.execPath, [join('test', 'types-consumer', 'run.mjs')], { cwd: root, encoding: 'utf8', timeout: 15 * 60_000 });
+  record('types', 'test/types-consumer/run.mjs', `${r.stdout}${r.stderr}`, r.status, Date.now() - start);
 }
 
 let windowsSkipped = false;

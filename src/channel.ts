@@ -212,6 +212,7 @@ export class Connection implements Disposable {
     for (const { message } of this.#inbox.splice(0)) for (const r of message.regions) r.close();
   }
 
+  /** Closes the connection (`using conn = …`); same as {@link Connection.close}. */
   [dispose](): void {
     this.close();
   }
@@ -415,7 +416,7 @@ export function listen(name: string, options: ListenOptions = {}): ResultAsync<L
     return errAsync(memportError('INVALID_ARGUMENT', 'options.allow must be a function'));
   }
   const created = loadNative().andThen((binding) =>
-    Result.fromThrowable(() => new Listener(binding.listen, name, options.allow ?? defaultAllow), toMemportError)(),
+    Result.fromThrowable(() => Listener._open(binding.listen, name, options.allow ?? defaultAllow), toMemportError)(),
   );
   return created.isOk() ? okAsync(created.value) : errAsync(created.error);
 }
@@ -430,8 +431,16 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
   readonly #waiters: Array<Waiter<Connection>> = [];
   #error: MemportError | undefined;
 
-  /** @internal use {@link listen} */
-  constructor(
+  /** @internal use {@link listen}; a static factory so the published class keeps a private constructor. */
+  static _open(
+    nativeListen: (name: string, onConnection: (c: NativeConnection) => void, onError: (e: Error) => void) => NativeListener,
+    name: string,
+    allow: (peer: Peer) => boolean | Promise<boolean>,
+  ): Listener {
+    return new Listener(nativeListen, name, allow);
+  }
+
+  private constructor(
     nativeListen: (name: string, onConnection: (c: NativeConnection) => void, onError: (e: Error) => void) => NativeListener,
     name: string,
     allow: (peer: Peer) => boolean | Promise<boolean>,
@@ -468,6 +477,7 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
     return waiter.toResultAsync();
   }
 
+  /** Yields each admitted connection; ends when the listener is closed or fails. */
   async *[Symbol.asyncIterator](): AsyncIterator<Connection> {
     for (;;) {
       const next = await this.accept();
@@ -483,6 +493,7 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
     this.#fail(memportError('CLOSED', 'the listener is closed'));
   }
 
+  /** Closes the listener (`using listener = …`); same as {@link Listener.close}. */
   [dispose](): void {
     this.close();
   }

@@ -8,6 +8,7 @@ import { Waiter, checkWaitOptions, type WaitOptions } from './waiter.js';
 
 /** Environment variables a child started by {@link spawnWithRegions} finds its parent with. */
 export const PARENT_CHANNEL_ENV = 'MEMPORT_PARENT_CHANNEL';
+/** The parent's PID, which {@link connectToParent} requires the listener to be. */
 export const PARENT_PID_ENV = 'MEMPORT_PARENT_PID';
 
 /** Options for {@link spawnWithRegions}: `child_process.spawn` options plus what to hand over. */
@@ -34,7 +35,12 @@ export function spawnWithRegions(
   command: string,
   args: readonly string[] = [],
   options: SpawnWithRegionsOptions = {},
-): ResultAsync<{ child: ChildProcess; connection: Connection }, MemportError> {
+): ResultAsync<{
+  /** The started child, as `child_process.spawn` returns it. */
+  child: ChildProcess;
+  /** The open connection to the child, for further messages. */
+  connection: Connection;
+}, MemportError> {
   if (typeof command !== 'string' || !Array.isArray(args)) {
     return errAsync(memportError('INVALID_ARGUMENT', 'spawnWithRegions(command: string, args: string[], options)'));
   }
@@ -97,7 +103,10 @@ export function spawnWithRegions(
  * and returns the regions and data it handed over, plus the connection for
  * further messages. `NOT_FOUND` when this process was not started that way.
  */
-export function connectToParent<T = unknown>(options: WaitOptions = {}): ResultAsync<Message<T> & { connection: Connection }, MemportError> {
+export function connectToParent<T = unknown>(options: WaitOptions = {}): ResultAsync<Message<T> & {
+  /** The open connection to the parent, for further messages. */
+  connection: Connection;
+}, MemportError> {
   const bad = checkWaitOptions(options);
   if (bad) return errAsync(bad);
   const name = process.env[PARENT_CHANNEL_ENV];

@@ -366,10 +366,12 @@ export class SharedRegion implements Disposable {
     this.#bytes = undefined;
   }
 
+  /** Closes the region (`using region = …`); same as {@link SharedRegion.close}. */
   [dispose](): void {
     this.close();
   }
 
+  /** What `util.inspect` and `console.log` show: label, size and state, never the bytes. */
   [inspect](): string {
     const state = this.#closed ? 'closed' : this.#readOnly ? 'read-only' : 'writable';
     return `SharedRegion { ${this.#label ? `label: ${JSON.stringify(this.#label)}, ` : ''}size: ${this.#size}, ${state} }`;
