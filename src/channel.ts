@@ -404,8 +404,9 @@ function encodeMessage(message: unknown): Result<{ natives: NativeRegion[]; byte
  * has the name — never a silent join.
  *
  * ```ts
- * const listener = (await listen('frames'))._unsafeUnwrap();
- * for await (const conn of listener) await conn.send({ regions: [readOnlyTwin], data: { width: 1920 } });
+ * const listening = await listen('frames');
+ * if (listening.isErr()) throw listening.error; // e.g. ALREADY_EXISTS: another process serves 'frames'
+ * for await (const conn of listening.value) await conn.send({ regions: [readOnlyTwin], data: { width: 1920 } });
  * ```
  */
 export function listen(name: string, options: ListenOptions = {}): ResultAsync<Listener, MemportError> {

@@ -73,9 +73,11 @@ function isCount(value: unknown): value is number {
  * way to reach it. Views are zero-copy `Uint8Array`s over the mapping.
  *
  * ```ts
- * using region = SharedRegion.create(1 << 20)._unsafeUnwrap();
- * region.bytes.set([1, 2, 3]);
- * const ro = region.toReadOnly(); // a second handle the OS won't let anyone write through
+ * const twin = SharedRegion.create(1 << 20).andThen((region) => {
+ *   region.bytes.set([1, 2, 3]);
+ *   return region.toReadOnly(); // a second handle the OS won't let anyone write through
+ * });
+ * if (twin.isErr()) console.error(twin.error.code, twin.error.message);
  * ```
  */
 export class SharedRegion implements Disposable {
