@@ -8,7 +8,7 @@
  * itself. If your project does depend on neverthrow (7.x or 8.x), npm installs
  * one copy for both, so your Results and memport's mix freely.
  */
-export { Result, ResultAsync, ok, err, okAsync, errAsync, type Ok, type Err } from 'neverthrow';
+export { Result, ResultAsync, Ok, Err, ok, err, okAsync, errAsync } from 'neverthrow';
 export { SharedRegion, type RegionOptions } from './region.js';
 export {
   listen,

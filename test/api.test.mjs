@@ -49,7 +49,7 @@ API('ESM and CommonJS builds interoperate on the same native addon', () => {
 API('neverthrow is re-exported, the very functions a user of neverthrow gets', async () => {
   const neverthrow = await import('neverthrow');
   const neverthrowCjs = createRequire(import.meta.url)('neverthrow');
-  for (const name of ['Result', 'ResultAsync', 'ok', 'err', 'okAsync', 'errAsync']) {
+  for (const name of ['Result', 'ResultAsync', 'Ok', 'Err', 'ok', 'err', 'okAsync', 'errAsync']) {
     assert.ok(esm[name] !== undefined && esm[name] === neverthrow[name], `ESM ${name}`);
     assert.ok(cjs[name] !== undefined && cjs[name] === neverthrowCjs[name], `CJS ${name}`);
   }
