@@ -120,6 +120,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("connect", Napi::Function::New(env, ConnectJs, "connect"));
   exports.Set("channelAddress", Napi::Function::New(env, ChannelAddressJs, "channelAddress"));
   exports.Set("regionFromHandle", Napi::Function::New(env, RegionFromHandle, "regionFromHandle"));
+  ExportNamedRegionFunctions(env, exports);
   exports.Set("forbidExternalBuffers", Napi::Function::New(env, ForbidExternalBuffers, "forbidExternalBuffers"));
   exports.Set("externalBuffersAllowed", Napi::Function::New(env, ExternalBuffersAllowed, "externalBuffersAllowed"));
   exports.Set("countOpenHandles", Napi::Function::New(env, CountOpenHandlesJs, "countOpenHandles"));
@@ -132,7 +133,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("parkedGraceMs", Napi::Number::New(env, static_cast<double>(Mapping::kRetiredGraceMs)));
   exports.Set("receivedMappingIdleMs", Napi::Number::New(env, static_cast<double>(ReceivedMappings::kIdleMs)));
   exports.Set("maxRegionSize", Napi::Number::New(env, static_cast<double>(SharedMemory::kMaxSize)));
-  exports.Set("abiVersion", Napi::Number::New(env, 6));
+  exports.Set("abiVersion", Napi::Number::New(env, 7));
   return exports;
 }
 

@@ -163,6 +163,13 @@ Napi::Value NativeRegion::MapArrayBuffer(const Napi::CallbackInfo& info) {
 Napi::Value NativeRegion::ToReadOnly(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (mapping_ == nullptr) throw ToJsError(env, MakeError("CLOSED", "the region is closed"));
+  if (memory_.named()) {
+    // Anyone who knows the name can open it for write, so a read-only twin
+    // would promise what the OS does not hold to.
+    throw ToJsError(env, MakeError("UNSUPPORTED", "a region opened by name has no read-only twin: anyone who knows "
+                                                  "the name may open it for writing; open it with { readOnly: true } "
+                                                  "for a read-only handle of your own"));
+  }
   SharedMemory twin = ValueOrThrow(env, memory_.DuplicateReadOnly());
   std::shared_ptr<Mapping> mapping = ValueOrThrow(env, twin.Map());
   return Wrap(env, std::move(twin), std::move(mapping));
@@ -205,7 +212,10 @@ Napi::Value NativeRegion::CopyOut(const Napi::CallbackInfo& info) {
   const uint64_t offset = ReadSize(info[0], SharedMemory::kMaxSize, "offset");
   const uint64_t length = ReadSize(info[1], AddonData::Get(env).max_buffer_length, "length");
   CheckRange(env, mapping_, offset, length);
-  return Napi::Buffer<uint8_t>::Copy(env, mapping_->data() + offset, static_cast<size_t>(length));
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, static_cast<size_t>(length));
+  // Through SharedMemory: a named object may have shrunk since it was mapped.
+  ValueOrThrow(env, memory_.ReadAt(*mapping_, offset, out.Data(), length));
+  return out;
 }
 
 // copyIn(offset, source: Uint8Array): copies the bytes into the region.
@@ -217,8 +227,62 @@ Napi::Value NativeRegion::CopyIn(const Napi::CallbackInfo& info) {
   }
   Napi::Uint8Array source = info[1].As<Napi::Uint8Array>();
   CheckRange(env, mapping_, offset, source.ByteLength());
-  if (source.ByteLength() != 0) std::memmove(mapping_->data() + offset, source.Data(), source.ByteLength());
+  ValueOrThrow(env, memory_.WriteAt(*mapping_, offset, source.Data(), source.ByteLength()));
   return env.Undefined();
+}
+
+namespace {
+
+std::string ReadName(const Napi::Value& value) {
+  if (!value.IsString()) throw ToJsError(value.Env(), MakeError("INVALID_ARGUMENT", "the name must be a string"));
+  std::string name = value.As<Napi::String>().Utf8Value();
+  // src/region.ts checks names; this only keeps a NUL from cutting one short.
+  if (name.empty() || name.find('\0') != std::string::npos) {
+    throw ToJsError(value.Env(), MakeError("INVALID_ARGUMENT", "the name must be non-empty and contain no NUL"));
+  }
+  return name;
+}
+
+// openNamedRegion(name, readOnly, size): size 0 = the object's own size.
+Napi::Value OpenNamedRegion(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string name = ReadName(info[0]);
+  const bool read_only = info[1].ToBoolean();
+  const uint64_t size = ReadSize(info[2], SharedMemory::kMaxSize, "size");
+  SharedMemory memory = ValueOrThrow(env, SharedMemory::OpenNamed(name, read_only, size));
+  std::shared_ptr<Mapping> mapping = ValueOrThrow(env, memory.Map());
+  return NativeRegion::Wrap(env, std::move(memory), std::move(mapping));
+}
+
+// createNamedRegion(name, size, readOnly). If mapping fails, the new name is
+// removed again (Linux) so a failed create leaves nothing behind.
+Napi::Value CreateNamedRegion(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string name = ReadName(info[0]);
+  const uint64_t size = ReadSize(info[1], SharedMemory::kMaxSize, "size");
+  const bool read_only = info[2].ToBoolean();
+  SharedMemory memory = ValueOrThrow(env, SharedMemory::CreateNamed(name, size, read_only));
+  Result<std::shared_ptr<Mapping>> mapping = memory.Map();
+  if (!mapping.ok()) {
+    memory.Close();
+    SharedMemory::UnlinkNamed(name);
+    throw ToJsError(env, mapping.error());
+  }
+  return NativeRegion::Wrap(env, std::move(memory), mapping.take());
+}
+
+// unlinkNamedRegion(name): Linux shm_unlink; UNSUPPORTED on Windows.
+Napi::Value UnlinkNamedRegion(const Napi::CallbackInfo& info) {
+  ValueOrThrow(info.Env(), SharedMemory::UnlinkNamed(ReadName(info[0])));
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void ExportNamedRegionFunctions(Napi::Env env, Napi::Object exports) {
+  exports.Set("openNamedRegion", Napi::Function::New(env, OpenNamedRegion, "openNamedRegion"));
+  exports.Set("createNamedRegion", Napi::Function::New(env, CreateNamedRegion, "createNamedRegion"));
+  exports.Set("unlinkNamedRegion", Napi::Function::New(env, UnlinkNamedRegion, "unlinkNamedRegion"));
 }
 
 // osHandle(): the fd (Linux) or HANDLE value (Windows); -1 once closed.

@@ -50,6 +50,9 @@ class NativeRegion : public Napi::ObjectWrap<NativeRegion> {
   size_t prune_at_ = 16;
 };
 
+// Adds openNamedRegion, createNamedRegion and unlinkNamedRegion to the exports.
+void ExportNamedRegionFunctions(Napi::Env env, Napi::Object exports);
+
 // Reads a non-negative integer argument no larger than `max`, or throws INVALID_ARGUMENT.
 uint64_t ReadSize(const Napi::Value& value, uint64_t max, const char* what);
 

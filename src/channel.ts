@@ -2,7 +2,7 @@ import { ResultAsync, err, errAsync, ok, okAsync, Result } from 'neverthrow';
 import { MEMPORT_ERROR_CODES, memportError, toMemportError, type MemportError, type MemportErrorCode } from './errors.js';
 import { FrameType, type NativeConnection, type NativeListener, type NativeRegion } from './native/binding.js';
 import { loadNative } from './native/load.js';
-import { SharedRegion, nativeOf } from './region.js';
+import { SharedRegion, nativeOf, namedRegionSendError } from './region.js';
 import { Waiter, checkWaitOptions, type WaitOptions } from './waiter.js';
 
 /** Who is at the other end, as the kernel reports it (never taken from a message). */
@@ -381,6 +381,8 @@ function encodeMessage(message: unknown): Result<{ natives: NativeRegion[]; byte
     const native = region instanceof SharedRegion ? nativeOf(region) : undefined;
     if (!native) return err(memportError('INVALID_ARGUMENT', `regions[${i}] is not a SharedRegion`));
     if (region.closed) return err(memportError('CLOSED', `regions[${i}] is closed`));
+    const named = namedRegionSendError(region, i);
+    if (named) return err(named);
     natives.push(native);
   }
   if (data === undefined) return ok({ natives, bytes: undefined });

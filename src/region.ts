@@ -10,6 +10,78 @@ export interface RegionOptions {
   label?: string;
 }
 
+/** Options for {@link SharedRegion.openNamed}. */
+export interface OpenNamedOptions {
+  /** Open for reading only (writes through views stay private to this process). Default false. */
+  readOnly?: boolean;
+  /**
+   * How many bytes to map. Default: the object's whole size as the OS reports
+   * it (Linux exactly; Windows may round it up to whole pages).
+   * Larger than the object is `INVALID_ARGUMENT`.
+   */
+  size?: number;
+  /** A label for diagnostics. */
+  label?: string;
+}
+
+/** Options for {@link SharedRegion.createNamed}. */
+export interface CreateNamedOptions {
+  /** Keep only a read-only handle in this process (others who open the name may still write). Default false. */
+  readOnly?: boolean;
+  /** A label for diagnostics. */
+  label?: string;
+}
+
+/** Longest POSIX shm name glibc accepts, without the leading slash (NAME_MAX minus the terminator and one). */
+const MAX_POSIX_NAME_BYTES = 253;
+/** Longest Windows object name memport passes on, namespace prefix included (MAX_PATH). */
+const MAX_WINDOWS_NAME_CHARS = 260;
+
+/**
+ * A shared-memory name in the OS's own spelling, or the rule it broke.
+ * Linux: `/name` or `name` (the slash is added, as Python's
+ * `SharedMemory(name=…)` does), no other slash. Windows: `Local
+ame`,
+ * `Global
+ame`, or a bare `name` (= `Local
+ame`), no other backslash.
+ */
+function osName(name: unknown): Result<string, MemportError> {
+  const bad = (why: string) => err(memportError('INVALID_ARGUMENT', `invalid shared-memory name ${describe(name)}: ${why}`));
+  if (typeof name !== 'string') return bad('a name must be a string');
+  if (name.includes('\0')) return bad('a name must not contain NUL');
+  if (process.platform === 'win32') {
+    const prefix = /^(Local|Global)\\/.exec(name)?.[0];
+    const rest = prefix === undefined ? name : name.slice(prefix.length);
+    const rule = 'on Windows a name is Local\\<name>, Global\\<name> or a bare <name> (= Local\\<name>), where <name> is not empty and has no backslash';
+    if (rest.length === 0 || rest.includes('\\')) return bad(rule);
+    const full = (prefix ?? 'Local\\') + rest;
+    if (full.length > MAX_WINDOWS_NAME_CHARS) return bad(`at most ${MAX_WINDOWS_NAME_CHARS} characters with its Local\\ or Global\\ prefix`);
+    return ok(full);
+  }
+  const rest = name.startsWith('/') ? name.slice(1) : name;
+  const rule = 'a POSIX name is /<name> or <name> (the slash is added, as Python does), where <name> is not empty, not . or .., and has no other slash';
+  if (rest.length === 0 || rest.includes('/') || rest === '.' || rest === '..') return bad(rule);
+  if (Buffer.byteLength(rest) > MAX_POSIX_NAME_BYTES) return bad(`at most ${MAX_POSIX_NAME_BYTES} bytes after the slash`);
+  return ok(`/${rest}`);
+}
+
+/**
+ * @internal For Connection.send: why a named region may not be sent, or
+ * undefined. The receiving memport refuses such memory (SECURITY.md, "Named
+ * shared memory"), so the sender says so first, with the safe alternative.
+ */
+export function namedRegionSendError(region: SharedRegion, index: number): MemportError | undefined {
+  if (!region.named) return undefined;
+  return memportError(
+    'UNSUPPORTED',
+    `regions[${index}] was opened by name (${region.name}); memport peers accept only memport's own unnamed memory ` +
+      '(on Linux sealed, so nobody can shrink it under the receiver; on Windows unnamed, so a peer cannot make the ' +
+      'receiver adopt a section it already holds). Send region.copyToUnnamed() instead (a copy of its bytes now), ' +
+      'or give the name to a process that may know it',
+  );
+}
+
 const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
 const inspect = Symbol.for('nodejs.util.inspect.custom');
 const EMPTY = new Uint8Array(0);
@@ -106,6 +178,8 @@ export class SharedRegion implements Disposable {
   readonly #size: number;
   readonly #readOnly: boolean;
   readonly #label: string | undefined;
+  /** The OS spelling of the name, for a region opened or created by name. */
+  #name: string | undefined;
   /** The ArrayBuffer over the whole mapping, when the runtime allows one. */
   #whole: ArrayBuffer | undefined;
   #bytes: Uint8Array | undefined;
@@ -183,6 +257,130 @@ export class SharedRegion implements Disposable {
         (native) => new SharedRegion(native, label),
       ),
     );
+  }
+
+  /**
+   * Opens an existing **named** shared-memory object — one made by a program
+   * that uses names (a Win32 `CreateFileMapping` with a name, Python's
+   * `multiprocessing.shared_memory`, Boost.Interprocess). memport's own
+   * regions have no name; use this only to talk to such programs (README,
+   * "Interop with named shared memory", says what a name costs).
+   *
+   * Names: Linux `/name` or `name` (as Python spells them); Windows
+   * `Local\name`, `Global\name` or `name` (= `Local\name`). The size comes
+   * from the OS unless `size` is given; a `size` larger than the object is
+   * `INVALID_ARGUMENT`. Errors: `NOT_FOUND` (no such name), `ACCESS_DENIED`
+   * (the OS refused; try `readOnly: true`), `INVALID_HANDLE` (the name belongs
+   * to something that is not shared memory: a Windows Event or Mutex, a FIFO
+   * in /dev/shm), `INVALID_ARGUMENT` (a malformed name, with the rule).
+   *
+   * On Linux another process with write access can shrink the object:
+   * `read`/`write` then fail with `INVALID_ARGUMENT` instead of crashing, but
+   * touching a zero-copy view (`bytes`, `view`) past the new end kills the
+   * process with SIGBUS. A named region cannot be sent over a connection (see
+   * {@link SharedRegion.copyToUnnamed}).
+   *
+   * ```ts
+   * // Python: SharedMemory(name="telemetry", create=True, size=4096)
+   * const region = SharedRegion.openNamed('telemetry', { readOnly: true })._unsafeUnwrap();
+   * const header = region.read(0, 16)._unsafeUnwrap();
+   * ```
+   */
+  static openNamed(name: string, options: OpenNamedOptions = {}): Result<SharedRegion, MemportError> {
+    if (options === null || typeof options !== 'object') return err(memportError('INVALID_ARGUMENT', 'options must be an object'));
+    const { readOnly = false, size, label } = options;
+    if (size !== undefined && (!isCount(size) || size < 1)) {
+      return err(memportError('INVALID_ARGUMENT', `options.size must be a whole number of bytes from 1 to 2^47, got ${describe(size)}`));
+    }
+    if (label !== undefined && typeof label !== 'string') return err(memportError('INVALID_ARGUMENT', 'options.label must be a string'));
+    return SharedRegion.#byName(name, label, (binding, full) => binding.openNamedRegion(full, readOnly === true, size ?? 0));
+  }
+
+  /**
+   * Creates a **named** shared-memory object of `size` zero-filled bytes, for
+   * a program that will open it by name (a Win32 `OpenFileMapping`, Python's
+   * `SharedMemory(name=…)`). Never opens an existing object: if the name is
+   * taken — perhaps planted by someone expecting you — it is `ALREADY_EXISTS`.
+   * Linux: mode 0600 (this user only), and the name outlives every process
+   * until {@link SharedRegion.unlinkNamed}. Windows: the default security of
+   * this process (this user, SYSTEM, administrators); the name goes with the
+   * last handle. A `Global\` name needs `SeCreateGlobalPrivilege`
+   * (`ACCESS_DENIED` otherwise).
+   *
+   * ```ts
+   * const region = SharedRegion.createNamed('Local\\MyFileMappingObject', 256)._unsafeUnwrap();
+   * region.write(0, new TextEncoder().encode('Message from memport'));
+   * ```
+   */
+  static createNamed(name: string, size: number, options: CreateNamedOptions = {}): Result<SharedRegion, MemportError> {
+    if (!isCount(size) || size < 1) {
+      return err(memportError('INVALID_ARGUMENT', `size must be a whole number of bytes from 1 to 2^47, got ${describe(size)}`));
+    }
+    if (options === null || typeof options !== 'object') return err(memportError('INVALID_ARGUMENT', 'options must be an object'));
+    const { readOnly = false, label } = options;
+    if (label !== undefined && typeof label !== 'string') return err(memportError('INVALID_ARGUMENT', 'options.label must be a string'));
+    return SharedRegion.#byName(name, label, (binding, full) => binding.createNamedRegion(full, size, readOnly === true));
+  }
+
+  /** Checks and normalises `name`, then wraps what `make` opens or creates under it as a named region. */
+  static #byName(name: string, label: string | undefined, make: (binding: Binding, full: string) => NativeRegion): Result<SharedRegion, MemportError> {
+    return osName(name).andThen((full) =>
+      loadNative().andThen((binding) =>
+        Result.fromThrowable(() => make(binding, full), toMemportError)().map((native) => {
+          const region = new SharedRegion(native, label);
+          region.#name = full;
+          return region;
+        }),
+      ),
+    );
+  }
+
+  /**
+   * Linux: removes a name (`shm_unlink`), as Python's `SharedMemory.unlink()`
+   * does; the memory lives on while anyone has it open or mapped. `NOT_FOUND`
+   * if no such name. Windows: always `UNSUPPORTED` — a name there goes away
+   * with the last handle to it, so close the regions instead.
+   */
+  static unlinkNamed(name: string): Result<void, MemportError> {
+    return osName(name).andThen((full) =>
+      loadNative().andThen((binding) => Result.fromThrowable(() => binding.unlinkNamedRegion(full), toMemportError)()),
+    );
+  }
+
+  /** True for a region opened or created by name ({@link SharedRegion.openNamed}, {@link SharedRegion.createNamed}). */
+  get named(): boolean {
+    return this.#name !== undefined;
+  }
+
+  /** The name in the OS's spelling (`/x` on Linux, `Local\x` on Windows) for a named region; otherwise undefined. */
+  get name(): string | undefined {
+    return this.#name;
+  }
+
+  /**
+   * A new unnamed memport region holding a copy of this region's bytes as
+   * they are now — the way to hand what a named region holds to a memport
+   * peer, which accepts only unnamed memory. Later writes on either side are
+   * not seen by the other. Works for any region. Errors: `CLOSED`,
+   * `OUT_OF_MEMORY`, and `INVALID_ARGUMENT` if another process shrank a named
+   * object under this region (nothing is returned then).
+   */
+  copyToUnnamed(options: RegionOptions = {}): Result<SharedRegion, MemportError> {
+    if (this.#closed) return err(memportError('CLOSED', 'the region is closed'));
+    const created = SharedRegion.create(this.#size, options);
+    if (created.isErr()) return created;
+    const copy = created.value;
+    // In pieces, so no single buffer exceeds this Node's limit; read() checks
+    // a named object's current size, so a shrunk one fails instead of faulting.
+    const chunk = Math.min(64 * 1024 * 1024, SharedRegion.maxViewLength);
+    for (let offset = 0; offset < this.#size; offset += chunk) {
+      const piece = this.read(offset, Math.min(chunk, this.#size - offset)).andThen((bytes) => copy.write(offset, bytes));
+      if (piece.isErr()) {
+        copy.close();
+        return err(piece.error);
+      }
+    }
+    return ok(copy);
   }
 
   /**
@@ -376,7 +574,8 @@ export class SharedRegion implements Disposable {
   /** What `util.inspect` and `console.log` show: label, size and state, never the bytes. */
   [inspect](): string {
     const state = this.#closed ? 'closed' : this.#readOnly ? 'read-only' : 'writable';
-    return `SharedRegion { ${this.#label ? `label: ${JSON.stringify(this.#label)}, ` : ''}size: ${this.#size}, ${state} }`;
+    const name = this.#name === undefined ? '' : `name: ${JSON.stringify(this.#name)}, `;
+    return `SharedRegion { ${this.#label ? `label: ${JSON.stringify(this.#label)}, ` : ''}${name}size: ${this.#size}, ${state} }`;
   }
 }
 

@@ -39,3 +39,19 @@ void disposable;
 // Sizes must be numbers.
 // @ts-expect-error bigint sizes are not accepted
 SharedRegion.create(10n);
+
+// Named regions (README, "Interop with named shared memory").
+const opened = SharedRegion.openNamed('telemetry', { readOnly: true, size: 4096 });
+expectType<Equals<typeof opened, Result<SharedRegion, MemportError>>>();
+const made = SharedRegion.createNamed('Local\\x', 4096, { readOnly: false });
+expectType<Equals<typeof made, Result<SharedRegion, MemportError>>>();
+const unlinked = SharedRegion.unlinkNamed('/x');
+expectType<Equals<typeof unlinked, Result<void, MemportError>>>();
+const copied = opened.andThen((r) => r.copyToUnnamed());
+expectType<Equals<typeof copied, Result<SharedRegion, MemportError>>>();
+const name: string | undefined = opened._unsafeUnwrap().name;
+const named: boolean = opened._unsafeUnwrap().named;
+void name;
+void named;
+// @ts-expect-error the size is required
+SharedRegion.createNamed('x');

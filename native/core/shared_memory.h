@@ -1,6 +1,9 @@
 // The platform-neutral shared-memory interface. Linux implements it with a
 // sealed memfd (native/linux), Windows with an unnamed section (native/win).
-// Nothing here has a name in any OS namespace: the handle is the only key.
+// Nothing here has a name in any OS namespace: the handle is the only key —
+// except the objects opened or created on purpose by name (OpenNamed,
+// CreateNamed; native/linux/named_shm_linux.cc, native/win/named_section_win.cc),
+// which exist to talk to programs that already use names.
 #pragma once
 
 #include <atomic>
@@ -116,6 +119,30 @@ class SharedMemory {
   // A new, zero-filled, writable object of `size` bytes with no name.
   static Result<SharedMemory> Create(uint64_t size);
 
+  // Named objects (SECURITY.md, "Named shared memory"). `name` is already in
+  // the OS's spelling (src/region.ts checks and normalises it): Linux "/name",
+  // Windows "Local\<name>" or "Global\<name>".
+  // Opens an existing one. `size` 0 means the object's whole size as the OS
+  // reports it; a larger `size` than the object is INVALID_ARGUMENT.
+  static Result<SharedMemory> OpenNamed(const std::string& name, bool read_only, uint64_t size);
+  // Creates one, zero-filled, of `size` bytes; ALREADY_EXISTS if the name is
+  // taken (never a silent open of somebody else's object). Linux: mode 0600.
+  static Result<SharedMemory> CreateNamed(const std::string& name, uint64_t size, bool read_only);
+  // Linux: shm_unlink. Windows: UNSUPPORTED (a name goes with its last handle).
+  static Status UnlinkNamed(const std::string& name);
+  // True for a region opened or created by name. Such memory has none of the
+  // guarantees memport gives its own: anyone who knows the name may open it,
+  // and on Linux anyone with write access may change its size.
+  bool named() const { return named_; }
+
+  // Copies between the mapping and a buffer without touching bytes past the
+  // object's current end: a named POSIX object can be shrunk by another
+  // process, and a plain memcpy from the mapping would then die of SIGBUS.
+  // INVALID_ARGUMENT when the range is past the current end. For memport's
+  // own (sealed or section) memory this is a plain copy.
+  Status ReadAt(const Mapping& mapping, uint64_t offset, uint8_t* out, uint64_t length) const;
+  Status WriteAt(const Mapping& mapping, uint64_t offset, const uint8_t* in, uint64_t length) const;
+
   // A second handle to the same memory that the OS will not let anyone use for
   // writing. Afterwards WriteSharingAllowed() is false for every handle to it.
   Result<SharedMemory> DuplicateReadOnly();
@@ -179,6 +206,7 @@ class SharedMemory {
   // second system call.
   MemoryIdentity identity_;
   bool identity_known_ = false;
+  bool named_ = false;
 };
 
 // Open OS handles in this process, for leak tests. `exact` is false where the

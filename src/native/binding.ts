@@ -87,6 +87,12 @@ export interface Binding {
   connect(name: string, timeoutMs: number, expectedServerPid: number, callback: (error: Error | undefined, connection?: NativeConnection) => void): void;
   channelAddress(name: string): string;
   regionFromHandle(value: number, size: number, readOnly: boolean): NativeRegion;
+  /** Opens a named object; `name` in the OS's spelling (src/region.ts normalises it); size 0 = the object's size. */
+  openNamedRegion(name: string, readOnly: boolean, size: number): NativeRegion;
+  /** Creates a named object; ALREADY_EXISTS if the name is taken. */
+  createNamedRegion(name: string, size: number, readOnly: boolean): NativeRegion;
+  /** Linux: shm_unlink. Windows: throws UNSUPPORTED. */
+  unlinkNamedRegion(name: string): void;
   /** Bumped whenever this interface changes; the loader refuses a mismatch. */
   readonly abiVersion: number;
   readonly maxRegionSize: number;
@@ -120,4 +126,4 @@ export interface ReceivedMappingStats {
   misses: number;
 }
 
-export const EXPECTED_ABI_VERSION = 6;
+export const EXPECTED_ABI_VERSION = 7;
