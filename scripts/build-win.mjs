@@ -1,12 +1,16 @@
 // npm run build:win — cross-builds the Windows x64 addon with Debian's mingw-w64
 // into prebuilds/win32-x64/memport.node, where the loader finds it on win32.
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+// That file is what the npm package ships, so it is stripped (symbols and
+// DWARF were 1.4 MB of 1.9 MB); build-win/memport.node keeps them for a
+// debugger (point MEMPORT_ADDON at it).
+import { existsSync, mkdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { requireTool, root } from './lib/env.mjs';
 
 requireTool('x86_64-w64-mingw32-g++-posix', 'apt-get install -y g++-mingw-w64-x86-64');
 requireTool('cmake', 'apt-get install -y cmake');
+requireTool('x86_64-w64-mingw32-strip', 'apt-get install -y binutils-mingw-w64-x86-64');
 
 const out = join(root, 'build-win');
 const toolchain = join(root, 'cmake', 'mingw-w64-x86_64.cmake');
@@ -27,5 +31,9 @@ if (!built) {
   console.error(`memport: the cross-build reported success but no memport.node is under ${out}`);
   process.exit(1);
 }
-copyFileSync(built, join(dest, 'memport.node'));
+const strip = spawnSync('x86_64-w64-mingw32-strip', ['--strip-all', '-o', join(dest, 'memport.node'), built], { stdio: 'inherit' });
+if (strip.status !== 0) {
+  console.error('memport: stripping the Windows addon failed (see above).');
+  process.exit(1);
+}
 console.log(`memport: Windows addon written to ${join('prebuilds', 'win32-x64', 'memport.node')}`);

@@ -30,6 +30,10 @@ const systemTools = onLinux
       ['wine64', 'wine64'],
       ['python3', 'python3'],
       ['clang++', 'clang'],
+      // npm test's install step: the prebuilds' bullseye root, their check, arm64 under qemu-user.
+      ['debootstrap', 'debootstrap'],
+      ['objdump', 'binutils'],
+      ['qemu-aarch64-static', 'qemu-user-static'],
     ]
   : [['cmake', 'cmake']];
 

@@ -11,10 +11,11 @@
 // file). The Windows suite is mandatory: if Wine is missing this fails, unless
 // MEMPORT_SKIP_WINDOWS=1 is set outside CI, which is reported as a skip.
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { root } from './lib/env.mjs';
-import { EXTRA_NODE_VERSIONS, ensureNodeBinary, nodeLabel } from './lib/node-versions.mjs';
+import { EXTRA_NODE_VERSIONS, hostNodePackage, nodeLabel } from './lib/node-versions.mjs';
+import { ensureNpmNode } from './lib/npm-node.mjs';
 import { ensurePrefix, ensureWindowsNode, runWindowsNode, wineCommand } from './lib/wine.mjs';
 
 const args = process.argv.slice(2);
@@ -99,7 +100,7 @@ for (const version of extraNodes) {
   const label = nodeLabel(version);
   let node;
   try {
-    node = ensureNodeBinary(version);
+    node = ensureNpmNode(hostNodePackage, version);
   } catch (e) {
     console.log(`\n▶ ${label} suite`);
     record(label, `(fetching Node.js ${version})`, String(e.message ?? e), 1, 0);
@@ -159,6 +160,16 @@ if (runWine) {
       record('win32', 'test/native/win_transport_test.cc', `${r.stdout}${r.stderr}`, r.status, Date.now() - start);
     }
   }
+}
+
+if (!explicitFiles.length && !only) {
+  // The packed package installed as a user does, on Linux, Wine and qemu arm64
+  // (scripts/test-install.mjs prints as it goes; its tally comes back in a file).
+  const summary = join(root, '.cache', `install-summary-${process.pid}.txt`);
+  const start = Date.now();
+  const r = spawnSync(process.execPath, [join('scripts', 'test-install.mjs'), ...(build ? [] : ['--no-build']), '--summary', summary], { cwd: root, stdio: 'inherit', timeout: 30 * 60_000 });
+  record('install', 'scripts/test-install.mjs', existsSync(summary) ? readFileSync(summary, 'utf8') : '', r.status, Date.now() - start);
+  rmSync(summary, { force: true });
 }
 
 const sum = (key) => results.reduce((n, r) => n + r[key], 0);

@@ -31,13 +31,6 @@ API('every documented error code exists', () => {
   }
 });
 
-API('the loader searches prebuilds/<platform>-<arch> before build/Release', () => {
-  const paths = esm.addonSearchPaths().map((p) => p.replace(/\\/g, '/'));
-  const prebuilt = paths.findIndex((p) => p.endsWith(`prebuilds/${process.platform}-${process.arch}/memport.node`));
-  const built = paths.findIndex((p) => p.endsWith('build/Release/memport.node'));
-  assert.ok(prebuilt >= 0 && built > prebuilt, paths.join(', '));
-});
-
 API('ESM and CommonJS builds interoperate on the same native addon', () => {
   const region = cjs.SharedRegion.create(64).value;
   region.bytes[0] = 1;

