@@ -1,7 +1,7 @@
 // Consumer: connects to a producer by name, maps its frame buffer (no copy)
 // and reads it as it changes. Run: node examples/consumer.mjs [--name N] [--seconds S]
 import { parseArgs } from 'node:util';
-import { connect } from '../dist/index.js';
+import { connect } from 'memport';
 
 const { values } = parseArgs({ options: { name: { type: 'string', default: 'memport-demo' }, seconds: { type: 'string', default: '2' } } });
 const fail = (e) => {

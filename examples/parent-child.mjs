@@ -2,7 +2,7 @@
 // writable results region — no names, no inheritable handles — and the child
 // works on them in place. Run: node examples/parent-child.mjs
 import { fileURLToPath } from 'node:url';
-import { SharedRegion, connectToParent, spawnWithRegions } from '../dist/index.js';
+import { SharedRegion, connectToParent, spawnWithRegions } from 'memport';
 
 const fail = (who) => (e) => {
   console.error(`${who}: ${e.code}: ${e.message}`);

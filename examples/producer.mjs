@@ -1,7 +1,7 @@
 // Producer: shares a read-only frame buffer with every consumer that connects
 // by name, and keeps drawing into it. Run: node examples/producer.mjs [--name N] [--seconds S]
 import { parseArgs } from 'node:util';
-import { SharedRegion, listen } from '../dist/index.js';
+import { SharedRegion, listen } from 'memport';
 
 const { values } = parseArgs({ options: { name: { type: 'string', default: 'memport-demo' }, seconds: { type: 'string', default: '0' } } });
 const fail = (e) => {

@@ -1,7 +1,7 @@
 // The region demo: an unnamed shared region, zero-copy views, a read-only
 // twin the OS enforces, and a clean close. Run: npm run demo
-import { SharedRegion } from '../dist/index.js';
-import { tryWriteEscalation } from '../dist/testing.js';
+import { SharedRegion } from 'memport';
+import { tryWriteEscalation } from 'memport/testing';
 
 const MiB = 1 << 20;
 const fail = (e) => {

@@ -1,7 +1,11 @@
 // npm test: type check, then the whole suite on this host, then — on Linux —
-// the same suite with the real Windows Node.js under Wine.
+// the same suite on newer Node.js releases (scripts/lib/node-versions.mjs) and
+// with the real Windows Node.js under Wine.
 //
-//   node scripts/test.mjs [--only linux|win] [--no-build] [files...]
+//   node scripts/test.mjs [--only <label>[,<label>...]] [--no-build] [files...]
+//
+// Labels: linux (this Node), linux-node22, linux-node24, linux-node26, win,
+// types (a user's project type-checks against the packed package; full runs only).
 //
 // Each test file runs in its own process (so handle-count baselines are per
 // file). The Windows suite is mandatory: if Wine is missing this fails, unless
@@ -10,6 +14,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { root } from './lib/env.mjs';
+import { EXTRA_NODE_VERSIONS, hostNodePackage, nodeLabel } from './lib/node-versions.mjs';
+import { ensureNpmNode } from './lib/npm-node.mjs';
 import { ensurePrefix, ensureWindowsNode, runWindowsNode, wineCommand } from './lib/wine.mjs';
 
 const args = process.argv.slice(2);
@@ -17,8 +23,12 @@ const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefi
 const build = !args.includes('--no-build');
 const explicitFiles = args.filter((a, i) => a.endsWith('.mjs') && args[i - 1] !== '--only');
 const onLinux = process.platform === 'linux';
-const runHost = only !== 'win';
-const runWine = onLinux && only !== 'linux';
+const onlyLabels = only?.split(',');
+const wants = (label) => !onlyLabels || onlyLabels.includes(label);
+const runHost = !onlyLabels || onlyLabels.some((l) => l === 'linux' || l === process.platform);
+const runWine = onLinux && wants('win');
+// The official Linux binaries exist for x64 and arm64 (npm: node-linux-<arch>).
+const extraNodes = onLinux && ['x64', 'arm64'].includes(process.arch) ? EXTRA_NODE_VERSIONS.filter((v) => wants(nodeLabel(v))) : [];
 
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 function step(title, command, commandArgs) {
@@ -43,6 +53,7 @@ if (build) {
   if (runWine) step('cross-build the Windows addon (mingw-w64)', npm, ['run', 'build:win', '--silent']);
 }
 step('type check', npm, ['run', 'typecheck', '--silent']);
+step('API reference (npm run docs: TypeDoc, warnings are errors)', npm, ['run', 'docs', '--silent']);
 // The adversarial suite's raw-protocol peer, for Linux and (cross-built) Windows.
 step('build the adversarial peer (test/adversarial/evil_peer.c)', process.execPath, [join('test', 'adversarial', 'build.mjs')]);
 
@@ -69,13 +80,43 @@ function record(platform, file, output, status, ms) {
   if (!ok) console.log(output.split('\n').map((l) => `      ${l}`).join('\n'));
 }
 
-if (runHost) {
-  console.log(`\n▶ ${process.platform} suite (Node ${process.version})`);
+/** Runs every test file with the `node` binary at `execPath`, each in its own process. */
+function runSuite(platform, execPath) {
   for (const file of testFiles) {
     const start = Date.now();
-    const r = spawnSync(process.execPath, ['--expose-gc', file], { cwd: root, encoding: 'utf8', timeout: 10 * 60_000 });
-    record(process.platform, file, `${r.stdout}${r.stderr}`, r.status, Date.now() - start);
+    const r = spawnSync(execPath, ['--expose-gc', file], { cwd: root, encoding: 'utf8', timeout: 10 * 60_000 });
+    record(platform, file, `${r.stdout}${r.stderr}`, r.status, Date.now() - start);
   }
+}
+
+if (runHost) {
+  console.log(`\n▶ ${process.platform} suite (Node ${process.version})`);
+  runSuite(process.platform, process.execPath);
+}
+
+// The same files on the other supported Node.js lines. One addon build serves
+// them all (Node-API 8); the tests' child processes use the same binary.
+for (const version of extraNodes) {
+  const label = nodeLabel(version);
+  let node;
+  try {
+    node = ensureNpmNode(hostNodePackage, version);
+  } catch (e) {
+    console.log(`\n▶ ${label} suite`);
+    record(label, `(fetching Node.js ${version})`, String(e.message ?? e), 1, 0);
+    continue;
+  }
+  console.log(`\n▶ ${label} suite (Node v${version})`);
+  runSuite(label, node);
+}
+
+// A user's project with its own neverthrow (7.x, 8.x) compiles strictly against
+// the packed package and shares that neverthrow (test/types-consumer/run.mjs).
+if (!explicitFiles.length && wants('types')) {
+  console.log('\n▶ types: a user project with its own neverthrow, against the packed package');
+  const start = Date.now();
+  const r = spawnSync(process.execPath, [join('test', 'types-consumer', 'run.mjs')], { cwd: root, encoding: 'utf8', timeout: 15 * 60_000 });
+  record('types', 'test/types-consumer/run.mjs', `${r.stdout}${r.stderr}`, r.status, Date.now() - start);
 }
 
 let windowsSkipped = false;
@@ -140,7 +181,7 @@ for (const platform of [...new Set(results.map((r) => r.platform))]) {
   const rows = results.filter((r) => r.platform === platform);
   const p = rows.reduce((n, r) => n + r.passed, 0);
   const f = rows.reduce((n, r) => n + r.failed, 0);
-  console.log(`${platform.padEnd(8)} ${p} passed, ${f} failed in ${rows.length} files`);
+  console.log(`${platform.padEnd(13)} ${p} passed, ${f} failed in ${rows.length} files`);
 }
 console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exit(failed === 0 && results.every((r) => r.ok) ? 0 : 1);

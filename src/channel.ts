@@ -240,6 +240,7 @@ export class Connection implements Disposable {
     for (const { message } of this.#inbox.splice(0)) for (const r of message.regions) r.close();
   }
 
+  /** Closes the connection (`using conn = …`); same as {@link Connection.close}. */
   [dispose](): void {
     this.close();
   }
@@ -444,8 +445,9 @@ function encodeMessage(message: unknown): Result<{ natives: NativeRegion[]; byte
  * has the name — never a silent join.
  *
  * ```ts
- * const listener = (await listen('frames'))._unsafeUnwrap();
- * for await (const conn of listener) {
+ * const listening = await listen('frames');
+ * if (listening.isErr()) throw listening.error; // e.g. ALREADY_EXISTS: another process serves 'frames'
+ * for await (const conn of listening.value) {
  *   // Not awaited: each client is served on its own, so a silent one holds up nobody.
  *   conn.send({ regions: [readOnlyTwin], data: { width: 1920 } }).mapErr(() => conn.close());
  * }
@@ -461,7 +463,7 @@ export function listen(name: string, options?: ListenOptions): ResultAsync<Liste
     return errAsync(memportError('INVALID_ARGUMENT', `listen: options.allow must be a function, got ${describe(allow)}`));
   }
   const created = loadNative().andThen((binding) =>
-    Result.fromThrowable(() => new Listener(binding.listen, name, allow as (peer: Peer) => boolean | Promise<boolean>), toMemportError)(),
+    Result.fromThrowable(() => Listener._open(binding.listen, name, allow as (peer: Peer) => boolean | Promise<boolean>), toMemportError)(),
   );
   return created.isOk() ? okAsync(created.value) : errAsync(created.error);
 }
@@ -477,8 +479,16 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
   #error: MemportError | undefined;
   #nameCheck: ReturnType<typeof setInterval> | undefined;
 
-  /** @internal use {@link listen} */
-  constructor(
+  /** @internal use {@link listen}; a static factory so the published class keeps a private constructor. */
+  static _open(
+    nativeListen: (name: string, onConnection: (c: NativeConnection) => void, onError: (e: Error) => void) => NativeListener,
+    name: string,
+    allow: (peer: Peer) => boolean | Promise<boolean>,
+  ): Listener {
+    return new Listener(nativeListen, name, allow);
+  }
+
+  private constructor(
     nativeListen: (name: string, onConnection: (c: NativeConnection) => void, onError: (e: Error) => void) => NativeListener,
     name: string,
     allow: (peer: Peer) => boolean | Promise<boolean>,
@@ -520,6 +530,7 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
     return waiter.toResultAsync();
   }
 
+  /** Yields each admitted connection; ends when the listener is closed or fails. */
   async *[Symbol.asyncIterator](): AsyncIterator<Connection> {
     for (;;) {
       const next = await this.accept();
@@ -578,6 +589,7 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
     this.#nameCheck.unref?.();
   }
 
+  /** Closes the listener (`using listener = …`); same as {@link Listener.close}. */
   [dispose](): void {
     this.close();
   }

@@ -9,6 +9,7 @@ import { Waiter, type WaitOptions } from './waiter.js';
 
 /** Environment variables a child started by {@link spawnWithRegions} finds its parent with. */
 export const PARENT_CHANNEL_ENV = 'MEMPORT_PARENT_CHANNEL';
+/** The parent's PID, which {@link connectToParent} requires the listener to be. */
 export const PARENT_PID_ENV = 'MEMPORT_PARENT_PID';
 
 /** Options for {@link spawnWithRegions}: `child_process.spawn` options plus what to hand over. */
@@ -43,7 +44,12 @@ export function spawnWithRegions(
   command: string,
   args: readonly string[] = [],
   options?: SpawnWithRegionsOptions,
-): ResultAsync<{ child: ChildProcess; connection: Connection }, MemportError> {
+): ResultAsync<{
+  /** The started child, as `child_process.spawn` returns it. */
+  child: ChildProcess;
+  /** The open connection to the child, for further messages. */
+  connection: Connection;
+}, MemportError> {
   const what = 'spawnWithRegions';
   if (typeof command !== 'string') {
     return errAsync(memportError('INVALID_ARGUMENT', `${what}(command: string, args: string[], options): command is ${describe(command)}`));
@@ -145,7 +151,10 @@ function stopChild(child: ChildProcess): Promise<void> {
  * and returns the regions and data it handed over, plus the connection for
  * further messages. `NOT_FOUND` when this process was not started that way.
  */
-export function connectToParent<T = unknown>(options?: WaitOptions): ResultAsync<Message<T> & { connection: Connection }, MemportError> {
+export function connectToParent<T = unknown>(options?: WaitOptions): ResultAsync<Message<T> & {
+  /** The open connection to the parent, for further messages. */
+  connection: Connection;
+}, MemportError> {
   const wait = readWaitOptions(options, 'connectToParent');
   if (wait.isErr()) return errAsync(wait.error);
   const name = process.env[PARENT_CHANNEL_ENV];

@@ -25,10 +25,17 @@ export const MEMPORT_ERROR_CODES = [
   'OS',
 ] as const;
 
+/** One of {@link MEMPORT_ERROR_CODES}: what kind of failure a {@link MemportError} is. */
 export type MemportErrorCode = (typeof MEMPORT_ERROR_CODES)[number];
 
-interface MemportErrorOf<C extends MemportErrorCode> extends Error {
+/**
+ * The {@link MemportError} with code `C`, e.g. `MemportErrorOf<'TIMEOUT'>` for
+ * a function that only ever times out.
+ */
+export interface MemportErrorOf<C extends MemportErrorCode> extends Error {
+  /** Always `'MemportError'`. */
   readonly name: 'MemportError';
+  /** What went wrong; narrow on it. */
   readonly code: C;
   /** errno (Linux) or GetLastError() (Windows), when an OS call failed. */
   readonly osCode?: number;

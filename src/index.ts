@@ -1,7 +1,14 @@
 /**
  * memport: share memory between processes without names.
- * @packageDocumentation
+ * @module memport
  */
+/**
+ * neverthrow's `Result` types and constructors, re-exported so code that handles
+ * memport's results can name their types without depending on neverthrow
+ * itself. If your project does depend on neverthrow (7.x or 8.x), npm installs
+ * one copy for both, so your Results and memport's mix freely.
+ */
+export { Result, ResultAsync, Ok, Err, ok, err, okAsync, errAsync } from 'neverthrow';
 export { SharedRegion, type RegionOptions, type OpenNamedOptions, type CreateNamedOptions } from './region.js';
 export {
   listen,
@@ -24,6 +31,7 @@ export {
   MEMPORT_ERROR_CODES,
   isMemportError,
   type MemportError,
+  type MemportErrorOf,
   type MemportErrorCode,
 } from './errors.js';
 export { openHandles, handlesLeaked, type HandleCensus } from './diagnostics.js';

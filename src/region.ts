@@ -152,9 +152,11 @@ function isCount(value: unknown): value is number {
  * way to reach it. Views are zero-copy `Uint8Array`s over the mapping.
  *
  * ```ts
- * using region = SharedRegion.create(1 << 20)._unsafeUnwrap();
- * region.bytes.set([1, 2, 3]);
- * const ro = region.toReadOnly(); // a second handle the OS won't let anyone write through
+ * const twin = SharedRegion.create(1 << 20).andThen((region) => {
+ *   region.bytes.set([1, 2, 3]);
+ *   return region.toReadOnly(); // a second handle the OS won't let anyone write through
+ * });
+ * if (twin.isErr()) console.error(twin.error.code, twin.error.message);
  * ```
  */
 export class SharedRegion implements Disposable {
@@ -591,10 +593,12 @@ export class SharedRegion implements Disposable {
     this.#bytes = undefined;
   }
 
+  /** Closes the region (`using region = …`); same as {@link SharedRegion.close}. */
   [dispose](): void {
     this.close();
   }
 
+  /** What `util.inspect` and `console.log` show: label, size and state, never the bytes. */
   [inspect](): string {
     const state = this.#closed ? 'closed' : this.#readOnly ? 'read-only' : 'writable';
     const name = this.#name === undefined ? '' : `name: ${JSON.stringify(this.#name)}, `;

@@ -1,6 +1,7 @@
 /**
  * Test hooks, published as `memport/testing`. Not a stable API: these exist so
  * the test suite can check what the OS enforces, from the outside.
+ * @module memport/testing
  */
 import { Result } from 'neverthrow';
 import { memportError, toMemportError, type MemportError } from './errors.js';
@@ -31,7 +32,16 @@ export function tryWriteEscalation(region: SharedRegion): Result<Record<string, 
  * The cache of received regions' mappings: how many are kept, their bytes,
  * and how often a received region found its memory already mapped.
  */
-export function receivedMappings(): { entries: number; bytes: number; hits: number; misses: number } {
+export function receivedMappings(): {
+  /** Mappings kept. */
+  entries: number;
+  /** Their total size in bytes. */
+  bytes: number;
+  /** Received regions whose memory was already mapped. */
+  hits: number;
+  /** Received regions that had to be mapped anew. */
+  misses: number;
+} {
   return loadNative().match(
     (b) => b.receivedMappings(),
     () => ({ entries: 0, bytes: 0, hits: 0, misses: 0 }),

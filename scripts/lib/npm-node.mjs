@@ -18,7 +18,7 @@ export function ensureNpmNode(name, version, log = console.log) {
   mkdirSync(dir, { recursive: true });
   log(`memport: fetching Node.js ${version} from the npm package ${name} (~30 MB)...`);
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  const pack = spawnSync(npm, ['pack', `${name}@${version}`, '--silent'], { cwd: dir, encoding: 'utf8' });
+  const pack = spawnSync(npm, ['pack', `${name}@${version}`, '--loglevel=error'], { cwd: dir, encoding: 'utf8' });
   if (pack.status !== 0) throw new Error(`npm pack ${name}@${version} failed:\n${pack.stderr}`);
   const tgz = readdirSync(dir).find((f) => f.endsWith('.tgz'));
   const untar = spawnSync('tar', ['-xzf', tgz], { cwd: dir, stdio: 'inherit' });

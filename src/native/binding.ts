@@ -73,6 +73,7 @@ export interface NativeListener {
   close(): void;
 }
 
+/** A count of the process's open fds or handles; see {@link openHandles}. */
 export interface HandleCensus {
   /** Open fds (Linux) or handles (Windows); on Wine, the lowest free handle slot. */
   value: number;
