@@ -27,7 +27,7 @@ const systemTools = onLinux
       ['cmake', 'cmake'],
       ['g++', 'g++'],
       ['x86_64-w64-mingw32-g++-posix', 'g++-mingw-w64-x86-64'],
-      ['wine64', 'wine64'],
+      ['wine', 'wine64'], // Debian 12: /usr/bin/wine (package wine, a dependency of wine64) runs the loader in /usr/lib/wine
       ['python3', 'python3'],
       ['clang++', 'clang'],
       // npm test's install step: the prebuilds' bullseye root, their check, arm64 under qemu-user.
