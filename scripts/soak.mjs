@@ -1125,6 +1125,9 @@ async function runPhase(label, { target, seconds, workers, chaos }) {
     }
   }
   phase.transferElapsed = (now() - phase.started) / 1000;
+  // The flood ends with the measured run, so the clean stops below are not
+  // raced by it (under Wine one stop was seen to hang behind it: see SECURITY.md).
+  await stopFlooder(phase);
   phase.stopping = true;
   for (const w of phase.live) cancelKillPlan(w);
   // Every worker finishes its operation, then is stopped cleanly (after its warm-up, if it is new).
@@ -1136,7 +1139,6 @@ async function runPhase(label, { target, seconds, workers, chaos }) {
     await within(Promise.all(slots), 10_000);
   }
   await chaosing;
-  await stopFlooder(phase);
   clearInterval(status);
   clearInterval(sampler);
   phase.listener.close();

@@ -10,7 +10,6 @@
 // process can give to one peer and stay healthy.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -76,7 +75,6 @@ class InboxAccount : public std::enable_shared_from_this<InboxAccount> {
   // handles unmapped and answers NACK. Thread-safe.
   Result<std::unique_ptr<InboxCharge>> Charge(const Frame& frame);
 
-  // Handles held in unreceived messages by every connection of this process.
   // Cap on data bytes held in unreceived messages by all connections of this
   // process, whatever a connection's own limits say.
   static constexpr uint64_t kMaxProcessPendingDataBytes = uint64_t{256} << 20;
