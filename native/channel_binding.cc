@@ -13,6 +13,8 @@ namespace memport {
 
 namespace {
 
+Napi::Value WrapInbound(Napi::Env env, InboundMessage message);
+
 Napi::Value ErrorOrUndefined(Napi::Env env, const Error* error) {
   return error == nullptr ? env.Undefined() : ToJsError(env, *error).Value();
 }
@@ -54,42 +56,28 @@ class ConnectionObserverImpl : public ConnectionObserver {
       : env_(env), js_(std::move(js)), callbacks_(std::move(callbacks)) {}
   ~ConnectionObserverImpl() override { ReleaseOnJsThread(js_, std::move(callbacks_)); }
 
-  // onFrame(type, seq, regions | undefined, data | undefined, mapError | undefined)
+  // onFrame(type, seq, message | undefined, data | undefined, refusal | undefined).
+  // A MESSAGE arrives as an opaque handle (`message`): its regions validated
+  // but not mapped, its data raw bytes held here, both counted against the
+  // connection's budget until JS takes it (takeMessage) or releases it.
+  // A MESSAGE refused for a bound comes as `refusal` (JS answers NACK).
   void OnFrame(InboundMessage message) override {
     if (!callbacks_ || closed_) return;
     Napi::HandleScope scope(env_);
-    Napi::Value regions = env_.Undefined();
-    Napi::Value map_error = env_.Undefined();
-    if (message.frame.type == FrameType::kMessage) {
-      // Map every region; if one cannot be mapped, none is delivered (all are
-      // released here) and JS answers with a NACK carrying the reason.
-      // Memory received before may still be mapped (ReceivedMappings).
-      ReceivedMappings& cache = AddonData::Get(env_).received_mappings;
-      std::vector<ReceivedMappings::Acquired> mappings;
-      for (SharedMemory& memory : message.regions) {
-        Result<ReceivedMappings::Acquired> mapping = cache.Acquire(memory);
-        if (!mapping.ok()) {
-          map_error = ToJsError(env_, mapping.error()).Value();
-          break;
-        }
-        mappings.push_back(mapping.take());
-      }
-      if (map_error.IsUndefined()) {
-        Napi::Array array = Napi::Array::New(env_, message.regions.size());
-        for (size_t i = 0; i < message.regions.size(); ++i) {
-          array.Set(static_cast<uint32_t>(i), NativeRegion::Wrap(env_, std::move(message.regions[i]),
-                                                                 std::move(mappings[i].mapping),
-                                                                 std::move(mappings[i].lease)));
-        }
-        regions = array;
-      }
-    }
+    Napi::Value held = env_.Undefined();
     Napi::Value data = env_.Undefined();
-    if (!message.frame.data.empty()) {
+    Napi::Value refusal = env_.Undefined();
+    if (message.frame.type == FrameType::kMessage) {
+      if (!message.refused.code.empty()) {
+        refusal = ToJsError(env_, message.refused).Value();
+      } else {
+        held = WrapInbound(env_, std::move(message));
+      }
+    } else if (!message.frame.data.empty()) {
       data = Napi::Buffer<uint8_t>::Copy(env_, message.frame.data.data(), message.frame.data.size());
     }
     Call(0, {Napi::Number::New(env_, static_cast<uint8_t>(message.frame.type)),
-             Napi::Number::New(env_, message.frame.seq), regions, data, map_error});
+             Napi::Number::New(env_, message.frame.seq), held, data, refusal});
   }
 
   void OnClosed(const Error& error) override {
@@ -164,6 +152,46 @@ std::unique_ptr<JsCallbacks> TakeCallbacks(const Napi::CallbackInfo& info, size_
   return callbacks;
 }
 
+// Tags the External that carries an InboundMessage, so no other External can
+// pose as one.
+constexpr napi_type_tag kInboundTag = {0x6d656d706f72742dULL, 0x696e626f756e6431ULL};
+
+Napi::Value WrapInbound(Napi::Env env, InboundMessage message) {
+  auto external = Napi::External<InboundMessage>::New(env, new InboundMessage(std::move(message)),
+                                                      [](Napi::Env, InboundMessage* held) { delete held; });
+  external.TypeTag(&kInboundTag);
+  return external;
+}
+
+InboundMessage& UnwrapInbound(const Napi::Value& value) {
+  if (!value.IsExternal() || !value.As<Napi::External<InboundMessage>>().CheckTypeTag(&kInboundTag)) {
+    throw ToJsError(value.Env(), MakeError("INVALID_ARGUMENT", "not a received message"));
+  }
+  return *value.As<Napi::External<InboundMessage>>().Data();
+}
+
+// Empties a held message now (its handles closed unmapped, its data freed,
+// its budget given back) rather than when the collector gets to it.
+void ReleaseInbound(InboundMessage& message) {
+  message.regions.clear();
+  std::vector<uint8_t>().swap(message.frame.data);
+  message.charge.reset();
+}
+
+PeerLimits ReadLimits(const Napi::Value& value) {
+  PeerLimits limits;
+  if (value.IsUndefined()) return limits;
+  if (!value.IsObject()) throw ToJsError(value.Env(), MakeError("INVALID_ARGUMENT", "limits must be an object"));
+  Napi::Object object = value.As<Napi::Object>();
+  constexpr uint64_t kMax = uint64_t{1} << 53;
+  limits.max_pending_data_bytes = ReadSize(object.Get("maxPendingDataBytes"), kMax, "maxPendingDataBytes");
+  limits.max_pending_handles = ReadSize(object.Get("maxPendingHandles"), kMax, "maxPendingHandles");
+  limits.max_pending_region_bytes = ReadSize(object.Get("maxPendingRegionBytes"), kMax, "maxPendingRegionBytes");
+  limits.max_owed_control_frames = ReadSize(object.Get("maxOwedControlFrames"), kMax, "maxOwedControlFrames");
+  limits.fd_reserve = ReadSize(object.Get("fdReserve"), kMax, "fdReserve");
+  return limits;
+}
+
 std::string ReadName(const Napi::Value& value) {
   if (!value.IsString()) throw ToJsError(value.Env(), MakeError("INVALID_ARGUMENT", "the channel name must be a string"));
   return value.As<Napi::String>().Utf8Value();
@@ -179,7 +207,10 @@ Napi::Function NativeConnection::Define(Napi::Env env) {
                      {
                          InstanceMethod<&NativeConnection::Peer>("peer"),
                          InstanceMethod<&NativeConnection::PeerRunning>("peerRunning"),
+                         InstanceMethod<&NativeConnection::Admit>("admit"),
                          InstanceMethod<&NativeConnection::Start>("start"),
+                         InstanceMethod<&NativeConnection::TakeMessage>("takeMessage"),
+                         InstanceMethod<&NativeConnection::ReleaseMessage>("releaseMessage"),
                          InstanceMethod<&NativeConnection::Write>("write"),
                          InstanceMethod<&NativeConnection::Close>("close"),
                      });
@@ -217,19 +248,70 @@ Napi::Value NativeConnection::PeerRunning(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), connection_ && connection_->PeerRunning());
 }
 
-// start(onFrame, onClosed, onWriteDone): begins reading. The JS object stays
-// alive (and keeps the event loop alive) until the connection closes.
+// admit(): throws PROTOCOL if the client sent anything before WELCOME
+// (transport.h: Connection::Admit). Reads nothing.
+Napi::Value NativeConnection::Admit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Status admitted = connection(env).Admit();
+  if (!admitted.ok()) throw ToJsError(env, admitted.error());
+  return env.Undefined();
+}
+
+// start(onFrame, onClosed, onWriteDone, limits?): begins reading. The JS
+// object stays alive (and keeps the event loop alive) until the connection closes.
 Napi::Value NativeConnection::Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (started_) throw ToJsError(env, MakeError("INVALID_ARGUMENT", "already started"));
+  const PeerLimits limits = ReadLimits(info[3]);
   std::unique_ptr<JsCallbacks> callbacks = TakeCallbacks(info, 0, 3);
   callbacks->owner = Napi::Persistent(Value());
   started_ = true;
   Connection& live = connection(env);
   std::shared_ptr<NapiJsThread> js = AddonData::Get(env).js_thread;
   js->Hold();
-  live.Start(std::make_shared<ConnectionObserverImpl>(env, js, std::move(callbacks)));
+  live.Start(std::make_shared<ConnectionObserverImpl>(env, js, std::move(callbacks)), limits);
   return env.Undefined();
+}
+
+// takeMessage(message) -> [regions: NativeRegion[], data: Uint8Array | undefined]:
+// the application receives it, so its regions are mapped now (memory received
+// before may still be mapped: ReceivedMappings) and its budget is given back.
+// If one region cannot be mapped, every region is released and the error
+// thrown (JS answers NACK). Either way the message is empty afterwards.
+Napi::Value NativeConnection::TakeMessage(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  InboundMessage& message = UnwrapInbound(info[0]);
+  ReceivedMappings& cache = AddonData::Get(env).received_mappings;
+  std::vector<ReceivedMappings::Acquired> mappings;
+  for (SharedMemory& memory : message.regions) {
+    Result<ReceivedMappings::Acquired> mapping = cache.Acquire(memory);
+    if (!mapping.ok()) {
+      ReleaseInbound(message);
+      throw ToJsError(env, mapping.error());
+    }
+    mappings.push_back(mapping.take());
+  }
+  Napi::Array regions = Napi::Array::New(env, message.regions.size());
+  for (size_t i = 0; i < message.regions.size(); ++i) {
+    regions.Set(static_cast<uint32_t>(i), NativeRegion::Wrap(env, std::move(message.regions[i]),
+                                                            std::move(mappings[i].mapping),
+                                                            std::move(mappings[i].lease)));
+  }
+  Napi::Value data = env.Undefined();
+  if (!message.frame.data.empty()) {
+    data = Napi::Buffer<uint8_t>::Copy(env, message.frame.data.data(), message.frame.data.size());
+  }
+  ReleaseInbound(message);
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, regions);
+  out.Set(1u, data);
+  return out;
+}
+
+// releaseMessage(message): drops a message nobody will receive.
+Napi::Value NativeConnection::ReleaseMessage(const Napi::CallbackInfo& info) {
+  ReleaseInbound(UnwrapInbound(info[0]));
+  return info.Env().Undefined();
 }
 
 // write(id, type, seq, regions: NativeRegion[], data?: Uint8Array). Throws a

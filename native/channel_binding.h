@@ -20,7 +20,10 @@ class NativeConnection : public Napi::ObjectWrap<NativeConnection> {
  private:
   Napi::Value Peer(const Napi::CallbackInfo& info);
   Napi::Value PeerRunning(const Napi::CallbackInfo& info);
+  Napi::Value Admit(const Napi::CallbackInfo& info);
   Napi::Value Start(const Napi::CallbackInfo& info);
+  Napi::Value TakeMessage(const Napi::CallbackInfo& info);
+  Napi::Value ReleaseMessage(const Napi::CallbackInfo& info);
   Napi::Value Write(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Connection& connection(Napi::Env env);  // throws CLOSED when inert

@@ -13,6 +13,11 @@
 // way. Mixed in: bursts of pipelined sends, receives and sends that time out
 // or are aborted on purpose, connections closed by either side and reopened.
 //
+// A flooding peer runs beside the workers all along: it sends 512 messages at
+// once (up to 16 regions and 120 KiB of data each) to a hub that never
+// receives them, drops the connection and does it again. The hub's limits
+// must refuse most of them (OUT_OF_MEMORY) while the workers are served.
+//
 // Chaos: every few hundred ms a random worker is SIGKILLed — just before,
 // during or just after a send to it, while it is sending, at any moment, or
 // once messages it sent sit unreceived in the hub's inbox — and a replacement
@@ -454,6 +459,14 @@ async function acceptLoop(phase) {
       return;
     }
     const conn = next.value;
+    if (phase.flooder && conn.peer.pid === phase.flooder.pid) {
+      // Never received from: its messages wait until the hub's limits refuse
+      // more. Its previous connection (and whatever it holds) goes now.
+      phase.flooder.conn?.close();
+      phase.flooder.conn = conn;
+      phase.flooder.connections++;
+      continue;
+    }
     const w = phase.byPid.get(conn.peer.pid);
     if (!w || w.exit || w.killedAt !== undefined) {
       // A worker killed after connecting: its connection may still be in the accept queue.
@@ -1084,6 +1097,7 @@ async function runPhase(label, { target, seconds, workers, chaos }) {
     return phase;
   }
   phase.listener = listened.value;
+  phase.flooder = startFlooder(phase);
   const accepting = acceptLoop(phase);
   const slots = Array.from({ length: workers }, (_, i) => runSlot(phase, i));
   const chaosing = chaos ? chaosLoop(phase) : Promise.resolve();
@@ -1111,6 +1125,9 @@ async function runPhase(label, { target, seconds, workers, chaos }) {
     }
   }
   phase.transferElapsed = (now() - phase.started) / 1000;
+  // The flood ends with the measured run, so the clean stops below are not
+  // raced by it (under Wine one stop was seen to hang behind it: see SECURITY.md).
+  await stopFlooder(phase);
   phase.stopping = true;
   for (const w of phase.live) cancelKillPlan(w);
   // Every worker finishes its operation, then is stopped cleanly (after its warm-up, if it is new).
@@ -1129,6 +1146,45 @@ async function runPhase(label, { target, seconds, workers, chaos }) {
   phase.elapsed = (now() - phase.started) / 1000;
   console.log(statusLine(phase).replace(/^\[[^\]]*\]/, `[${phase.elapsed.toFixed(1).padStart(6)} s]`) + '  (done)');
   return phase;
+}
+
+/** Starts the flooding peer of a phase (soak-peer.mjs flood); it stops when its stdin closes. */
+function startFlooder(phase) {
+  const child = spawn(process.execPath, ['--expose-gc', PEER, phase.name, `${phase.label}:flood`, 'flood'], { stdio: ['pipe', 'ignore', 'pipe'], windowsHide: true });
+  everyChild.add(child);
+  const f = { child, pid: child.pid, conn: undefined, connections: 0, stderr: '', report: undefined, exit: undefined };
+  child.stdin.on('error', () => {});
+  child.stderr.setEncoding('utf8');
+  let partial = '';
+  child.stderr.on('data', (chunk) => {
+    f.stderr = (f.stderr + chunk).slice(-4000);
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop();
+    for (const line of lines) {
+      if (line.startsWith('UNEXPECTED')) recordUnexpected(phase, undefined, 'FLOODER', line);
+      if (line.startsWith('FLOOD ')) f.report = JSON.parse(line.slice(6));
+    }
+  });
+  f.closed = new Promise((resolve) =>
+    child.once('close', (code, signal) => {
+      f.exit = { code, signal };
+      everyChild.delete(child);
+      resolve();
+    }),
+  );
+  return f;
+}
+
+async function stopFlooder(phase) {
+  const f = phase.flooder;
+  f.child.stdin.end();
+  if (!(await within(f.closed, config.connectMs + config.safetyMs))) {
+    recordUnexpected(phase, undefined, 'FLOODER', 'the flooding peer did not stop');
+    f.child.kill('SIGKILL');
+    await f.closed;
+  }
+  f.conn?.close();
+  if (f.exit.code !== 0) recordUnexpected(phase, undefined, 'FLOODER', `the flooding peer exited with ${f.exit.code ?? f.exit.signal}: ${f.stderr.slice(-400)}`);
 }
 
 // ---------------------------------------------------------------------------
@@ -1262,6 +1318,14 @@ const checks = [
       (s.killsPreempted ? `, ${fmt(s.killsPreempted)} more were preempted by the hub closing that connection itself` : ''),
   ],
   ['no unexplained error', unexpectedCount === 0, unexpectedCount === 0 ? 'every error explained by a kill, close or timeout the soak made' : `${unexpectedCount} unexpected event(s)`],
+  [
+    'flooding peer bounded',
+    !!main?.flooder?.report && (main.flooder.report.codes.OUT_OF_MEMORY ?? 0) > 0 && main.flooder.exit?.code === 0,
+    main?.flooder?.report
+      ? `${fmt(main.flooder.report.sent)} messages in ${fmt(main.flooder.report.rounds)} connections to a hub that never receives them: ` +
+        `${fmt(main.flooder.report.codes.OUT_OF_MEMORY ?? 0)} refused by its limits (OUT_OF_MEMORY); otherwise ${fmt(main.flooder.report.ok)} ok, ${codes(Object.fromEntries(Object.entries(main.flooder.report.codes).filter(([c]) => c !== 'OUT_OF_MEMORY')))}`
+      : 'no report from the flooding peer',
+  ],
   ['no crash', allCrashes.length === 0, `${allCrashes.length} worker exit(s) neither a kill nor a clean stop`],
   ['every process accounted for', started === exited && everyChild.size === 0, `${started} started, ${exited} exited, ${everyChild.size} still running`],
   ['hub census at baseline', hubCensus.ok, `${baseline.census.value} → ${end.census.value} ${isWindows ? 'handles' : 'fds'}${end.census.exact ? '' : ' (lowest free handle slot; Wine has no count)'}, leaked ${leaked}${driftNote(hubCensus)}`],

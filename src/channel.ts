@@ -3,7 +3,8 @@ import { lstat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { ResultAsync, err, errAsync, ok, okAsync, Result } from 'neverthrow';
 import { MEMPORT_ERROR_CODES, memportError, peerText, toMemportError, type MemportError, type MemportErrorCode } from './errors.js';
-import { FrameType, type NativeConnection, type NativeListener, type NativeRegion } from './native/binding.js';
+import { DEFAULT_LIMITS, nativeLimits, readLimits, type ConnectionLimits, type ListenerLimits, type ResolvedLimits } from './limits.js';
+import { FrameType, type NativeConnection, type NativeInbound, type NativeListener, type NativeRegion } from './native/binding.js';
 import { loadNative } from './native/load.js';
 import { describe, readArray, readOptions, readWaitOptions, thrownText, waitOptionsFrom } from './options.js';
 import { SharedRegion, nativeOf, namedRegionSendError } from './region.js';
@@ -43,6 +44,12 @@ export interface ListenOptions {
    * (`process.on('warning', …)`; Node prints it to stderr by default).
    */
   allow?: (peer: Peer) => boolean | Promise<boolean>;
+  /**
+   * Bounds on what clients can make this process hold: per connection (see
+   * {@link ConnectionLimits}) and on the number of connections. Defaults:
+   * {@link DEFAULT_LIMITS}, documented in SECURITY.md ("Resource limits").
+   */
+  limits?: ListenerLimits;
 }
 
 /** Options for {@link connect}. */
@@ -53,6 +60,8 @@ export interface ConnectOptions extends WaitOptions {
    * has exited.
    */
   expectPid?: number;
+  /** Bounds on what the listener can make this process hold (defaults: {@link DEFAULT_LIMITS}). */
+  limits?: ConnectionLimits;
 }
 
 /** At most this many MESSAGE frames may await acknowledgement in each direction. */
@@ -121,26 +130,34 @@ export class Connection implements Disposable {
   readonly #writes = new Map<number, number>();
   /** Sends waiting for room in the window. */
   readonly #windowWaiters: Array<() => void> = [];
-  readonly #inbox: Array<{ seq: number; message: Message }> = [];
+  /** Arrived, not received: validated handles (unmapped) and raw data, held natively. */
+  readonly #inbox: Array<{ seq: number; held: NativeInbound }> = [];
   readonly #receivers: Array<Waiter<Message>> = [];
   #welcome: Waiter<void> | undefined;
   #closedError: MemportError | undefined;
+  #onClosed: (() => void) | undefined;
 
   private constructor(native: NativeConnection, role: Role) {
     this.#native = native;
     this.#role = role;
     const peer = native.peer();
     this.#peer = Object.freeze({ ...peer });
-    native.start(
-      (type, seq, regions, data, mapError) => this.#onFrame(type, seq, regions, data, mapError),
+  }
+
+  /** Starts reading: a client at once, a listener's connection only once WELCOME is sent. */
+  #start(limits: ResolvedLimits): void {
+    this.#native.start(
+      (type, seq, held, data, refusal) => this.#onFrame(type, seq, held, data, refusal),
       (error) => this.#finish(toMemportError(error)),
       (id, error) => this.#onWriteDone(id, error),
+      nativeLimits(limits),
     );
   }
 
   /** @internal */
-  static _client(native: NativeConnection, options: WaitOptions): ResultAsync<Connection, MemportError> {
+  static _client(native: NativeConnection, options: WaitOptions, limits: ResolvedLimits): ResultAsync<Connection, MemportError> {
     const connection = new Connection(native, 'client');
+    connection.#start(limits);
     const welcome = new Waiter<void>('waiting for the listener to admit this client', options);
     connection.#welcome = welcome;
     welcome.onGiveUp = () => connection.close();
@@ -148,9 +165,29 @@ export class Connection implements Disposable {
     return welcome.toResultAsync().map(() => connection);
   }
 
-  /** @internal */
-  static _server(native: NativeConnection): Connection {
-    return new Connection(native, 'server');
+  /** @internal Not started: nothing is read from the client before it is admitted. */
+  static _server(native: NativeConnection, onClosed: () => void): Connection {
+    const connection = new Connection(native, 'server');
+    connection.#onClosed = onClosed;
+    return connection;
+  }
+
+  /**
+   * @internal Admits the client: checks that it sent nothing before WELCOME
+   * (else it is dropped with PROTOCOL), sends WELCOME, starts reading.
+   */
+  _admit(limits: ResolvedLimits): Result<void, MemportError> {
+    const admitted = Result.fromThrowable(() => {
+      this.#native.admit();
+      this.#native.write(UNREPORTED_WRITE, FrameType.Welcome, 0, []);
+    }, toMemportError)();
+    if (admitted.isErr()) {
+      this.#native.close();
+      this.#finish(admitted.error);
+      return admitted;
+    }
+    this.#start(limits);
+    return ok(undefined);
   }
 
   /** The process at the other end, as the kernel reports it. */
@@ -215,10 +252,11 @@ export class Connection implements Disposable {
   receive<T = unknown>(options?: WaitOptions): ResultAsync<Message<T>, MemportError> {
     const wait = readWaitOptions(options, 'receive');
     if (wait.isErr()) return errAsync(wait.error);
-    const next = this.#inbox.shift();
-    if (next) {
-      this.#acknowledge(next.seq);
-      return okAsync(next.message as Message<T>);
+    for (let next = this.#inbox.shift(); next; next = this.#inbox.shift()) {
+      const taken = this.#take(next.seq, next.held);
+      if (taken === undefined) continue; // could not be mapped: refused with NACK
+      if (taken.isErr()) return errAsync(taken.error);
+      return okAsync(taken.value as Message<T>);
     }
     if (this.#closedError) return errAsync(this.#closedError);
     const waiter = new Waiter<Message>('receive', wait.value);
@@ -237,7 +275,7 @@ export class Connection implements Disposable {
     // Also after the peer had already gone: from now on this connection is
     // closed by us, and messages nobody received are released.
     this.#closedError = closed;
-    for (const { message } of this.#inbox.splice(0)) for (const r of message.regions) r.close();
+    for (const { held } of this.#inbox.splice(0)) this.#release(held);
   }
 
   /** Closes the connection (`using conn = …`); same as {@link Connection.close}. */
@@ -272,9 +310,9 @@ export class Connection implements Disposable {
     this.#finish(memportError(code, `the peer broke the protocol: ${message}`));
   }
 
-  #onFrame(type: number, seq: number, regions: NativeRegion[] | undefined, data: Uint8Array | undefined, mapError: Error | undefined): void {
+  #onFrame(type: number, seq: number, held: NativeInbound | undefined, data: Uint8Array | undefined, refusal: Error | undefined): void {
     if (this.#closedError) {
-      for (const r of regions ?? []) r.close();
+      if (held) this.#release(held);
       return;
     }
     switch (type) {
@@ -293,7 +331,7 @@ export class Connection implements Disposable {
         return;
       }
       case FrameType.Message:
-        return this.#onMessage(seq, regions, data, mapError);
+        return this.#onMessage(seq, held, refusal);
       case FrameType.Ack: {
         const pending = this.#unacked.get(seq);
         if (!pending) return this.#violation(`ACK for unknown message ${seq}`);
@@ -315,43 +353,79 @@ export class Connection implements Disposable {
     }
   }
 
-  #onMessage(seq: number, natives: NativeRegion[] | undefined, data: Uint8Array | undefined, mapError: Error | undefined): void {
+  #onMessage(seq: number, held: NativeInbound | undefined, refusal: Error | undefined): void {
     if (this.#role === 'client' && this.#welcome && !this.#welcome.settled) {
-      for (const r of natives ?? []) r.close();
+      if (held) this.#release(held);
       return this.#violation('MESSAGE before WELCOME');
     }
-    if (mapError) {
-      // The regions were valid but could not be mapped here (e.g. address
-      // space); they are already released. Tell the sender why.
-      const reason = toMemportError(mapError);
-      const body = encoder.encode(JSON.stringify({ code: reason.code, message: reason.message }));
-      try {
-        this.#native.write(UNREPORTED_WRITE, FrameType.Nack, seq, [], body);
-      } catch {
-        // closing anyway
-      }
+    if (refusal || !held) {
+      // Over a bound (limits): its handles were released unmapped. Tell the sender why.
+      this.#nack(seq, refusal ?? new Error('no message'));
       return;
+    }
+    if (this.#inbox.length >= MESSAGE_WINDOW) {
+      this.#release(held);
+      return this.#violation(`more than ${MESSAGE_WINDOW} unacknowledged messages`);
+    }
+    const receiver = Waiter.takeLive(this.#receivers);
+    if (!receiver) {
+      this.#inbox.push({ seq, held });
+      return;
+    }
+    const taken = this.#take(seq, held);
+    if (taken === undefined) {
+      this.#receivers.unshift(receiver); // refused with NACK; the receiver waits on
+      return;
+    }
+    receiver.settle(taken);
+  }
+
+  /**
+   * The application receives a message: its regions are mapped and its data
+   * parsed now, never on arrival (so nobody's unreceived messages take address
+   * space or heap). Ok: received and acknowledged. Err: the data was not JSON
+   * (the peer is dropped). undefined: a region could not be mapped here
+   * (e.g. no address space): everything is released and the sender gets NACK.
+   */
+  #take(seq: number, held: NativeInbound): Result<Message, MemportError> | undefined {
+    let natives: NativeRegion[];
+    let data: Uint8Array | undefined;
+    try {
+      [natives, data] = this.#native.takeMessage(held);
+    } catch (e) {
+      this.#nack(seq, e);
+      return undefined;
     }
     let value: unknown;
     if (data !== undefined) {
       try {
         value = JSON.parse(decoder.decode(data));
       } catch {
-        for (const r of natives ?? []) r.close();
-        return this.#violation('message data is not UTF-8 JSON');
+        for (const r of natives) r.close();
+        this.#violation('message data is not UTF-8 JSON');
+        return err(this.#closedError!);
       }
     }
-    if (this.#inbox.length >= MESSAGE_WINDOW) {
-      for (const r of natives ?? []) r.close();
-      return this.#violation(`more than ${MESSAGE_WINDOW} unacknowledged messages`);
+    this.#acknowledge(seq);
+    return ok({ regions: natives.map((n) => SharedRegion._fromNative(n)), data: value });
+  }
+
+  #release(held: NativeInbound): void {
+    try {
+      this.#native.releaseMessage(held);
+    } catch {
+      // not a held message: nothing to release
     }
-    const message: Message = { regions: (natives ?? []).map((n) => SharedRegion._fromNative(n)), data: value };
-    const receiver = Waiter.takeLive(this.#receivers);
-    if (receiver) {
-      receiver.settle(ok(message));
-      this.#acknowledge(seq);
-    } else {
-      this.#inbox.push({ seq, message });
+  }
+
+  #nack(seq: number, error: unknown): void {
+    if (this.#closedError) return;
+    const reason = toMemportError(error);
+    const body = encoder.encode(JSON.stringify({ code: reason.code, message: reason.message }));
+    try {
+      this.#native.write(UNREPORTED_WRITE, FrameType.Nack, seq, [], body);
+    } catch {
+      // closing anyway
     }
   }
 
@@ -371,6 +445,8 @@ export class Connection implements Disposable {
   #finish(error: MemportError): void {
     if (this.#closedError) return;
     this.#closedError = error;
+    this.#onClosed?.();
+    this.#onClosed = undefined;
     this.#welcome?.settle(err(error));
     for (const { waiter } of this.#unacked.values()) waiter.settle(err(error));
     this.#unacked.clear();
@@ -456,14 +532,16 @@ function encodeMessage(message: unknown): Result<{ natives: NativeRegion[]; byte
 export function listen(name: string, options?: ListenOptions): ResultAsync<Listener, MemportError> {
   const bad = checkName(name);
   if (bad) return errAsync(bad);
-  const read = readOptions(options, ['allow'], 'listen');
+  const read = readOptions(options, ['allow', 'limits'], 'listen');
   if (read.isErr()) return errAsync(read.error);
   const { allow = defaultAllow } = read.value;
   if (typeof allow !== 'function') {
     return errAsync(memportError('INVALID_ARGUMENT', `listen: options.allow must be a function, got ${describe(allow)}`));
   }
+  const limits = readLimits(read.value.limits, true);
+  if (limits.isErr()) return errAsync(limits.error);
   const created = loadNative().andThen((binding) =>
-    Result.fromThrowable(() => Listener._open(binding.listen, name, allow as (peer: Peer) => boolean | Promise<boolean>), toMemportError)(),
+    Result.fromThrowable(() => Listener._open(binding.listen, name, allow as (peer: Peer) => boolean | Promise<boolean>, limits.value), toMemportError)(),
   );
   return created.isOk() ? okAsync(created.value) : errAsync(created.error);
 }
@@ -474,6 +552,10 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
   readonly #name: string;
   readonly #address: string;
   readonly #allow: (peer: Peer) => boolean | Promise<boolean>;
+  readonly #limits: ResolvedLimits;
+  /** Open connections (admitted, or waiting for allow()), in all and per peer PID. */
+  #open = 0;
+  readonly #openPerPeer = new Map<number, number>();
   readonly #ready: Connection[] = [];
   readonly #waiters: Array<Waiter<Connection>> = [];
   #error: MemportError | undefined;
@@ -484,17 +566,20 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
     nativeListen: (name: string, onConnection: (c: NativeConnection) => void, onError: (e: Error) => void) => NativeListener,
     name: string,
     allow: (peer: Peer) => boolean | Promise<boolean>,
+    limits: ResolvedLimits,
   ): Listener {
-    return new Listener(nativeListen, name, allow);
+    return new Listener(nativeListen, name, allow, limits);
   }
 
   private constructor(
     nativeListen: (name: string, onConnection: (c: NativeConnection) => void, onError: (e: Error) => void) => NativeListener,
     name: string,
     allow: (peer: Peer) => boolean | Promise<boolean>,
+    limits: ResolvedLimits,
   ) {
     this.#name = name;
     this.#allow = allow;
+    this.#limits = limits;
     this.#native = nativeListen(
       name,
       (native) => this.#onConnection(native),
@@ -602,7 +687,31 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
   }
 
   #onConnection(native: NativeConnection): void {
-    const connection = Connection._server(native);
+    const pid = Result.fromThrowable(() => native.peer().pid, toMemportError)();
+    if (pid.isErr()) {
+      native.close();
+      return;
+    }
+    const fromPeer = this.#openPerPeer.get(pid.value) ?? 0;
+    const full =
+      this.#open >= this.#limits.maxConnections
+        ? `the listener has too many connections (limits.maxConnections = ${this.#limits.maxConnections})`
+        : fromPeer >= this.#limits.maxConnectionsPerPeer
+          ? `this process has too many connections to the listener (limits.maxConnectionsPerPeer = ${this.#limits.maxConnectionsPerPeer})`
+          : undefined;
+    if (full !== undefined) {
+      // Refused before allow() and before anything is read: close what it has sent, unread.
+      refuse(native, full);
+      return;
+    }
+    this.#open++;
+    this.#openPerPeer.set(pid.value, fromPeer + 1);
+    const connection = Connection._server(native, () => {
+      this.#open--;
+      const left = (this.#openPerPeer.get(pid.value) ?? 1) - 1;
+      if (left > 0) this.#openPerPeer.set(pid.value, left);
+      else this.#openPerPeer.delete(pid.value);
+    });
     const peer = connection.peer;
     Promise.resolve()
       .then(() => this.#allow(peer))
@@ -620,7 +729,7 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
       .then((allowed) => (allowed ? undefined : REFUSAL_TEXT))
       .then((refusal) => {
         if (this.#error || connection.closed) {
-          native.close();
+          connection.close();
           return;
         }
         if (refusal === undefined && !native.peerRunning()) {
@@ -631,26 +740,28 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
           return;
         }
         if (refusal !== undefined) {
-          try {
-            native.write(UNREPORTED_WRITE, FrameType.Reject, 0, [], encoder.encode(refusal));
-          } catch {
-            // already gone
-          }
-          // Give the REJECT a moment to be read before the EOF.
-          setTimeout(() => connection.close(), 50).unref?.();
+          refuse(native, refusal, () => connection.close());
           return;
         }
-        try {
-          native.write(UNREPORTED_WRITE, FrameType.Welcome, 0, []);
-        } catch {
-          connection.close();
-          return;
-        }
+        // Nothing was read from the client so far; a frame it sent before
+        // WELCOME is a violation (dropped with PROTOCOL, released unread).
+        if (connection._admit(this.#limits).isErr()) return;
         const waiter = Waiter.takeLive(this.#waiters);
         if (waiter) waiter.settle(ok(connection));
         else this.#ready.push(connection);
       });
   }
+}
+
+/** Sends REJECT to a client that was never started, then closes it (releasing unread whatever it sent). */
+function refuse(native: NativeConnection, reason: string, close: () => void = () => native.close()): void {
+  try {
+    native.write(UNREPORTED_WRITE, FrameType.Reject, 0, [], encoder.encode(reason));
+  } catch {
+    // already gone
+  }
+  // Give the REJECT a moment to be read before the EOF.
+  setTimeout(close, 50).unref?.();
 }
 
 /**
@@ -663,7 +774,7 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
 export function connect(name: string, options?: ConnectOptions): ResultAsync<Connection, MemportError> {
   const bad = checkName(name);
   if (bad) return errAsync(bad);
-  const read = readOptions(options, ['timeoutMs', 'signal', 'expectPid'], 'connect');
+  const read = readOptions(options, ['timeoutMs', 'signal', 'expectPid', 'limits'], 'connect');
   if (read.isErr()) return errAsync(read.error);
   const wait = waitOptionsFrom(read.value, 'connect');
   if (wait.isErr()) return errAsync(wait.error);
@@ -671,6 +782,8 @@ export function connect(name: string, options?: ConnectOptions): ResultAsync<Con
   if (expectPid !== undefined && !(typeof expectPid === 'number' && Number.isSafeInteger(expectPid) && expectPid > 0)) {
     return errAsync(memportError('INVALID_ARGUMENT', `connect: expectPid must be a positive integer, got ${describe(expectPid)}`));
   }
+  const limits = readLimits(read.value.limits, false);
+  if (limits.isErr()) return errAsync(limits.error);
   const binding = loadNative();
   if (binding.isErr()) return errAsync(binding.error);
   const { signal } = wait.value;
@@ -690,7 +803,7 @@ export function connect(name: string, options?: ConnectOptions): ResultAsync<Con
     waiter.settle(err(toMemportError(e)));
   }
   return waiter.toResultAsync().andThen((native) =>
-    Connection._client(native, { signal, timeoutMs: Math.max(0, timeoutMs - (Date.now() - started)) }),
+    Connection._client(native, { signal, timeoutMs: Math.max(0, timeoutMs - (Date.now() - started)) }, limits.value),
   );
 }
 

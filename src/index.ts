@@ -25,6 +25,7 @@ export {
   type ListenOptions,
   type ConnectOptions,
 } from './channel.js';
+export { DEFAULT_LIMITS, type ConnectionLimits, type ListenerLimits } from './limits.js';
 export { spawnWithRegions, connectToParent, PARENT_CHANNEL_ENV, PARENT_PID_ENV, type SpawnWithRegionsOptions } from './child.js';
 export type { WaitOptions } from './waiter.js';
 export {

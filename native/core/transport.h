@@ -23,6 +23,7 @@
 
 #include "error.h"
 #include "frame.h"
+#include "inbox.h"
 #include "shared_memory.h"
 
 namespace memport {
@@ -62,11 +63,18 @@ struct PeerIdentity {
   int64_t gid = -1;  // Linux only (-1 on Windows)
 };
 
-// A MESSAGE as received: the decoded frame, and one validated, owned
-// SharedMemory per region descriptor (same order, same size and mode).
+// A MESSAGE as received: the decoded frame, and one validated, owned,
+// unmapped SharedMemory per region descriptor (same order, same size and
+// mode). Mapping waits until the application receives the message.
 struct InboundMessage {
   Frame frame;
   std::vector<SharedMemory> regions;
+  // Set when the message passed a bound (inbox.h): its handles were released
+  // unmapped (`regions` is empty) and the receiver answers NACK with this.
+  Error refused;
+  // What the message holds against the connection's budget until the
+  // application receives it or it is released.
+  std::unique_ptr<InboxCharge> charge;
 };
 
 class ConnectionObserver {
@@ -76,7 +84,8 @@ class ConnectionObserver {
   virtual void OnFrame(InboundMessage message) = 0;
   // The connection is over; called once. code "PEER_CLOSED" for an orderly
   // EOF or a dead peer, "PROTOCOL"/"INVALID_HANDLE" after the backend dropped
-  // a misbehaving peer, "CLOSED" after Close().
+  // a misbehaving peer (also one that owes us more than
+  // limits.max_owed_control_frames ACK/NACKs by not reading), "CLOSED" after Close().
   virtual void OnClosed(const Error& error) = 0;
   // Completion of Write(write_id): error == nullptr when the whole frame was
   // handed to the kernel. Never called for write_id kUnreportedWrite.
@@ -98,8 +107,15 @@ class Connection {
   // reused while its process runs, so a decision about peer().pid that is
   // followed by true here was about the peer and nobody else.
   virtual bool PeerRunning() const = 0;
-  // Starts reading; the observer must outlive the connection's callbacks.
-  virtual void Start(std::shared_ptr<ConnectionObserver> observer) = 0;
+  // Listener side, after the admission decision and before WELCOME: fails
+  // with PROTOCOL if the client has sent anything yet (a client sends
+  // nothing before WELCOME), PEER_CLOSED if it has gone. Reads nothing:
+  // whatever the client sent is released unread (and unmapped) by Close.
+  virtual Status Admit() = 0;
+  // Starts reading (a listener calls it only once WELCOME is sent); the
+  // observer must outlive the connection's callbacks. `limits` bound what
+  // the peer can make this process hold (inbox.h).
+  virtual void Start(std::shared_ptr<ConnectionObserver> observer, const PeerLimits& limits = PeerLimits{}) = 0;
   // Writes one frame carrying `regions` (frame.regions' handle fields are
   // filled in here: fd indices on Linux, values duplicated into the peer on
   // Windows). An immediate failure is returned and nothing was sent (on

@@ -21,12 +21,15 @@
 #include <pwd.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <dirent.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -345,6 +348,56 @@ PeerProcess PeerProcessState(int fd) {
 }
 
 // ---------------------------------------------------------------------------
+// File descriptors: peers' handles never take the process's last ones.
+
+uint64_t FdLimit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return uint64_t{1} << 20;
+  return static_cast<uint64_t>(limit.rlim_cur);
+}
+
+// Handles that all connections together may hold in unreceived messages: half
+// of what the fd limit leaves after the reserve.
+uint64_t ProcessHandleLimit(uint64_t reserve) {
+  const uint64_t limit = FdLimit();
+  reserve = std::min(reserve, limit / 4);
+  return limit > reserve ? (limit - reserve) / 2 : 0;
+}
+
+// Open fds in this process, counted in /proc/self/fd; -1 when they cannot be
+// counted (no fd left to open the directory with, for one).
+int64_t CountOpenFds() {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return -1;
+  int64_t count = 0;
+  while (dirent* entry = ::readdir(dir)) {
+    if (entry->d_name[0] != '.') ++count;
+  }
+  ::closedir(dir);
+  return count - 1;  // the directory's own fd
+}
+
+// Whether taking fds up to number `highest` left at least `reserve` fds free
+// (at most a quarter of the limit: a process run with a tiny limit still
+// serves). The kernel hands out the lowest free numbers, so while `highest`
+// is in the lower half of the table there is room; only then are fds counted.
+bool FdReserveKept(int highest, uint64_t reserve) {
+  const uint64_t limit = FdLimit();
+  reserve = std::min(reserve, limit / 4);
+  if (static_cast<uint64_t>(highest) < limit / 2) return true;
+  const int64_t open = CountOpenFds();
+  return open >= 0 && static_cast<uint64_t>(open) + reserve <= limit;
+}
+
+// One frame's buffer per reading thread (the JS thread, the epoll thread, a
+// worker's JS thread), not per connection: an idle connection then costs a
+// few hundred bytes instead of the largest frame.
+std::vector<uint8_t>& ReadBuffer() {
+  thread_local std::vector<uint8_t> buffer(kMaxFrameSize + 1);
+  return buffer;
+}
+
+// ---------------------------------------------------------------------------
 // The epoll thread.
 
 class Pollable {
@@ -502,7 +555,7 @@ struct PendingWrite {
 class UnixConnection : public Connection, public Pollable, public std::enable_shared_from_this<UnixConnection> {
  public:
   UnixConnection(OsHandle fd, PeerIdentity peer, std::shared_ptr<JsThread> js)
-      : fd_(std::move(fd)), peer_(peer), js_(std::move(js)), buffer_(kMaxFrameSize + 1) {}
+      : fd_(std::move(fd)), peer_(peer), js_(std::move(js)) {}
 
   ~UnixConnection() override = default;
 
@@ -513,10 +566,28 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
     return !closed_ && PeerProcessState(static_cast<int>(fd_.get())) != PeerProcess::kExited;
   }
 
-  void Start(std::shared_ptr<ConnectionObserver> observer) override {
+  Status Admit() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_) return MakeError(close_code_, close_message_);
+    // Peeks one byte and no ancillary data: fds queued with a frame stay in
+    // the kernel (and are released with the socket), never in our table.
+    uint8_t byte = 0;
+    const ssize_t n = ::recv(static_cast<int>(fd_.get()), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n == 0 && !PeerHungUp())) {
+      return MakeError("PROTOCOL", "the client sent a frame before it was admitted (before WELCOME)");
+    }
+    if (n == 0) return MakeError("PEER_CLOSED", "the client left before it was admitted");
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return Ok();
+    return errno == ECONNRESET ? MakeError("PEER_CLOSED", "the client left before it was admitted")
+                               : LastOsError("recv", "checking the client before admitting it");
+  }
+
+  void Start(std::shared_ptr<ConnectionObserver> observer, const PeerLimits& limits) override {
     std::lock_guard<std::mutex> lock(mutex_);
     if (closed_) return;
     observer_ = std::move(observer);
+    limits_ = limits;
+    account_ = std::make_shared<InboxAccount>(limits, ProcessHandleLimit(limits.fd_reserve), peer_.pid);
     std::weak_ptr<UnixConnection> weak = shared_from_this();
     watch_ = js_->WatchFd(static_cast<int>(fd_.get()), [weak](uint32_t events, Deliveries& deliveries) {
       if (std::shared_ptr<UnixConnection> self = weak.lock()) self->OnJsThreadEvents(events, deliveries);
@@ -555,6 +626,13 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
     if (!send_now) {
       Status held = HoldFds(write);
       if (!held.ok()) return held;
+    }
+    if (write_id == kUnreportedWrite && ++owed_control_ > limits_.max_owed_control_frames) {
+      // ACKs and NACKs pile up only for a peer that sends and never reads.
+      FailLocked(MakeError("PROTOCOL", "the peer does not read: more than " +
+                                           std::to_string(limits_.max_owed_control_frames) +
+                                           " acknowledgements are waiting for it (limits.maxOwedControlFrames)"));
+      return Ok();  // nobody waits for a control frame; OnClosed says why
     }
     queue_.push_back(std::move(write));
     if (send_now) {
@@ -637,6 +715,7 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
         return;
       }
       const uint64_t id = w.id;
+      if (id == kUnreportedWrite) --owed_control_;
       queue_.pop_front();  // the kernel holds its own references to the fds now
       PostWriteDone(id, nullptr);
     }
@@ -671,7 +750,8 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
   // Reads every frame available now.
   void ReadLocked() {
     for (;;) {
-      iovec iov{buffer_.data(), buffer_.size()};
+      std::vector<uint8_t>& buffer = ReadBuffer();
+      iovec iov{buffer.data(), buffer.size()};
       alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxRegionsPerFrame)];
       msghdr msg{};
       msg.msg_iov = &iov;
@@ -714,7 +794,7 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
         FailLocked(MakeError("PROTOCOL", "the peer sent unexpected ancillary data"));
         return;
       }
-      Result<Frame> decoded = DecodeFrame(buffer_.data(), static_cast<size_t>(n));
+      Result<Frame> decoded = DecodeFrame(buffer.data(), static_cast<size_t>(n));
       if (!decoded.ok()) {
         FailLocked(decoded.error());
         return;
@@ -741,8 +821,30 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
         fds[i].release();  // now owned by the SharedMemory
         message.regions.push_back(adopted.take());
       }
+      if (message.frame.type == FrameType::kMessage) ChargeLocked(message);
       PostFrame(std::move(message));
     }
+  }
+
+  // Charges a validated MESSAGE to the budget, or releases its handles (never
+  // mapped) and marks it refused, to be answered with NACK.
+  void ChargeLocked(InboundMessage& message) {
+    int highest = -1;
+    for (const SharedMemory& region : message.regions) highest = std::max(highest, static_cast<int>(region.raw()));
+    if (highest >= 0 && !FdReserveKept(highest, limits_.fd_reserve)) {
+      message.regions.clear();
+      message.refused = MakeError("OUT_OF_MEMORY", "the receiver is close to its fd limit (it keeps " +
+                                                       std::to_string(limits_.fd_reserve) +
+                                                       " fds free for itself); receive earlier messages first");
+      return;
+    }
+    Result<std::unique_ptr<InboxCharge>> charge = account_->Charge(message.frame);
+    if (!charge.ok()) {
+      message.regions.clear();
+      message.refused = charge.error();
+      return;
+    }
+    message.charge = charge.take();
   }
 
   bool PeerHungUp() const {
@@ -763,6 +865,7 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
     }
     ::shutdown(static_cast<int>(fd_.get()), SHUT_RDWR);
     fd_.reset();
+    owed_control_ = 0;
     while (!queue_.empty()) {
       const uint64_t id = queue_.front().id;
       queue_.pop_front();
@@ -818,7 +921,9 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
   std::unique_ptr<FdWatch> watch_;  // set when read on the JS thread
   Deliveries* deliveries_ = nullptr;  // set while OnJsThreadEvents runs
   uint64_t inline_write_ = kUnreportedWrite;  // the write WriteInline is flushing
-  std::vector<uint8_t> buffer_;
+  PeerLimits limits_;
+  std::shared_ptr<InboxAccount> account_;
+  uint64_t owed_control_ = 0;  // control frames queued here, not yet taken by the kernel
   bool closed_ = false;
   bool want_write_ = false;
   std::string close_code_;
@@ -833,7 +938,10 @@ class ConnectionHandle : public Connection {
   ~ConnectionHandle() override { impl_->Close(); }
   const PeerIdentity& peer() const override { return impl_->peer(); }
   bool PeerRunning() const override { return impl_->PeerRunning(); }
-  void Start(std::shared_ptr<ConnectionObserver> observer) override { impl_->Start(std::move(observer)); }
+  Status Admit() override { return impl_->Admit(); }
+  void Start(std::shared_ptr<ConnectionObserver> observer, const PeerLimits& limits) override {
+    impl_->Start(std::move(observer), limits);
+  }
   Status Write(uint64_t id, Frame frame, const std::vector<const SharedMemory*>& regions) override {
     return impl_->Write(id, std::move(frame), regions);
   }
@@ -887,6 +995,9 @@ class UnixListener : public Pollable, public std::enable_shared_from_this<UnixLi
         return;
       }
       OsHandle conn(fd);
+      // A client may not take the fds the process keeps for itself: it is
+      // closed unheard (it sees the connection end before any WELCOME).
+      if (!FdReserveKept(fd, PeerLimits{}.fd_reserve)) continue;
       Result<PeerIdentity> peer = PeerCredentials(fd);
       if (!peer.ok()) continue;  // the client is already gone
       auto connection = std::make_shared<UnixConnection>(std::move(conn), peer.value(), js_);

@@ -28,6 +28,7 @@
 #include <aclapi.h>
 
 #include <atomic>
+#include <cstring>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -57,6 +58,17 @@ constexpr DWORD kPipeBufferSize = 64 * 1024;
 // Listening instances kept open at once. One suffices for correctness; a few
 // let a burst of clients connect without waiting on ERROR_PIPE_BUSY.
 constexpr size_t kListenBacklog = 4;
+// Handles all connections together may hold in unreceived messages. Windows
+// has no small per-process handle limit (about 16 million), so this only
+// keeps one process's table reasonable.
+constexpr uint64_t kProcessHandleLimit = 65536;
+// A waiting read's buffer: most frames fit (a few regions and some JSON); a
+// longer one is read on from the pipe into the I/O thread's one buffer of the
+// largest frame, so an idle connection does not hold 132 KiB.
+constexpr DWORD kWaitingReadSize = 4096;
+// At most this many unread messages are read to release their handles when a
+// connection that was never started is closed (the pipe holds few anyway).
+constexpr int kMaxDiscardedMessages = 1024;
 
 // ---------------------------------------------------------------------------
 // The I/O completion port and its thread.
@@ -408,6 +420,7 @@ class WriteOp : public IoOp {
   const uint64_t write_id;
   const std::vector<uint8_t> bytes;
   std::unique_ptr<PeerHandles> handles;
+  bool owed = false;  // a control frame still waiting for the peer to read (counted in owed_control_)
 };
 
 Error ClosedError() { return MakeError("CLOSED", "the connection is closed"); }
@@ -447,12 +460,28 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
     return !closed_ && peer_process_.valid() && ::WaitForSingleObject(Get(peer_process_), 0) == WAIT_TIMEOUT;
   }
 
-  void Start(std::shared_ptr<ConnectionObserver> observer) {
+  Status Admit() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_) return close_reason_;
+    DWORD available = 0;
+    if (!::PeekNamedPipe(Get(pipe_), /*lpBuffer=*/nullptr, 0, /*lpBytesRead=*/nullptr, &available,
+                         /*lpBytesLeftThisMessage=*/nullptr)) {
+      const DWORD err = ::GetLastError();
+      if (IsPeerGone(err)) return MakeError("PEER_CLOSED", "the client left before it was admitted");
+      return OsError(err, "PeekNamedPipe", "checking the client before admitting it");
+    }
+    if (available > 0) return MakeError("PROTOCOL", "the client sent a frame before it was admitted (before WELCOME)");
+    return Ok();
+  }
+
+  void Start(std::shared_ptr<ConnectionObserver> observer, const PeerLimits& limits) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (started_ || closed_) return;
     started_ = true;
     observer_ = std::move(observer);
-    read_buffer_.resize(kMaxFrameSize);
+    limits_ = limits;
+    account_ = std::make_shared<InboxAccount>(limits, kProcessHandleLimit, peer_.pid);
+    read_buffer_.resize(kWaitingReadSize);
     IssueReadLocked();
   }
 
@@ -510,7 +539,16 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
       pending_writes_.insert(op.get());
     }
     ++outstanding_;
-    op.release();
+    WriteOp* issued = op.release();
+    if (!done && write_id == kUnreportedWrite) {
+      // ACKs and NACKs pile up only for a peer that sends and never reads.
+      issued->owed = true;
+      if (++owed_control_ > limits_.max_owed_control_frames) {
+        ShutdownLocked(MakeError("PROTOCOL", "the peer does not read: more than " +
+                                                 std::to_string(limits_.max_owed_control_frames) +
+                                                 " acknowledgements are waiting for it (limits.maxOwedControlFrames)"));
+      }
+    }
     return Ok();
   }
 
@@ -519,6 +557,7 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
   void CloseByUser() {
     user_closed_->store(true);
     std::lock_guard<std::mutex> lock(mutex_);
+    if (!started_ && !closed_) DiscardUnreadLocked();
     ShutdownLocked(ClosedError());
   }
 
@@ -549,15 +588,41 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
   }
 
   void CompleteRead(DWORD bytes, DWORD error) {
+    // Only the I/O thread reads (one thread: kernel32's port has one).
+    static std::vector<uint8_t>* const large = new std::vector<uint8_t>(kMaxFrameSize);
+    const uint8_t* frame_bytes = read_buffer_.data();
+    size_t frame_length = bytes;
+    if (error == ERROR_MORE_DATA) {
+      // Longer than the waiting buffer: the rest of the message is in the
+      // pipe already. More than the largest frame is still a violation.
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!closed_ && bytes <= large->size()) {
+        std::memcpy(large->data(), read_buffer_.data(), bytes);
+        DWORD rest = 0;
+        error = ReadNowLocked(large->data() + bytes, static_cast<DWORD>(large->size() - bytes), &rest);
+        frame_bytes = large->data();
+        frame_length = static_cast<size_t>(bytes) + rest;
+      }
+    }
     // Decoding and adopting happen outside the lock: only this thread touches
-    // the buffer while no read is pending.
+    // the buffers while no read is pending.
     InboundMessage message;
     Error failure;  // code empty: none
     if (error == ERROR_SUCCESS) {
-      Result<Frame> frame = DecodeFrame(read_buffer_.data(), bytes);
+      Result<Frame> frame = DecodeFrame(frame_bytes, frame_length);
       if (frame.ok()) {
         message.frame = frame.take();
         failure = AdoptRegions(&message);
+        if (failure.code.empty() && message.frame.type == FrameType::kMessage) {
+          // Validated, never mapped; over a bound, released at once and refused.
+          Result<std::unique_ptr<InboxCharge>> charge = account_->Charge(message.frame);
+          if (charge.ok()) {
+            message.charge = charge.take();
+          } else {
+            message.regions.clear();
+            message.refused = charge.error();
+          }
+        }
       } else {
         failure = frame.error();
       }
@@ -614,6 +679,7 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
 
     std::lock_guard<std::mutex> lock(mutex_);
     --outstanding_;
+    if (op->owed) --owed_control_;
     const bool unreported = pending_writes_.erase(op) != 0;
     if (unreported && observer_ && op->write_id != kUnreportedWrite) {
       std::shared_ptr<Error> result;
@@ -656,6 +722,51 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
     ReleaseHandlesIfIdleLocked();
   }
 
+  // A connection closed before it was started (a client refused, or dropped
+  // for sending before WELCOME) was never read. Unlike fds queued on a Linux
+  // socket, section handles a client duplicated into us are in our table
+  // already, named in the messages waiting in the pipe: read those messages
+  // now (no read was ever issued, so the buffer is ours) and close every
+  // value that validates as a section, unmapped and undelivered. A value
+  // that fails validation is left alone, as always (it may name anything).
+  // Reads what is in the pipe now, without the port: for data known to be
+  // there (the rest of a message, or a message PeekNamedPipe saw), so it
+  // completes at once; gives up after a second. Returns the read's error.
+  DWORD ReadNowLocked(uint8_t* buffer, DWORD size, DWORD* got) {
+    *got = 0;
+    OsHandle event(AsRaw(::CreateEventW(nullptr, TRUE, FALSE, nullptr)));
+    if (!event.valid()) return ::GetLastError();
+    OVERLAPPED overlapped{};
+    // The event's low bit set: no completion packet is queued to the port.
+    overlapped.hEvent = reinterpret_cast<HANDLE>(reinterpret_cast<uintptr_t>(Get(event)) | 1);
+    if (!::ReadFile(Get(pipe_), buffer, size, nullptr, &overlapped)) {
+      const DWORD err = ::GetLastError();
+      if (err != ERROR_IO_PENDING) return err;
+      if (::WaitForSingleObject(Get(event), 1000) != WAIT_OBJECT_0) {
+        ::CancelIoEx(Get(pipe_), &overlapped);
+        ::GetOverlappedResult(Get(pipe_), &overlapped, got, TRUE);
+        return ERROR_OPERATION_ABORTED;
+      }
+    }
+    if (!::GetOverlappedResult(Get(pipe_), &overlapped, got, FALSE)) return ::GetLastError();
+    return ERROR_SUCCESS;
+  }
+
+  void DiscardUnreadLocked() {
+    std::vector<uint8_t> buffer(kMaxFrameSize);
+    for (int i = 0; i < kMaxDiscardedMessages; ++i) {
+      DWORD available = 0;
+      if (!::PeekNamedPipe(Get(pipe_), nullptr, 0, nullptr, &available, nullptr) || available == 0) return;
+      DWORD bytes = 0;
+      if (ReadNowLocked(buffer.data(), static_cast<DWORD>(buffer.size()), &bytes) != ERROR_SUCCESS) return;
+      Result<Frame> frame = DecodeFrame(buffer.data(), bytes);
+      if (!frame.ok()) return;
+      InboundMessage message;
+      message.frame = frame.take();
+      AdoptRegions(&message);  // the adopted ones close with `message`
+    }
+  }
+
   void ReleaseHandlesIfIdleLocked() {
     if (closed_ && outstanding_ == 0) peer_process_.reset();
   }
@@ -674,6 +785,9 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
   size_t outstanding_ = 0;                     // operations the kernel still holds
   std::unordered_set<WriteOp*> pending_writes_;  // in flight and not yet reported
   std::vector<uint8_t> read_buffer_;           // written by the kernel while a read is pending
+  PeerLimits limits_;
+  std::shared_ptr<InboxAccount> account_;
+  uint64_t owed_control_ = 0;                  // control frames written but not yet taken by the peer
 };
 
 class PipeConnection : public Connection {
@@ -684,7 +798,10 @@ class PipeConnection : public Connection {
 
   const PeerIdentity& peer() const override { return state_->peer(); }
   bool PeerRunning() const override { return state_->PeerRunning(); }
-  void Start(std::shared_ptr<ConnectionObserver> observer) override { state_->Start(std::move(observer)); }
+  Status Admit() override { return state_->Admit(); }
+  void Start(std::shared_ptr<ConnectionObserver> observer, const PeerLimits& limits) override {
+    state_->Start(std::move(observer), limits);
+  }
   Status Write(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions) override {
     return state_->Write(write_id, std::move(frame), regions, /*completed=*/nullptr);
   }

@@ -51,15 +51,49 @@ export const FrameType = {
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
+/**
+ * A MESSAGE as it arrived: opaque, its regions validated but not mapped, its
+ * data raw bytes held natively, all counted against the connection's limits
+ * until it is taken or released.
+ */
+export type NativeInbound = { readonly __nativeInbound: unique symbol };
+
+/** Per-connection bounds, every field given (src/limits.ts fills in defaults). */
+export interface NativePeerLimits {
+  maxPendingDataBytes: number;
+  maxPendingHandles: number;
+  maxPendingRegionBytes: number;
+  maxOwedControlFrames: number;
+  fdReserve: number;
+}
+
 export interface NativeConnection {
   peer(): NativePeer;
   /** False once the kernel says the peer process has exited (true where it cannot say). */
   peerRunning(): boolean;
+  /**
+   * Listener side, after allow() and before WELCOME: throws PROTOCOL if the
+   * client sent anything yet (PEER_CLOSED if it left). Reads nothing.
+   */
+  admit(): void;
+  /**
+   * Begins reading. `onFrame` gets a MESSAGE as `message` (or, when it passed a
+   * bound and was released unmapped, as `refusal`: answer NACK); other frames
+   * as `data`.
+   */
   start(
-    onFrame: (type: number, seq: number, regions: NativeRegion[] | undefined, data: Uint8Array | undefined, mapError: Error | undefined) => void,
+    onFrame: (type: number, seq: number, message: NativeInbound | undefined, data: Uint8Array | undefined, refusal: Error | undefined) => void,
     onClosed: (error: Error) => void,
     onWriteDone: (id: number, error: Error | undefined) => void,
+    limits: NativePeerLimits,
   ): void;
+  /**
+   * Maps the message's regions and hands them over with its data; the message
+   * is empty afterwards. Throws (every region released) if one cannot be mapped.
+   */
+  takeMessage(message: NativeInbound): [NativeRegion[], Uint8Array | undefined];
+  /** Releases a message nobody will receive: handles closed unmapped, budget given back. */
+  releaseMessage(message: NativeInbound): void;
   /**
    * Throws a native error (nothing was sent) on immediate failure. True when
    * the frame was handed to the OS already: no onWriteDone follows for `id`.
@@ -126,4 +160,4 @@ export interface ReceivedMappingStats {
   misses: number;
 }
 
-export const EXPECTED_ABI_VERSION = 7;
+export const EXPECTED_ABI_VERSION = 8;

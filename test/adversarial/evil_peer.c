@@ -186,6 +186,10 @@ static void hold_then_revoke(void);
 // them). Linux: nothing to do (fds travel with the packet and are the
 // receiver's to close).
 static void hold_shared(void);
+// Windows: how many of the section values this process duplicated into the
+// peer (the first MAX_REGIONS) still name that section there ("PLANTED k of n");
+// nothing on Linux, where fds travel with the frame.
+static void report_planted(void);
 static void sleep_ms(int ms);
 static void wait_for_stdin_eof(void);
 // Starts a second process that keeps this connection open after we exit and
@@ -418,6 +422,95 @@ static void flood(int count) {
   }
   say("FLOODED %d", sent);
   drain(30000, 0);
+}
+
+// MESSAGE frame `seq` with `regions` regions of `size` bytes (one region,
+// shared `regions` times: each is its own handle at the receiver) and
+// `data_length` bytes of JSON: an array of zeros ("[0,0,...]", which a JSON
+// parser turns into many times its size) or, with `zeros` 0, one string.
+static Buf bulk_message(uint32_t seq, Region* region, uint64_t size, int regions, uint32_t data_length, int zeros) {
+  if (data_length < 3) data_length = 0;
+  Buf b = header(MESSAGE, (uint16_t)regions, seq, data_length);
+  for (int i = 0; i < regions; ++i) descriptor(&b, size, 0, share_region(region, 0));
+  if (data_length >= 3) {
+    // "[0,0,...,0   ]" or "\"xx...x\"", exactly data_length bytes.
+    char* json = (char*)malloc(data_length);
+    memset(json, zeros ? ' ' : 'x', data_length);
+    json[0] = zeros ? '[' : '"';
+    json[data_length - 1] = zeros ? ']' : '"';
+    if (zeros) {
+      uint32_t i = 1;
+      for (; i + 3 < data_length; i += 2) {
+        json[i] = '0';
+        json[i + 1] = ',';
+      }
+      json[i] = '0';
+    }
+    put(&b, json, data_length);
+    free(json);
+  }
+  return b;
+}
+
+// Before any WELCOME (so before the listener has decided): `count` MESSAGE
+// frames, each with `regions` regions of `size` bytes and `data` bytes of
+// JSON. Then reports what the listener answers ("REJECT ...", "EOF").
+static void pre_welcome(int argc, char** argv) {
+  const int count = (int)arg_u64(argc, argv, 0, 16);
+  const int regions = (int)arg_u64(argc, argv, 1, 4);
+  const uint64_t size = arg_u64(argc, argv, 2, 1 << 20);
+  const uint32_t data = (uint32_t)arg_u64(argc, argv, 3, 1024);
+  Region* region = make_region(size, 0);
+  int sent = 0;
+  for (int i = 1; i <= count; ++i) {
+    Buf b = bulk_message((uint32_t)i, region, size, regions, data, 1);
+    const int ok = send_raw(b.bytes, b.length) == 0;
+    free(b.bytes);
+    if (!ok) break;
+    ++sent;
+  }
+  say("PRE-WELCOME SENT %d", sent);
+  drain(20000, 0);
+  report_planted();
+}
+
+// Admitted: `count` MESSAGE frames (as in pre_welcome, region fill 0: sparse
+// on Linux) without waiting for any answer, then reports every ACK/NACK
+// until the listener hangs up. `zeros` 1: the data is an array of zeros.
+static void unreceived(int argc, char** argv) {
+  const int count = (int)arg_u64(argc, argv, 0, 256);
+  const int regions = (int)arg_u64(argc, argv, 1, 1);
+  const uint64_t size = arg_u64(argc, argv, 2, 4096);
+  const uint32_t data = (uint32_t)arg_u64(argc, argv, 3, 0);
+  const int zeros = (int)arg_u64(argc, argv, 4, 0);
+  Region* region = make_region(size, 0);
+  int sent = 0;
+  for (int i = 1; i <= count; ++i) {
+    Buf b = bulk_message((uint32_t)i, region, size, regions, data, zeros);
+    const int ok = send_raw(b.bytes, b.length) == 0;
+    free(b.bytes);
+    if (!ok) break;
+    ++sent;
+  }
+  say("SENT-ALL %d", sent);
+  drain(30000, 0);
+  report_planted();
+}
+
+// Admitted: tiny MESSAGE frames, `count` of them, as fast as the socket takes
+// them, and never reads a thing (so every ACK it is owed piles up).
+static void no_read(int argc, char** argv) {
+  const int count = (int)arg_u64(argc, argv, 0, 100000);
+  int sent = 0;
+  for (int i = 1; i <= count; ++i) {
+    Buf b = text_frame(MESSAGE, (uint32_t)i, "1");
+    const int ok = send_raw(b.bytes, b.length) == 0;
+    free(b.bytes);
+    if (!ok) break;
+    ++sent;
+  }
+  say("NO-READ SENT %d", sent);
+  wait_for_stdin_eof();
 }
 
 // A well-behaved client (the control case, and "the listener still serves"):
@@ -743,6 +836,21 @@ static uint32_t share_region(Region* region, int read_only) {
   return value;
 }
 
+static int same_object(HANDLE a, HANDLE b);
+
+static void report_planted(void) {
+  int still = 0;
+  for (int i = 0; i < g_shared_count; ++i) {
+    HANDLE copy = NULL;
+    if (DuplicateHandle(g_peer_process, (HANDLE)(uintptr_t)g_shared[i], GetCurrentProcess(), &copy, 0, FALSE,
+                        DUPLICATE_SAME_ACCESS)) {
+      if (same_object(copy, g_shared_source[i])) ++still;
+      CloseHandle(copy);
+    }
+  }
+  say("PLANTED %d of %d", still, g_shared_count);
+}
+
 static void hold_shared(void) {
   for (int i = 0; i < g_shared_count && g_held_count < 256; ++i) {
     g_held_source[g_held_count] = g_shared_source[i];
@@ -780,7 +888,6 @@ static int revoke(uint32_t value) {
   return 1;
 }
 
-static int same_object(HANDLE a, HANDLE b);
 
 static void hold_then_revoke(void) {
   if (g_held_count == 0) return;
@@ -1582,6 +1689,7 @@ static void drop_received_handles(void) {
 
 static void hold_then_revoke(void) {}
 static void hold_shared(void) {}
+static void report_planted(void) {}
 
 // An fd of the given kind, declared as one region.
 static int fd_of_kind(const char* kind, uint64_t size, Region** memfd) {
@@ -1879,6 +1987,10 @@ int main(int argc, char** argv) {
     wait_for_stdin_eof();
     return 0;
   }
+  if (!strcmp(scenario, "pre-welcome")) {
+    pre_welcome(rest_count, rest);
+    return 0;
+  }
   if (!strcmp(scenario, "silent-unread")) {
     // Connected, never reads the WELCOME, never says anything; until stdin closes.
     say("CONNECTED");
@@ -1902,6 +2014,10 @@ int main(int argc, char** argv) {
     send_then(rest_count, rest, 1);
   } else if (!strcmp(scenario, "take-and-wait")) {
     take_and_wait();
+  } else if (!strcmp(scenario, "unreceived")) {
+    unreceived(rest_count, rest);
+  } else if (!strcmp(scenario, "no-read")) {
+    no_read(rest_count, rest);
   } else if (!strcmp(scenario, "take-and-answer")) {
     take_and_answer(rest_count, rest);
   } else {
