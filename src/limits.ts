@@ -42,7 +42,7 @@ export interface ListenerLimits extends ConnectionLimits {
 export type ResolvedLimits = Required<ListenerLimits>;
 
 /** The defaults of every limit (SECURITY.md, "Resource limits"). */
-export const DEFAULT_LIMITS: Readonly<ResolvedLimits> = Object.freeze({
+export const DEFAULT_LIMITS: Readonly<Required<ListenerLimits>> = Object.freeze({
   maxPendingDataBytes: 4 * 1024 * 1024,
   maxPendingHandles: 1024,
   maxPendingRegionBytes: 64 * 1024 ** 3,
