@@ -793,7 +793,7 @@ for (const verdict of [false, true]) {
         await evil.waitFor(/^EOF$/m);
         assert.not.match(evil.output, /^WELCOME$/m, 'a client that spoke before WELCOME is not welcomed');
       } else {
-        await evil.waitFor(/^REJECT not allowed/m);
+        await evil.waitFor(/^REJECT not admitted by the listener$/m);
         await evil.waitFor(/^EOF$/m);
       }
       expectErr(await ctx.listener.accept({ timeoutMs: 300 }), 'TIMEOUT', 'no connection reaches the application');

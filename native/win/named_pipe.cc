@@ -140,6 +140,33 @@ class IoService {
                                         op->overlapped()) != FALSE;
   }
 
+  // Reads what is in the pipe now, bypassing the port: for data known to be
+  // there (the rest of a message, or a message PeekNamedPipe saw), so it
+  // completes at once; gives up after a second. Returns the read's error.
+  // One event, made with the port and kept for the life of the process, serves
+  // every such read (serialised): an event per read would churn the handle
+  // table, and a handle that comes and goes looks, from outside, like one of
+  // ours being closed (the adversarial handle sweep checks exactly that).
+  DWORD ReadNow(HANDLE pipe, uint8_t* buffer, DWORD size, DWORD* got) {
+    *got = 0;
+    std::lock_guard<std::mutex> lock(read_now_mutex_);
+    if (!::ResetEvent(Get(read_now_event_))) return ::GetLastError();
+    OVERLAPPED overlapped{};
+    // The event's low bit set: no completion packet is queued to the port.
+    overlapped.hEvent = reinterpret_cast<HANDLE>(reinterpret_cast<uintptr_t>(Get(read_now_event_)) | 1);
+    if (!::ReadFile(pipe, buffer, size, nullptr, &overlapped)) {
+      const DWORD err = ::GetLastError();
+      if (err != ERROR_IO_PENDING) return err;
+      if (::WaitForSingleObject(Get(read_now_event_), 1000) != WAIT_OBJECT_0) {
+        ::CancelIoEx(pipe, &overlapped);
+        ::GetOverlappedResult(pipe, &overlapped, got, TRUE);
+        return ERROR_OPERATION_ABORTED;
+      }
+    }
+    if (!::GetOverlappedResult(pipe, &overlapped, got, FALSE)) return ::GetLastError();
+    return ERROR_SUCCESS;
+  }
+
  private:
   IoService() {
     HANDLE port = ::CreateIoCompletionPort(INVALID_HANDLE_VALUE, /*ExistingCompletionPort=*/nullptr,
@@ -149,6 +176,12 @@ class IoService {
       return;
     }
     port_.reset(AsRaw(port));
+    read_now_event_.reset(AsRaw(::CreateEventW(/*lpEventAttributes=*/nullptr, /*bManualReset=*/TRUE,
+                                                /*bInitialState=*/FALSE, /*lpName=*/nullptr)));
+    if (!read_now_event_.valid()) {
+      start_error_ = LastOsError("CreateEventW", "starting memport's I/O thread");
+      return;
+    }
     try {
       std::thread([this] { Run(); }).detach();
     } catch (const std::system_error& e) {
@@ -173,6 +206,8 @@ class IoService {
   }
 
   OsHandle port_;
+  OsHandle read_now_event_;
+  std::mutex read_now_mutex_;
   Error start_error_;
 };
 
@@ -722,6 +757,15 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
     ReleaseHandlesIfIdleLocked();
   }
 
+  // The rest of a message, or a message PeekNamedPipe saw: read at once,
+  // bypassing the port (IoService::ReadNow).
+  DWORD ReadNowLocked(uint8_t* buffer, DWORD size, DWORD* got) {
+    *got = 0;
+    Result<IoService*> io = IoService::Instance();
+    if (!io.ok()) return ERROR_NOT_READY;
+    return io.value()->ReadNow(Get(pipe_), buffer, size, got);
+  }
+
   // A connection closed before it was started (a client refused, or dropped
   // for sending before WELCOME) was never read. Unlike fds queued on a Linux
   // socket, section handles a client duplicated into us are in our table
@@ -729,29 +773,6 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
   // now (no read was ever issued, so the buffer is ours) and close every
   // value that validates as a section, unmapped and undelivered. A value
   // that fails validation is left alone, as always (it may name anything).
-  // Reads what is in the pipe now, without the port: for data known to be
-  // there (the rest of a message, or a message PeekNamedPipe saw), so it
-  // completes at once; gives up after a second. Returns the read's error.
-  DWORD ReadNowLocked(uint8_t* buffer, DWORD size, DWORD* got) {
-    *got = 0;
-    OsHandle event(AsRaw(::CreateEventW(nullptr, TRUE, FALSE, nullptr)));
-    if (!event.valid()) return ::GetLastError();
-    OVERLAPPED overlapped{};
-    // The event's low bit set: no completion packet is queued to the port.
-    overlapped.hEvent = reinterpret_cast<HANDLE>(reinterpret_cast<uintptr_t>(Get(event)) | 1);
-    if (!::ReadFile(Get(pipe_), buffer, size, nullptr, &overlapped)) {
-      const DWORD err = ::GetLastError();
-      if (err != ERROR_IO_PENDING) return err;
-      if (::WaitForSingleObject(Get(event), 1000) != WAIT_OBJECT_0) {
-        ::CancelIoEx(Get(pipe_), &overlapped);
-        ::GetOverlappedResult(Get(pipe_), &overlapped, got, TRUE);
-        return ERROR_OPERATION_ABORTED;
-      }
-    }
-    if (!::GetOverlappedResult(Get(pipe_), &overlapped, got, FALSE)) return ::GetLastError();
-    return ERROR_SUCCESS;
-  }
-
   void DiscardUnreadLocked() {
     std::vector<uint8_t> buffer(kMaxFrameSize);
     for (int i = 0; i < kMaxDiscardedMessages; ++i) {
