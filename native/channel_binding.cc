@@ -389,8 +389,8 @@ NativeListener::NativeListener(const Napi::CallbackInfo& info) : Napi::ObjectWra
   }
 }
 
-// listen(name, onConnection, onError): every failure happens here, before a
-// wrapper object exists.
+// listen(name, onConnection, onError, limits?): every failure happens here,
+// before a wrapper object exists.
 Napi::Value ListenJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string name = ReadName(info[0]);
@@ -398,7 +398,7 @@ Napi::Value ListenJs(const Napi::CallbackInfo& info) {
   std::shared_ptr<NapiJsThread> js = AddonData::Get(env).js_thread;
   PendingListener pending;
   pending.observer = std::make_shared<ListenerObserverImpl>(env, js, std::move(callbacks));
-  pending.listener = ValueOrThrow(env, memport::Listen(name, js, pending.observer));
+  pending.listener = ValueOrThrow(env, memport::Listen(name, js, pending.observer, ReadLimits(info[3])));
   auto token = Napi::External<PendingListener>::New(env, &pending);
   return AddonData::Get(env).listener_constructor.New({token});
 }

@@ -4,7 +4,7 @@ import { basename, dirname } from 'node:path';
 import { ResultAsync, err, errAsync, ok, okAsync, Result } from 'neverthrow';
 import { MEMPORT_ERROR_CODES, memportError, peerText, toMemportError, type MemportError, type MemportErrorCode } from './errors.js';
 import { DEFAULT_LIMITS, nativeLimits, readLimits, type ConnectionLimits, type ListenerLimits, type ResolvedLimits } from './limits.js';
-import { FrameType, type NativeConnection, type NativeInbound, type NativeListener, type NativeRegion } from './native/binding.js';
+import { FrameType, type NativeConnection, type NativeInbound, type NativeListener, type NativePeerLimits, type NativeRegion } from './native/binding.js';
 import { loadNative } from './native/load.js';
 import { describe, readArray, readOptions, readWaitOptions, thrownText, waitOptionsFrom } from './options.js';
 import { SharedRegion, nativeOf, namedRegionSendError } from './region.js';
@@ -563,7 +563,7 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
 
   /** @internal use {@link listen}; a static factory so the published class keeps a private constructor. */
   static _open(
-    nativeListen: (name: string, onConnection: (c: NativeConnection) => void, onError: (e: Error) => void) => NativeListener,
+    nativeListen: (name: string, onConnection: (c: NativeConnection) => void, onError: (e: Error) => void, limits?: NativePeerLimits) => NativeListener,
     name: string,
     allow: (peer: Peer) => boolean | Promise<boolean>,
     limits: ResolvedLimits,
@@ -572,7 +572,7 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
   }
 
   private constructor(
-    nativeListen: (name: string, onConnection: (c: NativeConnection) => void, onError: (e: Error) => void) => NativeListener,
+    nativeListen: (name: string, onConnection: (c: NativeConnection) => void, onError: (e: Error) => void, limits?: NativePeerLimits) => NativeListener,
     name: string,
     allow: (peer: Peer) => boolean | Promise<boolean>,
     limits: ResolvedLimits,
@@ -584,6 +584,7 @@ export class Listener implements AsyncIterable<Connection>, Disposable {
       name,
       (native) => this.#onConnection(native),
       (error) => this.#fail(toMemportError(error)),
+      nativeLimits(limits),
     );
     this.#address = this.#native.address() ?? '';
     this.#watchName();

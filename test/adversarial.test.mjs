@@ -743,12 +743,12 @@ Names.run();
 const Limits = suite('admission and resource limits');
 
 /** Handles in this process to memory evil_peer made: its memfds (Linux only; on Windows evil_peer reports PLANTED). */
-function evilMemoryHandles() {
+function evilMemoryHandles(label = 'evil') {
   if (!isLinux) return 0;
   let count = 0;
   for (const fd of readdirSync('/proc/self/fd')) {
     try {
-      if (readlinkSync(`/proc/self/fd/${fd}`).includes('memfd:evil')) count++;
+      if (readlinkSync(`/proc/self/fd/${fd}`).includes(`memfd:${label}`)) count++;
     } catch {
       // closed meanwhile (the directory's own fd, for one)
     }
@@ -757,11 +757,11 @@ function evilMemoryHandles() {
 }
 
 /** Mappings in this process of memory evil_peer made, of `length` bytes if given (Linux: memfds are labelled; 0 elsewhere). */
-function evilMappings(length) {
+function evilMappings(length, label = 'evil') {
   if (!isLinux) return 0;
   return readFileSync('/proc/self/maps', 'utf8')
     .split('\n')
-    .filter((l) => l.includes('/memfd:evil'))
+    .filter((l) => l.includes(`/memfd:${label}`))
     .filter((l) => {
       if (length === undefined) return true;
       const [start, end] = l.split(' ')[0].split('-').map((x) => BigInt(`0x${x}`));
@@ -779,15 +779,18 @@ for (const verdict of [false, true]) {
     let evilPid = -1;
     const allow = (peer) => (peer.pid === evilPid ? decided.then(() => verdict) : true);
     await contained(`pre-welcome ${what}`, async (ctx) => {
-      const handlesBefore = evilMemoryHandles();
-      const mappingsBefore = evilMappings();
+      // Counted by this client's own memfd name (evil_peer's pre-welcome
+      // regions are memfd:evil-early): a cached mapping an earlier test left
+      // may be released meanwhile, and must not count either way.
+      const handlesBefore = evilMemoryHandles('evil-early');
+      const mappingsBefore = evilMappings(undefined, 'evil-early');
       const heapBefore = process.memoryUsage().heapUsed;
       // 16 frames of 16 regions (1 MiB each) and 1 KiB of JSON, sent without waiting for WELCOME.
       const evil = ctx.evil('pre-welcome', [16, 16, 1 << 20, 1024]);
       evilPid = evil.pid;
       await evil.waitFor(/^PRE-WELCOME SENT 16$/m);
       await sleep(200); // every chance to read them, while allow() has not answered
-      const during = { handles: evilMemoryHandles() - handlesBefore, mappings: evilMappings() - mappingsBefore };
+      const during = { handles: evilMemoryHandles('evil-early') - handlesBefore, mappings: evilMappings(undefined, 'evil-early') - mappingsBefore };
       decide();
       if (verdict) {
         await evil.waitFor(/^EOF$/m);
@@ -804,7 +807,7 @@ for (const verdict of [false, true]) {
       assert.ok(process.memoryUsage().heapUsed - heapBefore < 8 * 1024 * 1024, 'nothing was parsed');
       await evil.finish();
       await settleHandles();
-      assert.is(evilMemoryHandles(), handlesBefore, 'every handle the client sent is released');
+      assert.is(evilMemoryHandles('evil-early'), handlesBefore, 'every handle the client sent is released');
       if (isWindows) assert.match(evil.output, /^PLANTED 0 of 64$/m, 'every section it duplicated into us is closed');
       await stillServing(ctx, `a pre-WELCOME flood (${what})`);
     }, { allow });
@@ -813,8 +816,10 @@ for (const verdict of [false, true]) {
 
 Limits('regions in unreceived messages are validated, not mapped; past maxPendingHandles a message is refused (NACK OUT_OF_MEMORY), unmapped; the connection goes on', async () => {
   await contained('unreceived handles', async (ctx) => {
-    const handlesBefore = evilMemoryHandles();
-    const mappingsBefore = evilMappings();
+    // This client's regions by their own memfd name (a cached mapping an
+    // earlier test left may be released meanwhile, and must not count).
+    const handlesBefore = evilMemoryHandles('evil-unreceived');
+    const mappingsBefore = evilMappings(undefined, 'evil-unreceived');
     // 64 messages of 4 regions; 16 handles fit.
     const evil = ctx.evil('unreceived', [64, 4, 65536]);
     const conn = await acceptFrom(ctx.listener, evil.pid, 'unreceived');
@@ -823,8 +828,8 @@ Limits('regions in unreceived messages are validated, not mapped; past maxPendin
     assert.match(evil.output, /^NACK 5 \{"code":"OUT_OF_MEMORY","message":"[^"]*maxPendingHandles/m);
     assert.is(countOf(evil, /^ACK /gm), 0, 'nothing is acknowledged before it is received');
     await settleHandles();
-    if (isLinux) assert.is(evilMemoryHandles() - handlesBefore, 16, 'only the 16 handles within the bound are held');
-    assert.is(evilMappings(), mappingsBefore, 'and none of them is mapped');
+    if (isLinux) assert.is(evilMemoryHandles('evil-unreceived') - handlesBefore, 16, 'only the 16 handles within the bound are held');
+    assert.is(evilMappings(undefined, 'evil-unreceived'), mappingsBefore, 'and none of them is mapped');
     for (let seq = 1; seq <= 4; seq++) {
       const { regions } = unwrap(await conn.receive({ timeoutMs: WAIT }), `receive ${seq}`);
       assert.is(regions.length, 4);
@@ -1130,10 +1135,11 @@ Fds('received fds are close-on-exec: a child spawned afterwards holds none of th
  * test/fixtures/fd-limit-receiver.mjs run with `ulimit -n <limit>`: `ask(command)`
  * sends one command and returns its JSON reply.
  */
-function startFdLimitReceiver(limit) {
+function startFdLimitReceiver(limit, fdReserve) {
   const name = uniqueName('fdlimit');
   const address = unwrap(channelAddress(name));
-  const receiver = spawnRetrying('sh', ['-c', `ulimit -n ${limit} && exec "${process.execPath}" "${FD_LIMIT_RECEIVER}" "${name}"`], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const reserveArg = fdReserve === undefined ? '' : ` "${fdReserve}"`;
+  const receiver = spawnRetrying('sh', ['-c', `ulimit -n ${limit} && exec "${process.execPath}" "${FD_LIMIT_RECEIVER}" "${name}"${reserveArg}`], { stdio: ['pipe', 'pipe', 'pipe'] });
   let errors = '';
   receiver.stderr.on('data', (d) => (errors += d));
   const exited = new Promise((resolve) => receiver.once('close', resolve));
@@ -1151,6 +1157,37 @@ function startFdLimitReceiver(limit) {
   };
   return { name, address, receiver, ask, exited, stderr: () => errors };
 }
+
+Fds("Linux: a listener keeps its own limits.fdReserve at accept, not the default", async () => {
+  if (!isLinux) return;
+  await contained('fd reserve option', async (ctx) => {
+    // fd limit 128: the default reserve is a quarter of it (32); this listener asks for 8.
+    const { address, receiver, ask, exited, stderr } = startFdLimitReceiver(128, 8);
+    try {
+      // 16 fds free: fewer than the default reserve, more than this listener's.
+      // The client is accepted, admitted and served (with the default it would
+      // see the connection end before WELCOME, as the test below shows).
+      await ask('fill 16');
+      const good = ctx.evil('good', [4096, 0x32], { address });
+      const received = await ask('receive');
+      assert.ok(received.ok, `a client within the listener's own reserve is served: ${JSON.stringify(received)}`);
+      await ask('close');
+      await good.finish();
+      await ask('unfill');
+      // 4 free: inside even this smaller reserve, so the client is not accepted.
+      await ask('fill 4');
+      const evil = ctx.evil('pre-welcome', [0], { address });
+      await evil.waitFor(/^EOF$/m);
+      assert.not.match(evil.output, /^WELCOME$/m, 'no client is admitted into the reserve');
+      await evil.finish();
+      await ask('unfill');
+      receiver.stdin.write('exit\n');
+      assert.is(await exited, 0, stderr());
+    } finally {
+      receiver.kill('SIGKILL');
+    }
+  });
+});
 
 Fds('a receiver near its fd limit gets typed errors, never a crash, and serves again once fds are free', async () => {
   if (!isLinux) return;

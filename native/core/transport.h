@@ -163,8 +163,12 @@ std::string CanonicalChannelName(const std::string& name);
 Result<std::string> ChannelAddress(const std::string& name);
 
 // Creates the listener. ALREADY_EXISTS when another live listener has the name.
+// `limits` are the bounds its accepted connections will be started with; the
+// listener itself uses `fd_reserve` (Linux: a client that would take a
+// reserved fd is not accepted).
 Result<std::unique_ptr<Listener>> Listen(const std::string& name, std::shared_ptr<JsThread> js,
-                                         std::shared_ptr<ListenerObserver> observer);
+                                         std::shared_ptr<ListenerObserver> observer,
+                                         const PeerLimits& limits = PeerLimits{});
 
 // Connects without blocking the caller: `done` runs on the JS thread with the
 // connection (not yet started) or NOT_FOUND / TIMEOUT / ACCESS_DENIED / ....

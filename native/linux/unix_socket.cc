@@ -965,8 +965,9 @@ std::unique_ptr<Connection> MakeConnection(std::shared_ptr<UnixConnection> impl)
 class UnixListener : public Pollable, public std::enable_shared_from_this<UnixListener> {
  public:
   UnixListener(OsHandle socket, NameLock lock, std::string path, std::string lock_path, std::shared_ptr<JsThread> js,
-               std::shared_ptr<ListenerObserver> observer)
-      : socket_(std::move(socket)),
+               std::shared_ptr<ListenerObserver> observer, uint64_t fd_reserve)
+      : fd_reserve_(fd_reserve),
+        socket_(std::move(socket)),
         lock_(std::move(lock)),
         path_(std::move(path)),
         lock_path_(std::move(lock_path)),
@@ -997,7 +998,7 @@ class UnixListener : public Pollable, public std::enable_shared_from_this<UnixLi
       OsHandle conn(fd);
       // A client may not take the fds the process keeps for itself: it is
       // closed unheard (it sees the connection end before any WELCOME).
-      if (!FdReserveKept(fd, PeerLimits{}.fd_reserve)) continue;
+      if (!FdReserveKept(fd, fd_reserve_)) continue;
       Result<PeerIdentity> peer = PeerCredentials(fd);
       if (!peer.ok()) continue;  // the client is already gone
       auto connection = std::make_shared<UnixConnection>(std::move(conn), peer.value(), js_);
@@ -1019,6 +1020,7 @@ class UnixListener : public Pollable, public std::enable_shared_from_this<UnixLi
   }
 
  private:
+  const uint64_t fd_reserve_;  // the listener's limits.fdReserve, kept at accept
   std::mutex mutex_;
   OsHandle socket_;
   NameLock lock_;
@@ -1051,7 +1053,7 @@ Result<std::string> ChannelAddress(const std::string& name) {
 }
 
 Result<std::unique_ptr<Listener>> Listen(const std::string& name, std::shared_ptr<JsThread> js,
-                                         std::shared_ptr<ListenerObserver> observer) {
+                                         std::shared_ptr<ListenerObserver> observer, const PeerLimits& limits) {
   Result<std::string> path = ChannelAddress(name);
   if (!path.ok()) return path.error();
   const std::string dir = SocketDirectory();
@@ -1083,7 +1085,7 @@ Result<std::unique_ptr<Listener>> Listen(const std::string& name, std::shared_pt
   }
   const int fd = static_cast<int>(socket.get());
   auto impl = std::make_shared<UnixListener>(std::move(socket), std::move(lock), path.value(), lock_path, std::move(js),
-                                             std::move(observer));
+                                             std::move(observer), limits.fd_reserve);
   Status added = IoThread::Get().Add(fd, EPOLLIN, impl);
   if (!added.ok()) {
     impl->Close();

@@ -1119,7 +1119,8 @@ Result<std::string> ChannelAddress(const std::string& name) {
 }
 
 Result<std::unique_ptr<Listener>> Listen(const std::string& name, std::shared_ptr<JsThread> js,
-                                         std::shared_ptr<ListenerObserver> observer) {
+                                         std::shared_ptr<ListenerObserver> observer,
+                                         const PeerLimits& /*limits: no fd table to keep a reserve in*/) {
   Result<std::string> address = ChannelAddress(name);
   if (!address.ok()) return address.error();
   Result<IoService*> io = IoService::Instance();

@@ -117,7 +117,8 @@ export interface HandleCensus {
 
 export interface Binding {
   /** Throws ALREADY_EXISTS etc. before any listener object exists. */
-  listen(name: string, onConnection: (connection: NativeConnection) => void, onError: (error: Error) => void): NativeListener;
+  /** `limits`: the listener keeps `fdReserve` free at accept (Linux); the rest apply to each connection's start(). */
+  listen(name: string, onConnection: (connection: NativeConnection) => void, onError: (error: Error) => void, limits?: NativePeerLimits): NativeListener;
   connect(name: string, timeoutMs: number, expectedServerPid: number, callback: (error: Error | undefined, connection?: NativeConnection) => void): void;
   channelAddress(name: string): string;
   regionFromHandle(value: number, size: number, readOnly: boolean): NativeRegion;

@@ -169,6 +169,9 @@ static long receive_raw(int timeout_ms);
 // A region made as memport makes them (sealed memfd / pagefile section) of
 // `size` bytes, every byte `fill`.
 static Region* make_region(uint64_t size, uint8_t fill);
+// The memfd name make_region gives (Linux): a scenario whose regions a test
+// must count apart from everything else in the receiver sets its own.
+static const char* g_region_label = "evil-good";
 // Queues (Linux: SCM_RIGHTS) or duplicates into the peer (Windows) the region
 // for the next send_raw, as memport's sender would; returns the descriptor's
 // handle field.
@@ -460,6 +463,7 @@ static void pre_welcome(int argc, char** argv) {
   const int regions = (int)arg_u64(argc, argv, 1, 4);
   const uint64_t size = arg_u64(argc, argv, 2, 1 << 20);
   const uint32_t data = (uint32_t)arg_u64(argc, argv, 3, 1024);
+  g_region_label = "evil-early";  // memfd:evil-early: counted apart by the test
   Region* region = make_region(size, 0);
   int sent = 0;
   for (int i = 1; i <= count; ++i) {
@@ -483,6 +487,7 @@ static void unreceived(int argc, char** argv) {
   const uint64_t size = arg_u64(argc, argv, 2, 4096);
   const uint32_t data = (uint32_t)arg_u64(argc, argv, 3, 0);
   const int zeros = (int)arg_u64(argc, argv, 4, 0);
+  g_region_label = "evil-unreceived";  // memfd:evil-unreceived: counted apart by the test
   Region* region = make_region(size, 0);
   int sent = 0;
   for (int i = 1; i <= count; ++i) {
@@ -1644,7 +1649,7 @@ static int reopen(int fd, int mode) {
 }
 
 static Region* make_region(uint64_t size, uint8_t fill) {
-  Region* region = memfd_region("evil-good", MFD_CLOEXEC | MFD_ALLOW_SEALING, size, fill);
+  Region* region = memfd_region(g_region_label, MFD_CLOEXEC | MFD_ALLOW_SEALING, size, fill);
   seal(region, F_SEAL_SHRINK | F_SEAL_GROW);
   return region;
 }
