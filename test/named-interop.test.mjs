@@ -40,7 +40,9 @@ const buildFailures = isLinux ? buildInterop({ quiet: true }) : [];
 function startUntil(command, args, ready) {
   const child = spawnRetrying(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let output = '';
-  child.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal, output })));
+  // 'close', not 'exit': 'exit' can come before the last of stdout has been
+  // read (under Wine it did, and a test saw only the child's first line).
+  child.exited = new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal, output })));
   child.ready = new Promise((resolve, reject) => {
     const onData = (d) => {
       output += d;
@@ -151,7 +153,7 @@ if (isWindows) {
     receiver.stdin.end(`${value} 4096\n`);
     const { code, output } = await receiver.exited;
     region.close();
-    assert.match(output, /^RECEIVER READ: Message from memport, by duplicateInto\r?$/m);
+    assert.match(output, /^RECEIVER READ: Message from memport, by duplicateInto\r?$/m, output);
     assert.match(output, /^WRITABLE VIEW: refused/m, 'a read-only duplicate cannot be mapped for write');
     assert.is(code, 0, output);
   });
