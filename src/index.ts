@@ -2,7 +2,16 @@
  * memport: share memory between processes without names.
  * @packageDocumentation
  */
-export { SharedRegion, type RegionOptions, type OpenNamedOptions, type CreateNamedOptions } from './region.js';
+export {
+  SharedRegion,
+  type RegionOptions,
+  type OpenNamedOptions,
+  type CreateNamedOptions,
+  type RegionToken,
+  type ForWorkerOptions,
+  type TypedArrayConstructor,
+  type TypedViewOf,
+} from './region.js';
 export {
   listen,
   connect,

@@ -1,6 +1,7 @@
 // Shared by every test file. Tests import the built package (dist/), exactly
 // as users do, so the same files run on Linux and under Wine.
 import { spawn, spawnSync } from 'node:child_process';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
@@ -152,4 +153,18 @@ export function assertWineDriftNotOurs(before, after, tableBefore, tableAfter, w
 
 function explainWineDrift(before, what, tableBefore) {
   assertWineDriftNotOurs(before, handleCensus(), tableBefore, handleTable(), what);
+}
+
+/** Handles to memport memory this process holds: memfds on Linux, sections on Windows. */
+export function memoryHandles() {
+  if (isLinux) {
+    return readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).startsWith('/memfd:memport');
+      } catch {
+        return false; // the directory's own fd, gone by now
+      }
+    }).length;
+  }
+  return [...handleTable().values()].filter((kind) => kind.startsWith('Section')).length;
 }
