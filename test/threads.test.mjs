@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SharedRegion, listen } from '../dist/index.js';
-import { expectErr, memoryHandles, settleHandles, unwrap } from './helpers.mjs';
+import { expectErr, memoryHandles, memoryHandlesAre, settleHandles, unwrap } from './helpers.mjs';
 
 const dist = new URL('../dist/index.js', import.meta.url).href;
 // No top-level await in the worker: V8 aborts ("Check failed: (location_) !=
@@ -91,8 +91,15 @@ parentPort.on('message', (m) => {
 });
 `;
 
+// Terminated after each test, so a failed one cannot leave the process waiting for its worker.
+const started = [];
+Threads.after.each(async () => {
+  await Promise.all(started.splice(0).map((worker) => worker.terminate()));
+});
+
 function startRegionWorker() {
   const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(regionWorkerCode)}`));
+  started.push(worker);
   const exited = new Promise((resolve) => worker.once('exit', resolve));
   const ask = (message) =>
     new Promise((resolve, reject) => {
@@ -130,23 +137,23 @@ Threads('posting or transferring bytes.buffer to a worker copies it: the worker�
 
 Threads('region.forWorker(): the worker adopts its own handle; writes seen both ways; each side closes on its own; nothing owned twice', async () => {
   await settleHandles();
-  const baseline = memoryHandles();
+  const baseline = memoryHandles() ?? 0;
   const { worker, exited, ask } = startRegionWorker();
   try {
     const region = unwrap(SharedRegion.create(8192, { label: 'shared with a worker' }));
     region.bytes[0] = 11;
     const token = unwrap(region.forWorker());
     assert.equal(Object.keys(token).sort(), ['id', 'label', 'memport', 'readOnly', 'size'], 'a small plain object');
-    assert.is(memoryHandles(), baseline + 2, 'the token holds a duplicate handle until adopted');
+    memoryHandlesAre(baseline + 2, 'the token holds a duplicate handle until adopted');
     const adopted = await ask({ op: 'adopt', token });
     assert.equal({ first: adopted.first, size: adopted.size, readOnly: adopted.readOnly }, { first: 11, size: 8192, readOnly: false }, 'the worker sees the region');
-    assert.is(memoryHandles(), baseline + 2, 'adoption moved the duplicate to the worker: still one handle per region');
+    memoryHandlesAre(baseline + 2, 'adoption moved the duplicate to the worker: still one handle per region');
     // The token was taken: a copy of it, or the same one again, owns nothing.
     const again = await ask({ op: 'adopt', token });
     assert.is(again.error, 'NOT_FOUND', `adopting the token twice: ${again.message}`);
     assert.match(again.message, /already adopted/);
     expectErr(SharedRegion.fromWorkerToken(token), 'NOT_FOUND', 'adopting the worker’s token on this thread too');
-    assert.is(memoryHandles(), baseline + 2, 'refused adoptions made no handle');
+    memoryHandlesAre(baseline + 2, 'refused adoptions made no handle');
 
     await ask({ op: 'write', index: 100, value: 42 });
     assert.is(region.bytes[100], 42, 'the worker’s write reached this thread');
@@ -154,11 +161,11 @@ Threads('region.forWorker(): the worker adopts its own handle; writes seen both 
     assert.is((await ask({ op: 'read', index: 200 })).value, 43, 'this thread’s write reached the worker');
 
     region.close(); // this side first: the worker's region lives on
-    assert.is(memoryHandles(), baseline + 1, 'closing here closed only this thread’s handle');
+    memoryHandlesAre(baseline + 1, 'closing here closed only this thread’s handle');
     await ask({ op: 'write', index: 300, value: 44 });
     assert.is((await ask({ op: 'read', index: 300 })).value, 44, 'the worker’s region works after this one closed');
     assert.equal(await ask({ op: 'close' }), { closed: true });
-    assert.is(memoryHandles(), baseline, 'both handles closed, each by its owner');
+    memoryHandlesAre(baseline, 'both handles closed, each by its owner');
   } finally {
     worker.postMessage({ op: 'exit' });
     await exited;
@@ -167,7 +174,7 @@ Threads('region.forWorker(): the worker adopts its own handle; writes seen both 
 
 Threads('a token can go from a worker to the main thread; one that nobody adopted is closed when its thread ends', async () => {
   await settleHandles();
-  const baseline = memoryHandles();
+  const baseline = memoryHandles() ?? 0;
   for (const adopt of [true, false]) {
     const { worker, exited, ask } = startRegionWorker();
     const { token } = await ask({ op: 'makeToken' });
@@ -179,25 +186,25 @@ Threads('a token can go from a worker to the main thread; one that nobody adopte
       assert.is(region.bytes[0], 77, 'the memory outlives the worker that made it');
       region.close();
     } else {
-      assert.is(memoryHandles(), baseline + 2, 'the worker’s region and the pending duplicate');
+      memoryHandlesAre(baseline + 2, 'the worker’s region and the pending duplicate');
       worker.postMessage({ op: 'exit' });
       await exited;
       await settleHandles();
       expectErr(SharedRegion.fromWorkerToken(token), 'NOT_FOUND', 'a token whose thread has ended');
     }
     await settleHandles();
-    assert.is(memoryHandles(), baseline, `${adopt ? 'adopted' : 'never adopted'}: nothing left open`);
+    memoryHandlesAre(baseline, `${adopt ? 'adopted' : 'never adopted'}: nothing left open`);
   }
 });
 
 Threads('a token nobody adopts is dropped after timeoutMs; read-only regions give read-only tokens', async () => {
   await settleHandles();
-  const baseline = memoryHandles();
+  const baseline = memoryHandles() ?? 0;
   const region = unwrap(SharedRegion.create(4096));
   const token = unwrap(region.forWorker({ timeoutMs: 20 }));
-  assert.is(memoryHandles(), baseline + 2);
+  memoryHandlesAre(baseline + 2);
   await new Promise((resolve) => setTimeout(resolve, 100));
-  assert.is(memoryHandles(), baseline + 1, 'the unadopted duplicate was closed');
+  memoryHandlesAre(baseline + 1, 'the unadopted duplicate was closed');
   expectErr(SharedRegion.fromWorkerToken(token), 'NOT_FOUND', 'a timed-out token');
   for (const bad of [0, -1, 1.5, 2 ** 31, '10', Infinity]) expectErr(region.forWorker({ timeoutMs: bad }), 'INVALID_ARGUMENT', `timeoutMs ${String(bad)}`);
   const fresh = unwrap(region.forWorker());
