@@ -114,7 +114,7 @@ function startRegionWorker() {
   return { worker, exited, ask };
 }
 
-Threads('posting or transferring bytes.buffer to a worker copies it: the worker’s writes never reach the region (the documented trap)', async () => {
+Threads('posting bytes.buffer to a worker copies it, and transferring it copies or throws (by Node version): the worker’s writes never reach the region (the documented trap)', async () => {
   const region = unwrap(SharedRegion.create(4096));
   region.bytes[0] = 7;
   const worker = new Worker(
@@ -122,16 +122,21 @@ Threads('posting or transferring bytes.buffer to a worker copies it: the worker�
      parentPort.on('message', (buffer) => { const bytes = new Uint8Array(buffer); bytes[1] = 9; parentPort.postMessage(bytes[0]); });`,
     { eval: true },
   );
-  const exited = new Promise((resolve) => worker.once('exit', resolve));
+  started.push(worker);
   for (const transfer of [false, true]) {
     const seen = new Promise((resolve) => worker.once('message', resolve));
-    worker.postMessage(region.bytes.buffer, transfer ? [region.bytes.buffer] : []);
+    try {
+      worker.postMessage(region.bytes.buffer, transfer ? [region.bytes.buffer] : []);
+    } catch (e) {
+      // Node 22 refuses to transfer an external buffer; newer ones copy it.
+      assert.ok(transfer, `posting without transfer threw: ${e.message}`);
+      assert.match(e.message, /transfer/i);
+      continue;
+    }
     assert.is(await seen, 7, 'the worker got the bytes as they were');
     assert.is(region.bytes[1], 0, `${transfer ? 'transferred' : 'posted'}: the worker wrote into a copy`);
     assert.is(region.bytes.length, 4096, 'the region keeps its memory');
   }
-  await worker.terminate();
-  await exited;
   region.close();
 });
 
