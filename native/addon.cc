@@ -36,18 +36,6 @@ Napi::Value SetMaxBufferLength(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// regionFromHandle(value, size, readOnly): adopts a Windows handle value or an
-// inherited Linux fd after validating it (SharedMemory::FromReceived).
-Napi::Value RegionFromHandle(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const uint64_t value = ReadSize(info[0], 0xFFFFFFFFu, "handle");
-  const uint64_t size = ReadSize(info[1], SharedMemory::kMaxSize, "size");
-  const bool read_only = info[2].ToBoolean();
-  SharedMemory memory = ValueOrThrow(env, SharedMemory::FromReceived(static_cast<RawHandle>(value), size, read_only));
-  std::shared_ptr<Mapping> mapping = ValueOrThrow(env, memory.Map());
-  return NativeRegion::Wrap(env, std::move(memory), std::move(mapping));
-}
-
 // forbidExternalBuffers(): test hook that makes this environment behave as
 // Electron's V8 sandbox does (views refused, copies still work).
 Napi::Value ForbidExternalBuffers(const Napi::CallbackInfo& info) {
@@ -119,8 +107,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("listen", Napi::Function::New(env, ListenJs, "listen"));
   exports.Set("connect", Napi::Function::New(env, ConnectJs, "connect"));
   exports.Set("channelAddress", Napi::Function::New(env, ChannelAddressJs, "channelAddress"));
-  exports.Set("regionFromHandle", Napi::Function::New(env, RegionFromHandle, "regionFromHandle"));
-  ExportNamedRegionFunctions(env, exports);
+  ExportRegionFunctions(env, exports);
   exports.Set("forbidExternalBuffers", Napi::Function::New(env, ForbidExternalBuffers, "forbidExternalBuffers"));
   exports.Set("externalBuffersAllowed", Napi::Function::New(env, ExternalBuffersAllowed, "externalBuffersAllowed"));
   exports.Set("countOpenHandles", Napi::Function::New(env, CountOpenHandlesJs, "countOpenHandles"));
@@ -133,7 +120,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("parkedGraceMs", Napi::Number::New(env, static_cast<double>(Mapping::kRetiredGraceMs)));
   exports.Set("receivedMappingIdleMs", Napi::Number::New(env, static_cast<double>(ReceivedMappings::kIdleMs)));
   exports.Set("maxRegionSize", Napi::Number::New(env, static_cast<double>(SharedMemory::kMaxSize)));
-  exports.Set("abiVersion", Napi::Number::New(env, 8));
+  exports.Set("abiVersion", Napi::Number::New(env, 9));
   return exports;
 }
 

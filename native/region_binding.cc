@@ -2,9 +2,12 @@
 
 #include <cmath>
 #include <cstring>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "addon_data.h"
+#include "core/owned_handles.h"
 #include "napi_error.h"
 
 namespace memport {
@@ -66,6 +69,7 @@ Napi::Function NativeRegion::Define(Napi::Env env) {
                          InstanceMethod<&NativeRegion::OsHandle>("osHandle"),
                          InstanceMethod<&NativeRegion::CopyOut>("copyOut"),
                          InstanceMethod<&NativeRegion::CopyIn>("copyIn"),
+                         InstanceMethod<&NativeRegion::ForWorker>("forWorker"),
                      });
 }
 
@@ -277,9 +281,150 @@ Napi::Value UnlinkNamedRegion(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// regionFromHandle(value, size, readOnly): adopts a Windows handle value or an
+// inherited Linux fd after validating it (SharedMemory::FromReceived). A value
+// a live region of this process already owns is refused first, with what to
+// do instead: owning it twice would let the second close() close whatever the
+// number is given to next (FromReceived repeats the check under the lock).
+Napi::Value RegionFromHandle(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint64_t value = ReadSize(info[0], 0xFFFFFFFFu, "handle");
+  const uint64_t size = ReadSize(info[1], SharedMemory::kMaxSize, "size");
+  const bool read_only = info[2].ToBoolean();
+  const RawHandle raw = static_cast<RawHandle>(value);
+  if (OwnedHandles().Contains(raw)) {
+    throw ToJsError(env, MakeError("ALREADY_EXISTS",
+                                   "handle " + std::to_string(value) + " already belongs to a live memport region in "
+                                   "this process, and one handle must have one owner; use that region, or for a "
+                                   "second, independent region over the same memory (another thread's, say) pass "
+                                   "region.forWorker() to SharedRegion.fromWorkerToken()"));
+  }
+  SharedMemory memory = ValueOrThrow(env, SharedMemory::FromReceived(raw, size, read_only));
+  std::shared_ptr<Mapping> mapping = ValueOrThrow(env, memory.Map());
+  return NativeRegion::Wrap(env, std::move(memory), std::move(mapping));
+}
+
+// Region tokens: a duplicate handle made by forWorker() waits here, owned by
+// the table, until one thread adopts it (adoptRegionToken) or it is dropped
+// (dropRegionToken on the creator's timer, or the creator's environment
+// ending). The JavaScript token carries only the id, so cloning it (postMessage
+// copies it) can never make two owners: the first adoption takes the handle
+// out of the table and every later one finds nothing. Process-wide, because
+// the token is adopted on another thread (worker environments each have their
+// own AddonData).
+struct PendingToken {
+  SharedMemory memory;
+  const void* creator;  // the creating environment's AddonData
+};
+
+struct TokenTable {
+  std::mutex mutex;
+  std::unordered_map<uint64_t, PendingToken> pending;
+  uint64_t next_id = 1;
+};
+
+// Never destroyed: a worker may still be ending while the process exits.
+TokenTable& Tokens() {
+  static TokenTable* table = new TokenTable();
+  return *table;
+}
+
+// Takes a pending token's handle out of the table. The SharedMemory is
+// destroyed (its handle closed) by the caller, outside the table's lock.
+bool TakeToken(uint64_t id, SharedMemory* out) {
+  TokenTable& table = Tokens();
+  std::lock_guard<std::mutex> lock(table.mutex);
+  auto it = table.pending.find(id);
+  if (it == table.pending.end()) return false;
+  *out = std::move(it->second.memory);
+  table.pending.erase(it);
+  return true;
+}
+
+void DropTokensOf(const void* creator) {
+  std::vector<SharedMemory> dropped;
+  {
+    TokenTable& table = Tokens();
+    std::lock_guard<std::mutex> lock(table.mutex);
+    for (auto it = table.pending.begin(); it != table.pending.end();) {
+      if (it->second.creator == creator) {
+        dropped.push_back(std::move(it->second.memory));
+        it = table.pending.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+}
+
+// adoptRegionToken(id, size, readOnly): the region a token stands for, now
+// owned by this thread. NOT_FOUND when the token was adopted already, dropped,
+// or never existed; INVALID_ARGUMENT when size or mode are not the token's
+// (the token is then left pending for its rightful adopter).
+Napi::Value AdoptRegionToken(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint64_t id = ReadSize(info[0], uint64_t{1} << 53, "token id");
+  const uint64_t size = ReadSize(info[1], SharedMemory::kMaxSize, "size");
+  const bool read_only = info[2].ToBoolean();
+  SharedMemory memory;
+  {
+    TokenTable& table = Tokens();
+    std::lock_guard<std::mutex> lock(table.mutex);
+    auto it = table.pending.find(id);
+    if (it == table.pending.end()) {
+      throw ToJsError(env, MakeError("NOT_FOUND", "this region token was already adopted, was dropped (its timeoutMs "
+                                                  "passed, or the thread that made it ended), or is not a token; "
+                                                  "ask the region's owner for a new region.forWorker() token"));
+    }
+    if (it->second.memory.size() != size || it->second.memory.read_only() != read_only) {
+      throw ToJsError(env, MakeError("INVALID_ARGUMENT", "the token's size or readOnly was changed after "
+                                                         "region.forWorker() made it; pass the token as it was made"));
+    }
+    memory = std::move(it->second.memory);
+    table.pending.erase(it);
+  }
+  std::shared_ptr<Mapping> mapping = ValueOrThrow(env, memory.Map());
+  return NativeRegion::Wrap(env, std::move(memory), std::move(mapping));
+}
+
+// dropRegionToken(id): closes a token's handle if nobody adopted it; true if one was pending.
+Napi::Value DropRegionToken(const Napi::CallbackInfo& info) {
+  const uint64_t id = ReadSize(info[0], uint64_t{1} << 53, "token id");
+  SharedMemory dropped;
+  return Napi::Boolean::New(info.Env(), TakeToken(id, &dropped));
+}
+
 }  // namespace
 
-void ExportNamedRegionFunctions(Napi::Env env, Napi::Object exports) {
+// forWorker(): a duplicate of this region's handle, parked in the token table;
+// returns its id.
+Napi::Value NativeRegion::ForWorker(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (mapping_ == nullptr) throw ToJsError(env, MakeError("CLOSED", "the region is closed"));
+  // Once a read-only twin exists, Linux refuses every new writable mapping of
+  // the memory (F_SEAL_FUTURE_WRITE), so a worker could never map the token;
+  // Windows is held to the same rule, so code behaves alike on both.
+  if (!memory_.read_only() && !memory_.named() && !memory_.WriteSharingAllowed()) {
+    throw ToJsError(env, MakeError("ACCESS_DENIED", "this region has a read-only twin, so no new writable handle to "
+                                                    "its memory may be made; give the worker twin.forWorker() "
+                                                    "(read-only), or make its token before toReadOnly()"));
+  }
+  SharedMemory copy = ValueOrThrow(env, memory_.DuplicateInProcess());
+  TokenTable& table = Tokens();
+  std::lock_guard<std::mutex> lock(table.mutex);
+  const uint64_t id = table.next_id++;
+  table.pending.emplace(id, PendingToken{std::move(copy), &AddonData::Get(env)});
+  return Napi::Number::New(env, static_cast<double>(id));
+}
+
+void ExportRegionFunctions(Napi::Env env, Napi::Object exports) {
+  exports.Set("regionFromHandle", Napi::Function::New(env, RegionFromHandle, "regionFromHandle"));
+  exports.Set("adoptRegionToken", Napi::Function::New(env, AdoptRegionToken, "adoptRegionToken"));
+  exports.Set("dropRegionToken", Napi::Function::New(env, DropRegionToken, "dropRegionToken"));
+  // A token nobody adopted before its creator's environment ended (a worker
+  // that made one and exited) is closed with it, not kept until process exit.
+  const void* creator = &AddonData::Get(env);
+  env.AddCleanupHook([creator] { DropTokensOf(creator); });
   exports.Set("openNamedRegion", Napi::Function::New(env, OpenNamedRegion, "openNamedRegion"));
   exports.Set("createNamedRegion", Napi::Function::New(env, CreateNamedRegion, "createNamedRegion"));
   exports.Set("unlinkNamedRegion", Napi::Function::New(env, UnlinkNamedRegion, "unlinkNamedRegion"));

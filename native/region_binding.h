@@ -37,6 +37,7 @@ class NativeRegion : public Napi::ObjectWrap<NativeRegion> {
   Napi::Value OsHandle(const Napi::CallbackInfo& info);
   Napi::Value CopyOut(const Napi::CallbackInfo& info);
   Napi::Value CopyIn(const Napi::CallbackInfo& info);
+  Napi::Value ForWorker(const Napi::CallbackInfo& info);
 
   void ForgetDeadBuffers();
 
@@ -50,8 +51,9 @@ class NativeRegion : public Napi::ObjectWrap<NativeRegion> {
   size_t prune_at_ = 16;
 };
 
-// Adds openNamedRegion, createNamedRegion and unlinkNamedRegion to the exports.
-void ExportNamedRegionFunctions(Napi::Env env, Napi::Object exports);
+// Adds regionFromHandle, openNamedRegion, createNamedRegion, unlinkNamedRegion,
+// adoptRegionToken and dropRegionToken to the exports.
+void ExportRegionFunctions(Napi::Env env, Napi::Object exports);
 
 // Reads a non-negative integer argument no larger than `max`, or throws INVALID_ARGUMENT.
 uint64_t ReadSize(const Napi::Value& value, uint64_t max, const char* what);

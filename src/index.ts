@@ -9,7 +9,16 @@
  * one copy for both, so your Results and memport's mix freely.
  */
 export { Result, ResultAsync, Ok, Err, ok, err, okAsync, errAsync } from 'neverthrow';
-export { SharedRegion, type RegionOptions, type OpenNamedOptions, type CreateNamedOptions } from './region.js';
+export {
+  SharedRegion,
+  type RegionOptions,
+  type OpenNamedOptions,
+  type CreateNamedOptions,
+  type RegionToken,
+  type ForWorkerOptions,
+  type TypedArrayConstructor,
+  type TypedViewOf,
+} from './region.js';
 export {
   listen,
   connect,

@@ -33,6 +33,65 @@ export interface CreateNamedOptions {
   label?: string;
 }
 
+/**
+ * What {@link SharedRegion.forWorker} returns: a plain, structured-cloneable
+ * object to `postMessage` to a `worker_thread` (or keep on this thread), where
+ * {@link SharedRegion.fromWorkerToken} turns it into a region of its own. It
+ * names a duplicate OS handle parked in this process; the first adoption
+ * takes it, so copies of the token (postMessage copies) cannot make two owners.
+ */
+export interface RegionToken {
+  /** Marks a memport region token. */
+  readonly memport: 'region-token';
+  /** Which parked handle this is. */
+  readonly id: number;
+  /** The region's size in bytes. */
+  readonly size: number;
+  /** True for a read-only region's token. */
+  readonly readOnly: boolean;
+  /** The region's label, if it had one. */
+  readonly label?: string;
+  /** The OS spelling of a named region's name. */
+  readonly name?: string;
+}
+
+/** Options for {@link SharedRegion.forWorker}. */
+export interface ForWorkerOptions {
+  /**
+   * How long the token stays adoptable, in milliseconds (1 to 2^31-1; default
+   * 60000). A token nobody adopted in that time — the worker failed to start,
+   * the message was lost — is dropped and its handle closed, so it cannot leak.
+   * It is also dropped when the thread that made it ends.
+   */
+  timeoutMs?: number;
+}
+
+/** The typed-array constructors {@link SharedRegion.typedView} accepts. */
+export type TypedArrayConstructor =
+  | Int8ArrayConstructor
+  | Uint8ArrayConstructor
+  | Uint8ClampedArrayConstructor
+  | Int16ArrayConstructor
+  | Uint16ArrayConstructor
+  | Int32ArrayConstructor
+  | Uint32ArrayConstructor
+  | Float32ArrayConstructor
+  | Float64ArrayConstructor
+  | BigInt64ArrayConstructor
+  | BigUint64ArrayConstructor;
+
+/** The array {@link SharedRegion.typedView} returns for constructor `C` (a `Float32Array` for `Float32Array`). */
+export type TypedViewOf<C extends TypedArrayConstructor> = C extends { new (buffer: ArrayBuffer, byteOffset?: number, length?: number): infer A } ? A : never;
+
+const TYPED_ARRAY_CONSTRUCTORS: ReadonlySet<unknown> = new Set<TypedArrayConstructor>([
+  Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array,
+  Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array,
+]);
+
+const DEFAULT_TOKEN_TIMEOUT_MS = 60_000;
+/** setTimeout's longest delay. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Longest POSIX shm name glibc accepts, without the leading slash (NAME_MAX minus the terminator and one). */
 const MAX_POSIX_NAME_BYTES = 253;
 /** Longest Windows object name memport passes on, namespace prefix included (MAX_PATH). */
@@ -250,10 +309,14 @@ export class SharedRegion implements Disposable {
    * in another process, passed on a command line, say) or an inherited Linux
    * fd. The handle is validated first — a shared-memory object of memport's
    * kind, at least `size` bytes, with exactly the declared access — and only
-   * then owned by the region. Errors: `INVALID_HANDLE` (not such an object;
-   * on Windows the value is then left untouched, since it may name something
-   * else this process owns), `ACCESS_DENIED` (access differs from `readOnly`),
-   * `INVALID_ARGUMENT`.
+   * then owned by the region. Errors: `ALREADY_EXISTS` (a live region of this
+   * process — made here, received, opened by name, or adopted — already owns
+   * that handle: one handle has one owner, or the second `close()` would close
+   * whatever the number is reused for; use that region, or
+   * {@link SharedRegion.forWorker} for a second handle), `INVALID_HANDLE` (not
+   * such an object; on Windows the value is then left untouched, since it may
+   * name something else this process owns), `ACCESS_DENIED` (access differs
+   * from `readOnly`), `INVALID_ARGUMENT`.
    */
   static fromHandle(value: number, options: { size: number; readOnly?: boolean; label?: string }): Result<SharedRegion, MemportError> {
     if (!isCount(value) || value > 0xffffffff) {
@@ -275,6 +338,46 @@ export class SharedRegion implements Disposable {
       Result.fromThrowable(() => binding.regionFromHandle(value, size, readOnly), toMemportError)().map(
         (native) => new SharedRegion(native, label),
       ),
+    );
+  }
+
+  /**
+   * Adopts a {@link RegionToken} made by {@link SharedRegion.forWorker},
+   * usually in a `worker_thread` the token was posted to. The new region has
+   * its own OS handle to the same memory: writes through either are seen by
+   * the other, and each side closes its own region when it likes. A token is
+   * adopted once: later attempts (a copy of it, or the same one again) fail
+   * with `NOT_FOUND`, as does one that timed out or whose maker's thread
+   * ended. `INVALID_ARGUMENT` for anything that is not a token as made.
+   *
+   * ```ts
+   * // main thread
+   * worker.postMessage(region.forWorker()._unsafeUnwrap());
+   * // worker (no top-level await needed)
+   * parentPort.once('message', (token) => {
+   *   const region = SharedRegion.fromWorkerToken(token)._unsafeUnwrap();
+   *   region.bytes[0] = 1; // seen by the main thread
+   * });
+   * ```
+   */
+  static fromWorkerToken(token: RegionToken): Result<SharedRegion, MemportError> {
+    const bad = (why: string) => err(memportError('INVALID_ARGUMENT', `SharedRegion.fromWorkerToken: ${why}; pass the object region.forWorker() returned, as it arrived`));
+    if (token === null || typeof token !== 'object') return bad(`expected a region token, got ${describe(token)}`);
+    const read = readOptions(token, ['memport', 'id', 'size', 'readOnly', 'label', 'name'], 'SharedRegion.fromWorkerToken');
+    if (read.isErr()) return err(read.error);
+    const { memport, id, size, readOnly, label, name } = read.value;
+    if (memport !== 'region-token' || !isCount(id) || !isCount(size) || size < 1 || typeof readOnly !== 'boolean') {
+      return bad('this is not a region token');
+    }
+    if ((label !== undefined && typeof label !== 'string') || (name !== undefined && typeof name !== 'string')) {
+      return bad('its label and name must be strings');
+    }
+    return loadNative().andThen((binding) =>
+      Result.fromThrowable(() => binding.adoptRegionToken(id, size, readOnly), toMemportError)().map((native) => {
+        const region = new SharedRegion(native, label);
+        region.#name = name;
+        return region;
+      }),
     );
   }
 
@@ -403,6 +506,42 @@ export class SharedRegion implements Disposable {
   }
 
   /**
+   * The way to use this region in a `worker_thread` without copying. Posting
+   * or transferring `bytes.buffer` to a Worker does not share it: the worker
+   * gets a copy, and its writes never reach the region. Post this token
+   * instead; the worker adopts it with {@link SharedRegion.fromWorkerToken}
+   * and gets its own region over the same memory (a duplicate OS handle, same
+   * size and mode): writes are seen both ways, each side closes its region
+   * independently, and nothing is owned twice.
+   *
+   * Until adopted, the duplicate handle is held by memport; it is closed if
+   * nobody adopts the token within `timeoutMs` (default 60 s) or when this
+   * thread ends. Make one token per worker. Errors: `CLOSED`,
+   * `ACCESS_DENIED` (a writable region that has a read-only twin: Linux
+   * refuses new writable mappings of sealed memory; share `twin.forWorker()`),
+   * `INVALID_ARGUMENT` (options), `OS`/`OUT_OF_MEMORY` when the OS refuses a
+   * duplicate (out of fds or handles).
+   */
+  forWorker(options?: ForWorkerOptions): Result<RegionToken, MemportError> {
+    if (this.#closed) return err(memportError('CLOSED', 'the region is closed'));
+    const read = readOptions(options, ['timeoutMs'], 'region.forWorker');
+    if (read.isErr()) return err(read.error);
+    const { timeoutMs = DEFAULT_TOKEN_TIMEOUT_MS } = read.value;
+    if (!isCount(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMER_MS) {
+      return err(memportError('INVALID_ARGUMENT', `region.forWorker: options.timeoutMs must be a whole number of milliseconds from 1 to 2^31-1, got ${describe(timeoutMs)}`));
+    }
+    const binding = loadNative();
+    if (binding.isErr()) return err(binding.error);
+    return Result.fromThrowable(() => this.#native.forWorker(), toMemportError)().map((id) => {
+      // Does not keep this thread alive; if the thread ends first, the addon
+      // drops the token itself (its environment's cleanup hook).
+      setTimeout(() => binding.value.dropRegionToken(id), timeoutMs).unref?.();
+      const token: RegionToken = { memport: 'region-token', id, size: this.#size, readOnly: this.#readOnly };
+      return { ...token, ...(this.#label === undefined ? {} : { label: this.#label }), ...(this.#name === undefined ? {} : { name: this.#name }) };
+    });
+  }
+
+  /**
    * Windows: duplicates this region's section handle into process `pid` and
    * returns the handle value valid there — the classic Win32 way to share
    * memory without a name, for callers who carry the value themselves. Pass
@@ -476,34 +615,79 @@ export class SharedRegion implements Disposable {
   /**
    * A zero-copy `Uint8Array` over `length` bytes at `offset` (any alignment).
    * `length` defaults to the rest of the region. Views become zero-length
-   * when the region is closed.
+   * when the region is closed. Its `.buffer` is the whole mapping, not just
+   * these bytes: for numbers, use {@link SharedRegion.typedView}.
    *
    * Errors: `INVALID_ARGUMENT` (out of range, not whole numbers), `CLOSED`,
    * `UNSUPPORTED` (longer than {@link SharedRegion.maxViewLength}).
    */
   view(offset = 0, length?: number): Result<Uint8Array, MemportError> {
+    return this.#window(Uint8Array, offset, length);
+  }
+
+  /**
+   * A zero-copy typed array of `length` elements (default: the rest of the
+   * region, which must then be whole elements) starting `byteOffset` bytes
+   * into the region — the safe form of `new Float32Array(view.buffer)`, which
+   * is silently wrong because a view's `.buffer` is the whole mapping.
+   * `type` is one of the typed-array constructors (`Float32Array`,
+   * `BigInt64Array`, …; not `DataView`, which takes no element type: wrap a
+   * {@link SharedRegion.view} as `new DataView(v.buffer, v.byteOffset, v.byteLength)`).
+   * `byteOffset` must be a multiple of `type.BYTES_PER_ELEMENT` (the mapping
+   * itself is page-aligned). Like `view()`: becomes zero-length on close, and
+   * on a read-only region writes stay private to this process.
+   *
+   * Errors: `INVALID_ARGUMENT` (not a typed-array constructor, misaligned,
+   * out of range), `CLOSED`, `UNSUPPORTED` (longer than
+   * {@link SharedRegion.maxViewLength} bytes).
+   *
+   * ```ts
+   * const samples = region.typedView(Float32Array, 64, 256)._unsafeUnwrap(); // Float32Array
+   * samples[0] = 0.5; // bytes 64..67 of the region
+   * ```
+   */
+  typedView<C extends TypedArrayConstructor>(type: C, byteOffset = 0, length?: number): Result<TypedViewOf<C>, MemportError> {
+    return this.#window(type, byteOffset, length);
+  }
+
+  /** view() and typedView(): the checks once, for any element size. */
+  #window<C extends TypedArrayConstructor>(type: C, byteOffset: number, length: number | undefined): Result<TypedViewOf<C>, MemportError> {
     if (this.#closed) return err(memportError('CLOSED', 'the region is closed'));
-    if (!isCount(offset) || offset > this.#size) {
-      return err(memportError('INVALID_ARGUMENT', `offset must be a whole number from 0 to ${this.#size}, got ${describe(offset)}`));
+    if (!TYPED_ARRAY_CONSTRUCTORS.has(type)) {
+      return err(memportError('INVALID_ARGUMENT', `type must be a typed-array constructor such as Float32Array or BigInt64Array, got ${describe(type)}` +
+        (type === (DataView as unknown) ? '; for a DataView, wrap region.view(offset, length): new DataView(v.buffer, v.byteOffset, v.byteLength)' : '')));
     }
-    const len = length === undefined ? this.#size - offset : length;
-    if (!isCount(len) || len > this.#size - offset) {
-      return err(
-        memportError('INVALID_ARGUMENT', `length must be a whole number from 0 to ${this.#size - offset} (the bytes after offset ${offset}), got ${describe(length)}`),
-      );
+    const unit = type.BYTES_PER_ELEMENT;
+    const elements = unit === 1 ? 'bytes' : `${type.name} elements`;
+    if (!isCount(byteOffset) || byteOffset > this.#size) {
+      return err(memportError('INVALID_ARGUMENT', `offset must be a whole number from 0 to ${this.#size}, got ${describe(byteOffset)}`));
     }
-    if (len === 0) return ok(new Uint8Array(0));
-    if (len > SharedRegion.maxViewLength) {
-      return err(memportError('UNSUPPORTED', `a view of ${len} bytes exceeds this Node.js typed-array limit of ${SharedRegion.maxViewLength}; view it in pieces or use Node 22+`));
+    if (byteOffset % unit !== 0) {
+      return err(memportError('INVALID_ARGUMENT', `byteOffset ${byteOffset} is not a multiple of ${unit}, as a ${type.name} needs; choose an aligned offset, or copy the bytes with region.read`));
     }
-    if (this.#size <= SharedRegion.maxViewLength) {
-      try {
-        return ok(new Uint8Array(this.#wholeBuffer(), offset, len));
-      } catch (e) {
-        return err(toMemportError(e));
-      }
+    const room = Math.floor((this.#size - byteOffset) / unit);
+    if (length === undefined && (this.#size - byteOffset) % unit !== 0) {
+      return err(memportError('INVALID_ARGUMENT', `the ${this.#size - byteOffset} bytes after offset ${byteOffset} are not whole ${elements}; pass a length (at most ${room})`));
     }
-    return Result.fromThrowable(() => this.#native.mapArrayBuffer(offset, len), toMemportError)().map((buffer) => new Uint8Array(buffer));
+    const count = length === undefined ? room : length;
+    // Compared in elements, so a huge length cannot overflow into range.
+    if (!isCount(count) || count > room) {
+      return err(memportError('INVALID_ARGUMENT', `length must be a whole number from 0 to ${room} (the ${elements} after offset ${byteOffset}), got ${describe(length)}`));
+    }
+    const bytes = count * unit;
+    if (bytes === 0) return ok(new type(0) as TypedViewOf<C>);
+    if (bytes > SharedRegion.maxViewLength) {
+      return err(memportError('UNSUPPORTED', `a view of ${bytes} bytes exceeds this Node.js typed-array limit of ${SharedRegion.maxViewLength}; view it in pieces or use Node 22+`));
+    }
+    try {
+      // Over the whole-mapping buffer where one can exist, so close() detaches
+      // it with the rest; past that, a tracked buffer of its own.
+      const buffer = this.#size <= SharedRegion.maxViewLength ? this.#wholeBuffer() : this.#native.mapArrayBuffer(byteOffset, bytes);
+      const start = this.#size <= SharedRegion.maxViewLength ? byteOffset : 0;
+      return ok(new type(buffer, start, count) as TypedViewOf<C>);
+    } catch (e) {
+      return err(toMemportError(e));
+    }
   }
 
   /**

@@ -566,7 +566,8 @@ LowLevel('fromHandle refuses what is not a memport region, and leaves it open', 
     expectErr(SharedRegion.fromHandle(disk, { size: 4096 }), 'INVALID_HANDLE', 'a disk file');
     closeSync(disk);
     const shared = region(4096);
-    expectErr(SharedRegion.fromHandle(shared.osHandle, { size: 8192 }), 'INVALID_HANDLE', 'a region smaller than declared');
+    // A live region's own fd is refused before any validation: one owner per fd.
+    expectErr(SharedRegion.fromHandle(shared.osHandle, { size: 8192 }), 'ALREADY_EXISTS', 'the fd of a live region');
     assert.is(shared.bytes.length, 4096, 'the region is untouched');
     expectErr(shared.duplicateInto(process.pid), 'UNSUPPORTED', 'duplicateInto on Linux');
     shared.close();

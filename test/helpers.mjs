@@ -1,6 +1,7 @@
 // Shared by every test file. Tests import the built package (dist/), exactly
 // as users do, so the same files run on Linux and under Wine.
 import { spawn, spawnSync } from 'node:child_process';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
@@ -152,4 +153,28 @@ export function assertWineDriftNotOurs(before, after, tableBefore, tableAfter, w
 
 function explainWineDrift(before, what, tableBefore) {
   assertWineDriftNotOurs(before, handleCensus(), tableBefore, handleTable(), what);
+}
+
+/**
+ * memfds of memport memory this process holds (Linux); undefined on Windows,
+ * where Wine's handle table (handleTable) does not list sections, so such
+ * counts are checked on Linux only.
+ */
+export function memoryHandles() {
+  if (isLinux) {
+    return readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).startsWith('/memfd:memport');
+      } catch {
+        return false; // the directory's own fd, gone by now
+      }
+    }).length;
+  }
+  return undefined;
+}
+
+/** Asserts this many memport memfds are open (Linux; see memoryHandles). */
+export function memoryHandlesAre(expected, what) {
+  const now = memoryHandles();
+  if (now !== undefined) assert.is(now, expected, what);
 }

@@ -193,11 +193,11 @@ Contract('a named region is refused by Connection.send with the safe alternative
   }
 });
 
-Contract('fromHandle refuses a named object’s handle (not sealed / named) and leaves it working', () => {
+Contract('fromHandle refuses a named region’s handle (already owned) and leaves it working', () => {
   const region = createNamed(uniqueName('fromhandle'), 4096);
   region.bytes[0] = 9;
-  const e = expectErr(SharedRegion.fromHandle(region.osHandle, { size: 4096 }), 'INVALID_HANDLE', 'fromHandle of a named region’s handle');
-  if (isLinux) assert.match(e.message, /can still change size/);
+  const e = expectErr(SharedRegion.fromHandle(region.osHandle, { size: 4096 }), 'ALREADY_EXISTS', 'fromHandle of a named region’s handle');
+  assert.match(e.message, /already belongs to a live memport region/);
   assert.is(unwrap(region.read(0, 1))[0], 9, 'the named region still works: its handle was not taken');
   region.close();
 });

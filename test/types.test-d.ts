@@ -1,6 +1,6 @@
 // Compile-time checks of the public types (run by `npm run typecheck`).
 import type { Result } from 'neverthrow';
-import { SharedRegion, isMemportError, type MemportError, type MemportErrorCode } from '../dist/index.js';
+import { SharedRegion, isMemportError, type MemportError, type MemportErrorCode, type RegionToken } from '../dist/index.js';
 
 type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 function expectType<T extends true>(): T | void {}
@@ -55,3 +55,31 @@ void name;
 void named;
 // @ts-expect-error the size is required
 SharedRegion.createNamed('x');
+
+// typedView gives the array of the constructor passed, nothing vaguer (over
+// an ArrayBuffer, never a SharedArrayBuffer), and it is usable as the plain type.
+const floats = created.andThen((r) => r.typedView(Float32Array, 64, 4));
+expectType<Equals<typeof floats, Result<Float32Array<ArrayBuffer>, MemportError>>>();
+const asPlain: Result<Float32Array, MemportError> = floats;
+void asPlain;
+const bigs = created.andThen((r) => r.typedView(BigInt64Array));
+expectType<Equals<typeof bigs, Result<BigInt64Array<ArrayBuffer>, MemportError>>>();
+const doubles = created.andThen((r) => r.typedView(Float64Array, 8));
+expectType<Equals<typeof doubles, Result<Float64Array<ArrayBuffer>, MemportError>>>();
+const clamped = created.andThen((r) => r.typedView(Uint8ClampedArray, 0, 1));
+expectType<Equals<typeof clamped, Result<Uint8ClampedArray<ArrayBuffer>, MemportError>>>();
+// @ts-expect-error a Float32Array view is not a Float64Array
+const wrong: Result<Float64Array, MemportError> = floats;
+void wrong;
+// @ts-expect-error DataView is not a typed-array constructor
+created.andThen((r) => r.typedView(DataView, 0, 1));
+// @ts-expect-error nor is Array
+created.andThen((r) => r.typedView(Array, 0, 1));
+
+// A worker token is plain data; adopting one gives a region.
+const token = created.andThen((r) => r.forWorker({ timeoutMs: 1000 }));
+expectType<Equals<typeof token, Result<RegionToken, MemportError>>>();
+const adopted = token.andThen((t) => SharedRegion.fromWorkerToken(t));
+expectType<Equals<typeof adopted, Result<SharedRegion, MemportError>>>();
+// @ts-expect-error a token is not a handle number
+SharedRegion.fromWorkerToken(3);

@@ -147,6 +147,13 @@ class SharedMemory {
   // writing. Afterwards WriteSharingAllowed() is false for every handle to it.
   Result<SharedMemory> DuplicateReadOnly();
 
+  // A second handle to the same object with the same access, for another
+  // thread of this process (a worker's region, SharedRegion.forWorker): it
+  // keeps this one's size, mode, name-ness and sharing policy (a read-only
+  // twin made on either thread binds both), and is registered as owned
+  // (core/owned_handles.h), so each handle has exactly one owner.
+  Result<SharedMemory> DuplicateInProcess() const;
+
   // Adopts a handle that came from a peer (or was inherited) after checking it
   // is what was declared: a memport-kind shared-memory object of at least
   // `size` bytes, with exactly the access of the declared mode.
@@ -197,6 +204,15 @@ class SharedMemory {
   SharedMemory(OsHandle handle, uint64_t size, bool read_only,
                std::shared_ptr<SharingPolicy> policy)
       : handle_(std::move(handle)), size_(size), read_only_(read_only), policy_(std::move(policy)) {}
+
+  // This object's description around another handle to the same memory.
+  SharedMemory Twin(OsHandle handle) const {
+    SharedMemory twin(std::move(handle), size_, read_only_, policy_);
+    twin.identity_ = identity_;
+    twin.identity_known_ = identity_known_;
+    twin.named_ = named_;
+    return twin;
+  }
 
   OsHandle handle_;
   uint64_t size_ = 0;

@@ -23,6 +23,7 @@
 #include <cstring>
 #include <string>
 
+#include "../core/owned_handles.h"
 #include "../core/shared_memory.h"
 
 namespace memport {
@@ -98,7 +99,8 @@ Error PastEnd(uint64_t offset, uint64_t length, uint64_t now) {
 
 Result<SharedMemory> SharedMemory::OpenNamed(const std::string& name, bool read_only, uint64_t size) {
   if (size > kMaxSize) return MakeError("INVALID_ARGUMENT", "size must be at most 2^47 bytes");
-  const int fd = ::shm_open(name.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_NONBLOCK, 0);
+  const int fd = static_cast<int>(
+      OpenRegistered([&] { return ::shm_open(name.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_NONBLOCK, 0); }));
   if (fd < 0) return OpenFailure(name, /*creating=*/false, read_only);
   OsHandle handle(fd);
   Result<uint64_t> actual = CheckNamedObject(fd, name);
@@ -121,7 +123,7 @@ Result<SharedMemory> SharedMemory::OpenNamed(const std::string& name, bool read_
 Result<SharedMemory> SharedMemory::CreateNamed(const std::string& name, uint64_t size, bool read_only) {
   if (size == 0 || size > kMaxSize) return MakeError("INVALID_ARGUMENT", "size must be between 1 and 2^47 bytes");
   // O_EXCL: an existing object under this name is refused, never opened.
-  const int fd = ::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+  const int fd = static_cast<int>(OpenRegistered([&] { return ::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600); }));
   if (fd < 0) return OpenFailure(name, /*creating=*/true, read_only);
   OsHandle handle(fd);
   // Undone on any failure below, so a failed create leaves no name behind.
@@ -135,7 +137,8 @@ Result<SharedMemory> SharedMemory::CreateNamed(const std::string& name, uint64_t
   if (read_only) {
     // This process keeps a read-only handle only; the object stays writable
     // for whoever opens it by name (mode 0600: this user).
-    const int ro = ::open(("/proc/self/fd/" + std::to_string(fd)).c_str(), O_RDONLY | O_CLOEXEC);
+    const std::string path = "/proc/self/fd/" + std::to_string(fd);
+    const int ro = static_cast<int>(OpenRegistered([&] { return ::open(path.c_str(), O_RDONLY | O_CLOEXEC); }));
     if (ro < 0) return fail(LastOsError("open(/proc/self/fd)", "opening a read-only handle to " + Quoted(name)));
     handle.reset(ro);
   }

@@ -9,6 +9,7 @@
 
 #include "../core/error.h"
 #include "../core/os_handle.h"
+#include "../core/owned_handles.h"
 #include "../core/shared_memory.h"
 
 namespace memport {
@@ -18,7 +19,12 @@ const RawHandle kInvalidHandle = -1;
 
 bool IsValidHandle(RawHandle raw) { return raw >= 0; }
 
+// Closing and forgetting happen under the owned-handles lock, so FromReceived
+// never sees an fd that is closed but still registered, or registered after
+// its number was reused for something else.
 void CloseRawHandle(RawHandle raw) {
+  OwnedHandles registry;
+  registry.Remove(raw);
   // Linux always releases the fd, even when close() reports EINTR; retrying
   // could close an fd another thread has just been given.
   ::close(static_cast<int>(raw));

@@ -21,6 +21,7 @@
 
 #include <string>
 
+#include "../core/owned_handles.h"
 #include "../core/shared_memory.h"
 
 #ifndef MFD_NOEXEC_SEAL
@@ -37,8 +38,9 @@ namespace {
 constexpr int kBaseSeals = F_SEAL_SHRINK | F_SEAL_GROW;
 constexpr long kTmpfsMagic = 0x01021994;  // TMPFS_MAGIC, <linux/magic.h>
 
+// Registered as owned (core/owned_handles.h) before the number can be seen elsewhere.
 int MemfdCreate(const char* label, unsigned flags) {
-  return static_cast<int>(::syscall(SYS_memfd_create, label, flags));
+  return static_cast<int>(OpenRegistered([&] { return ::syscall(SYS_memfd_create, label, flags); }));
 }
 
 std::string ProcFdPath(RawHandle fd) { return "/proc/self/fd/" + std::to_string(fd); }
@@ -156,9 +158,19 @@ Result<SharedMemory> SharedMemory::DuplicateReadOnly() {
   }
   // A new open file description with O_RDONLY, so the twin's fd carries no write
   // access even where a kernel would honour it.
-  int fd = ::open(ProcFdPath(handle_.get()).c_str(), O_RDONLY | O_CLOEXEC);
+  const std::string path = ProcFdPath(handle_.get());
+  const int fd = static_cast<int>(OpenRegistered([&] { return ::open(path.c_str(), O_RDONLY | O_CLOEXEC); }));
   if (fd < 0) return LastOsError("open(/proc/self/fd)", "opening a read-only handle to a region");
   return SharedMemory(OsHandle(fd), size_, /*read_only=*/true, policy_);
+}
+
+Result<SharedMemory> SharedMemory::DuplicateInProcess() const {
+  if (!valid()) return MakeError("CLOSED", "the region is closed");
+  // F_DUPFD_CLOEXEC shares the open file description, so the copy has exactly
+  // this fd's access (O_RDONLY stays read-only); the seals are the object's.
+  const int fd = static_cast<int>(OpenRegistered([&] { return ::fcntl(handle_.get(), F_DUPFD_CLOEXEC, 0); }));
+  if (fd < 0) return LastOsError("fcntl(F_DUPFD_CLOEXEC)", "duplicating a region's fd for another thread");
+  return Twin(OsHandle(fd));
 }
 
 namespace {
@@ -182,6 +194,16 @@ Result<SharedMemory> SharedMemory::FromReceived(RawHandle raw, uint64_t size, bo
   if (raw < 0 || raw > INT32_MAX) return MakeError("INVALID_HANDLE", "not a file descriptor");
   if (size == 0 || size > kMaxSize) return MakeError("INVALID_ARGUMENT", "declared size out of range");
   const int fd = static_cast<int>(raw);
+  // Held until the fd is adopted, so "not owned yet" and "owned now" are one
+  // step for every other thread. A transport fd was just made by recvmsg, so
+  // nobody can own it; an inherited or user-given number may be one a live
+  // region already owns, and adopting it twice would let the second close()
+  // close whatever the number is reused for.
+  // (The binding says what to do instead; this is the race-free guard.)
+  OwnedHandles registry;
+  if (!from_transport && registry.Contains(raw)) {
+    return MakeError("ALREADY_EXISTS", "fd " + std::to_string(raw) + " already belongs to a memport region in this process");
+  }
   // One statx for the checks and for the identity the received-mappings
   // cache looks the region up by.
   struct statx st;
@@ -220,6 +242,7 @@ Result<SharedMemory> SharedMemory::FromReceived(RawHandle raw, uint64_t size, bo
   // Ours now: it must not leak into children. recvmsg's MSG_CMSG_CLOEXEC
   // already saw to that for fds memport received itself.
   if (!from_transport) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  registry.Add(raw);
   SharedMemory memory(OsHandle(raw), size, read_only, std::make_shared<SharingPolicy>());
   memory.identity_ = IdentityFrom(st);
   memory.identity_known_ = true;

@@ -41,27 +41,6 @@ void CloseRawHandle(RawHandle raw) {
 
 namespace win {
 
-namespace {
-
-struct OwnedSectionsState {
-  std::mutex mutex;
-  std::unordered_set<RawHandle> values;
-};
-
-// Never destroyed: handles may be closed from static destructors and from
-// threads still running at exit.
-OwnedSectionsState& OwnedSectionsInstance() {
-  static OwnedSectionsState* state = new OwnedSectionsState();
-  return *state;
-}
-
-}  // namespace
-
-OwnedSections::OwnedSections() : lock_(OwnedSectionsInstance().mutex) {}
-bool OwnedSections::Contains(RawHandle raw) const { return OwnedSectionsInstance().values.count(raw) != 0; }
-void OwnedSections::Add(RawHandle raw) { OwnedSectionsInstance().values.insert(raw); }
-void OwnedSections::Remove(RawHandle raw) { OwnedSectionsInstance().values.erase(raw); }
-
 Result<std::vector<uint8_t>> CurrentUserSid() {
   HANDLE token_raw = nullptr;
   if (!::OpenProcessToken(::GetCurrentProcess(), TOKEN_QUERY, &token_raw)) {

@@ -371,6 +371,22 @@ Result<SharedMemory> SharedMemory::DuplicateReadOnly() {
   return twin;
 }
 
+Result<SharedMemory> SharedMemory::DuplicateInProcess() const {
+  if (!valid()) return MakeError("CLOSED", "the region is closed");
+  HANDLE self = ::GetCurrentProcess();
+  HANDLE copy = nullptr;
+  BOOL duplicated = FALSE;
+  {
+    win::OwnedSections registry;
+    // DUPLICATE_SAME_ACCESS: exactly this handle's rights, never more.
+    duplicated = ::DuplicateHandle(self, AsHandle(handle_.get()), self, &copy, /*dwDesiredAccess=*/0,
+                                   /*bInheritHandle=*/FALSE, DUPLICATE_SAME_ACCESS);
+    if (duplicated) registry.Add(AsRaw(copy));
+  }
+  if (!duplicated) return LastOsError("DuplicateHandle", "duplicating a section handle for another thread");
+  return Twin(OsHandle(AsRaw(copy)));
+}
+
 Result<SharedMemory> SharedMemory::FromReceived(RawHandle raw, uint64_t size, bool read_only, bool /*from_transport*/) {
   if (size == 0 || size > kMaxSize) return MakeError("INVALID_HANDLE", "the declared region size is out of range");
   Status shape = CheckHandleValueShape(raw);

@@ -17,6 +17,7 @@
 
 #include "../core/error.h"
 #include "../core/os_handle.h"
+#include "../core/owned_handles.h"
 #include "../core/shared_memory.h"
 
 namespace memport {
@@ -47,27 +48,11 @@ Result<std::wstring> SidToString(const void* sid);
 std::string WideToUtf8(const std::wstring& wide);
 std::wstring Utf8ToWide(const std::string& utf8);
 
-// The raw values of every section handle held by a live SharedMemory in this
-// process. FromReceived refuses those values: a peer that names one of our own
-// handles must not get us to adopt (and later close) it a second time.
-// Constructing an OwnedSections object takes the registry's lock until it is
-// destroyed, so "check, validate, adopt" and "close, forget" are each one step.
-// platform::CloseRawHandle forgets a value under the same lock as it closes it,
-// which also covers SharedMemory's defaulted move-assignment (it closes the
-// overwritten handle through OsHandle::reset, not through Close()).
-class OwnedSections {
- public:
-  OwnedSections();
-  OwnedSections(const OwnedSections&) = delete;
-  OwnedSections& operator=(const OwnedSections&) = delete;
-
-  bool Contains(RawHandle raw) const;
-  void Add(RawHandle raw);
-  void Remove(RawHandle raw);
-
- private:
-  std::lock_guard<std::mutex> lock_;
-};
+// The owned-handles registry (core/owned_handles.h) under the name the
+// Windows backend has always used: FromReceived refuses those values, so a
+// peer that names one of our own handles cannot get us to adopt (and later
+// close) it a second time.
+using OwnedSections = OwnedHandles;
 
 // Duplicates `memory`'s section handle into `process` with exactly the rights
 // of the mode (kReadOnlySectionAccess / kWritableSectionAccess). Writable

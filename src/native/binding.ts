@@ -32,6 +32,8 @@ export interface NativeRegion {
   copyOut(offset: number, length: number): Uint8Array;
   /** Copies `bytes` into the region at `offset`. */
   copyIn(offset: number, bytes: Uint8Array): void;
+  /** Parks a duplicate of the handle in the process-wide token table; returns the token id. */
+  forWorker(): number;
 }
 
 /** The kernel's word on who is at the other end. */
@@ -152,6 +154,10 @@ export interface Binding {
   trimReceivedMappings(idleMs: number): boolean;
   /** How long a kept mapping may stay idle. */
   readonly receivedMappingIdleMs: number;
+  /** Takes a token's handle out of the table and maps it (NOT_FOUND if already taken or dropped). */
+  adoptRegionToken(id: number, size: number, readOnly: boolean): NativeRegion;
+  /** Closes a token's handle if still pending; true if it was. */
+  dropRegionToken(id: number): boolean;
 }
 
 export interface ReceivedMappingStats {
@@ -161,4 +167,4 @@ export interface ReceivedMappingStats {
   misses: number;
 }
 
-export const EXPECTED_ABI_VERSION = 8;
+export const EXPECTED_ABI_VERSION = 9;
