@@ -205,6 +205,12 @@ class SharedMemory {
                std::shared_ptr<SharingPolicy> policy)
       : handle_(std::move(handle)), size_(size), read_only_(read_only), policy_(std::move(policy)) {}
 
+  // What OpenNamed does on every OS once it holds `handle` to the object
+  // `name` of `object_size` bytes (native/core/named.cc): the size asked for
+  // is checked against it (0: all of it) and the region is marked named.
+  static Result<SharedMemory> FromNamedObject(OsHandle handle, const std::string& name, uint64_t object_size,
+                                              uint64_t size, bool read_only);
+
   // This object's description around another handle to the same memory.
   SharedMemory Twin(OsHandle handle) const {
     SharedMemory twin(std::move(handle), size_, read_only_, policy_);

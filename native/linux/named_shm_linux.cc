@@ -23,6 +23,7 @@
 #include <cstring>
 #include <string>
 
+#include "../core/named.h"
 #include "../core/owned_handles.h"
 #include "../core/shared_memory.h"
 
@@ -32,23 +33,19 @@ namespace {
 
 constexpr long kTmpfsMagic = 0x01021994;  // TMPFS_MAGIC, <linux/magic.h>
 
-std::string Quoted(const std::string& name) { return "'" + name + "'"; }
-
 // A typed error for a failed shm_open, saying what to do next.
 Error OpenFailure(const std::string& name, bool creating, bool read_only) {
   const int err = errno;
-  Error error = OsError(err, "shm_open", (creating ? "creating " : "opening ") + Quoted(name));
+  Error error = OsError(err, "shm_open", (creating ? "creating " : "opening ") + QuotedName(name));
   switch (err) {
     case ENOENT:
-      error.message = "no shared-memory object is named " + Quoted(name) + " (look in /dev/shm)";
+      error.message = "no shared-memory object is named " + QuotedName(name) + " (look in /dev/shm)";
       break;
     case EEXIST:
-      error.message = Quoted(name) + " already exists: createNamed never opens an object somebody else made "
-                      "(it could have been planted there); choose another name, or openNamed it if you trust its creator";
+      error.message = NamedExistsMessage(name);
       break;
     case EACCES:
-      error.message = "the OS refused " + std::string(read_only ? "read" : "read-write") + " access to " + Quoted(name) +
-                      (read_only ? "" : "; if you may only read it, open it with { readOnly: true }");
+      error.message = NamedAccessRefusedMessage(name, read_only);
       break;
     // glibc's shm_open reports a directory as EINVAL (POSIX's error for it);
     // the name itself was checked in src/region.ts, so EINVAL is the object.
@@ -57,7 +54,7 @@ Error OpenFailure(const std::string& name, bool creating, bool read_only) {
     case EISDIR:
     case ENXIO:
       error.code = "INVALID_HANDLE";
-      error.message = Quoted(name) + " is not a shared-memory object (a symlink, directory or socket has that name)";
+      error.message = QuotedName(name) + " is not a shared-memory object (a symlink, directory or socket has that name)";
       break;
     case ENAMETOOLONG:
       error.code = "INVALID_ARGUMENT";
@@ -72,13 +69,13 @@ Error OpenFailure(const std::string& name, bool creating, bool read_only) {
 // planted under the name is refused before anything is mapped.
 Result<uint64_t> CheckNamedObject(int fd, const std::string& name) {
   struct stat st;
-  if (::fstat(fd, &st) != 0) return LastOsError("fstat", "checking " + Quoted(name));
+  if (::fstat(fd, &st) != 0) return LastOsError("fstat", "checking " + QuotedName(name));
   if (!S_ISREG(st.st_mode)) {
-    return MakeError("INVALID_HANDLE", Quoted(name) + " is not a shared-memory object (a FIFO or device has that name)");
+    return MakeError("INVALID_HANDLE", QuotedName(name) + " is not a shared-memory object (a FIFO or device has that name)");
   }
   struct statfs fs;
-  if (::fstatfs(fd, &fs) != 0) return LastOsError("fstatfs", "checking " + Quoted(name));
-  if (fs.f_type != kTmpfsMagic) return MakeError("INVALID_HANDLE", Quoted(name) + " is not on tmpfs (/dev/shm)");
+  if (::fstatfs(fd, &fs) != 0) return LastOsError("fstatfs", "checking " + QuotedName(name));
+  if (fs.f_type != kTmpfsMagic) return MakeError("INVALID_HANDLE", QuotedName(name) + " is not on tmpfs (/dev/shm)");
   return static_cast<uint64_t>(st.st_size);
 }
 
@@ -105,19 +102,7 @@ Result<SharedMemory> SharedMemory::OpenNamed(const std::string& name, bool read_
   OsHandle handle(fd);
   Result<uint64_t> actual = CheckNamedObject(fd, name);
   if (!actual.ok()) return actual.error();
-  const uint64_t object_size = actual.value();
-  if (object_size == 0) {
-    return MakeError("INVALID_ARGUMENT", Quoted(name) + " is empty (0 bytes): its creator has not sized it yet");
-  }
-  if (size > object_size) {
-    return MakeError("INVALID_ARGUMENT", "asked for " + std::to_string(size) + " bytes, but " + Quoted(name) + " is " +
-                                             std::to_string(object_size) + " bytes; a view past its end would fault");
-  }
-  const uint64_t region_size = size == 0 ? object_size : size;
-  if (region_size > kMaxSize) return MakeError("INVALID_ARGUMENT", Quoted(name) + " is larger than 2^47 bytes");
-  SharedMemory memory(std::move(handle), region_size, read_only, std::make_shared<SharingPolicy>());
-  memory.named_ = true;
-  return memory;
+  return FromNamedObject(std::move(handle), name, actual.value(), size, read_only);
 }
 
 Result<SharedMemory> SharedMemory::CreateNamed(const std::string& name, uint64_t size, bool read_only) {
@@ -132,14 +117,14 @@ Result<SharedMemory> SharedMemory::CreateNamed(const std::string& name, uint64_t
     return error;
   };
   if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
-    return fail(LastOsError("ftruncate", "sizing " + Quoted(name) + " to " + std::to_string(size) + " bytes"));
+    return fail(LastOsError("ftruncate", "sizing " + QuotedName(name) + " to " + std::to_string(size) + " bytes"));
   }
   if (read_only) {
     // This process keeps a read-only handle only; the object stays writable
     // for whoever opens it by name (mode 0600: this user).
     const std::string path = "/proc/self/fd/" + std::to_string(fd);
     const int ro = static_cast<int>(OpenRegistered([&] { return ::open(path.c_str(), O_RDONLY | O_CLOEXEC); }));
-    if (ro < 0) return fail(LastOsError("open(/proc/self/fd)", "opening a read-only handle to " + Quoted(name)));
+    if (ro < 0) return fail(LastOsError("open(/proc/self/fd)", "opening a read-only handle to " + QuotedName(name)));
     handle.reset(ro);
   }
   SharedMemory memory(std::move(handle), size, read_only, std::make_shared<SharingPolicy>());
@@ -149,8 +134,8 @@ Result<SharedMemory> SharedMemory::CreateNamed(const std::string& name, uint64_t
 
 Status SharedMemory::UnlinkNamed(const std::string& name) {
   if (::shm_unlink(name.c_str()) != 0) {
-    Error error = LastOsError("shm_unlink", "removing the name " + Quoted(name));
-    if (error.code == "NOT_FOUND") error.message = "no shared-memory object is named " + Quoted(name);
+    Error error = LastOsError("shm_unlink", "removing the name " + QuotedName(name));
+    if (error.code == "NOT_FOUND") error.message = "no shared-memory object is named " + QuotedName(name);
     return error;
   }
   return Ok();

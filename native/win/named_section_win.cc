@@ -25,6 +25,7 @@
 #include <cstring>
 #include <string>
 
+#include "../core/named.h"
 #include "../core/shared_memory.h"
 #include "ntdll.h"
 #include "win_internal.h"
@@ -35,8 +36,6 @@ namespace {
 
 using win::AsHandle;
 using win::AsRaw;
-
-std::string Quoted(const std::string& name) { return "'" + name + "'"; }
 
 bool IsGlobal(const std::string& name) { return name.rfind("Global\\", 0) == 0; }
 
@@ -53,52 +52,51 @@ Result<uint64_t> SectionSize(HANDLE section, const std::string& name) {
     if (status >= 0) {
       const ULONG attributes = info.AllocationAttributes;
       if ((attributes & SEC_IMAGE) != 0) {
-        return MakeError("INVALID_HANDLE", Quoted(name) + " is an executable image section, not shared memory");
+        return MakeError("INVALID_HANDLE", QuotedName(name) + " is an executable image section, not shared memory");
       }
       // Touching a page its creator never committed raises an access violation.
       if ((attributes & SEC_RESERVE) != 0) {
-        return MakeError("UNSUPPORTED", Quoted(name) + " is a reserve-only (SEC_RESERVE) section: its pages exist only "
+        return MakeError("UNSUPPORTED", QuotedName(name) + " is a reserve-only (SEC_RESERVE) section: its pages exist only "
                                         "once its creator commits them, and touching another would crash this process");
       }
-      if (info.MaximumSize.QuadPart <= 0) return MakeError("INVALID_ARGUMENT", Quoted(name) + " is empty");
+      if (info.MaximumSize.QuadPart <= 0) return MakeError("INVALID_ARGUMENT", QuotedName(name) + " is empty");
       return static_cast<uint64_t>(info.MaximumSize.QuadPart);
     }
   }
   // A whole view is the section's size, rounded up to pages.
   void* view = ::MapViewOfFile(section, FILE_MAP_READ, 0, 0, /*dwNumberOfBytesToMap=*/0);
-  if (view == nullptr) return LastOsError("MapViewOfFile", "finding the size of " + Quoted(name));
+  if (view == nullptr) return LastOsError("MapViewOfFile", "finding the size of " + QuotedName(name));
   MEMORY_BASIC_INFORMATION info{};
   const SIZE_T got = ::VirtualQuery(view, &info, sizeof info);
   ::UnmapViewOfFile(view);
   if (got != sizeof info || info.Type != MEM_MAPPED) {
-    return MakeError("INVALID_HANDLE", Quoted(name) + " is not a plain data section");
+    return MakeError("INVALID_HANDLE", QuotedName(name) + " is not a plain data section");
   }
   return static_cast<uint64_t>(info.RegionSize);
 }
 
 // A typed error for a failed open or create by name, saying what to do next.
 Error NameFailure(DWORD err, const char* call, const std::string& name, bool creating, bool read_only) {
-  Error error = OsError(err, call, (creating ? "creating " : "opening ") + Quoted(name));
+  Error error = OsError(err, call, (creating ? "creating " : "opening ") + QuotedName(name));
   switch (err) {
     case ERROR_FILE_NOT_FOUND:
-      error.message = "no file mapping is named " + Quoted(name);
+      error.message = "no file mapping is named " + QuotedName(name);
       break;
     case ERROR_INVALID_HANDLE:
       // The name is taken by an Event, Mutex, Semaphore, ... (all kernel
       // objects share one namespace).
       error.code = creating ? "ALREADY_EXISTS" : "INVALID_HANDLE";
-      error.message = Quoted(name) + " is the name of an object of another type (an event, mutex, ...), not a file mapping";
+      error.message = QuotedName(name) + " is the name of an object of another type (an event, mutex, ...), not a file mapping";
       break;
     case ERROR_ACCESS_DENIED:
       if (creating && IsGlobal(name)) {
-        error.message = "creating " + Quoted(name) + " was refused: a Global\\ name needs the SeCreateGlobalPrivilege "
+        error.message = "creating " + QuotedName(name) + " was refused: a Global\\ name needs the SeCreateGlobalPrivilege "
                         "privilege (services and administrators have it), or the name is taken by an object you may "
                         "not open; use a Local\\ name";
       } else if (creating) {
-        error.message = Quoted(name) + " is taken by an object you may not open";
+        error.message = QuotedName(name) + " is taken by an object you may not open";
       } else {
-        error.message = "the OS refused " + std::string(read_only ? "read" : "read-write") + " access to " + Quoted(name) +
-                        (read_only ? "" : "; if you may only read it, open it with { readOnly: true }");
+        error.message = NamedAccessRefusedMessage(name, read_only);
       }
       break;
     case ERROR_PATH_NOT_FOUND:
@@ -133,15 +131,7 @@ Result<SharedMemory> SharedMemory::OpenNamed(const std::string& name, bool read_
   OsHandle handle(AsRaw(section));
   Result<uint64_t> actual = SectionSize(section, name);
   if (!actual.ok()) return actual.error();
-  if (size > actual.value()) {
-    return MakeError("INVALID_ARGUMENT", "asked for " + std::to_string(size) + " bytes, but " + Quoted(name) + " is " +
-                                             std::to_string(actual.value()) + " bytes; a view past its end would fault");
-  }
-  const uint64_t region_size = size == 0 ? actual.value() : size;
-  if (region_size > kMaxSize) return MakeError("INVALID_ARGUMENT", Quoted(name) + " is larger than 2^47 bytes");
-  SharedMemory memory(std::move(handle), region_size, read_only, std::make_shared<SharingPolicy>());
-  memory.named_ = true;
-  return memory;
+  return FromNamedObject(std::move(handle), name, actual.value(), size, read_only);
 }
 
 Result<SharedMemory> SharedMemory::CreateNamed(const std::string& name, uint64_t size, bool read_only) {
@@ -162,9 +152,7 @@ Result<SharedMemory> SharedMemory::CreateNamed(const std::string& name, uint64_t
     if (section != nullptr && err == ERROR_ALREADY_EXISTS) {
       // Somebody else's object, opened silently by the OS: never used.
       ::CloseHandle(section);
-      return MakeError("ALREADY_EXISTS", Quoted(name) + " already exists: createNamed never opens an object somebody "
-                                         "else made (it could have been planted there); choose another name, or "
-                                         "openNamed it if you trust its creator");
+      return MakeError("ALREADY_EXISTS", NamedExistsMessage(name));
     }
     if (section != nullptr) registry.Add(AsRaw(section));
   }
@@ -181,7 +169,7 @@ Result<SharedMemory> SharedMemory::CreateNamed(const std::string& name, uint64_t
         registry.Add(AsRaw(copy));
       }
     }
-    if (copy == nullptr) return LastOsError("DuplicateHandle", "making a read-only handle to " + Quoted(name));
+    if (copy == nullptr) return LastOsError("DuplicateHandle", "making a read-only handle to " + QuotedName(name));
     handle = OsHandle(AsRaw(copy));  // closes the writable one
   }
   SharedMemory memory(std::move(handle), size, read_only, std::make_shared<SharingPolicy>());
@@ -190,7 +178,7 @@ Result<SharedMemory> SharedMemory::CreateNamed(const std::string& name, uint64_t
 }
 
 Status SharedMemory::UnlinkNamed(const std::string& name) {
-  return MakeError("UNSUPPORTED", "Windows has no unlink for " + Quoted(name) +
+  return MakeError("UNSUPPORTED", "Windows has no unlink for " + QuotedName(name) +
                                       ": a named section's name goes away with the last handle to it, so close "
                                       "every region opened by that name (in every process)");
 }
