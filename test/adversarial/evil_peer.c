@@ -455,6 +455,20 @@ static Buf bulk_message(uint32_t seq, Region* region, uint64_t size, int regions
   return b;
 }
 
+// Sends `count` bulk MESSAGE frames (bulk_message) without waiting for any
+// answer; returns how many the OS took before refusing one.
+static int send_bulk(int count, Region* region, uint64_t size, int regions, uint32_t data, int zeros) {
+  int sent = 0;
+  for (int i = 1; i <= count; ++i) {
+    Buf b = bulk_message((uint32_t)i, region, size, regions, data, zeros);
+    const int ok = send_raw(b.bytes, b.length) == 0;
+    free(b.bytes);
+    if (!ok) break;
+    ++sent;
+  }
+  return sent;
+}
+
 // Before any WELCOME (so before the listener has decided): `count` MESSAGE
 // frames, each with `regions` regions of `size` bytes and `data` bytes of
 // JSON. Then reports what the listener answers ("REJECT ...", "EOF").
@@ -465,15 +479,7 @@ static void pre_welcome(int argc, char** argv) {
   const uint32_t data = (uint32_t)arg_u64(argc, argv, 3, 1024);
   g_region_label = "evil-early";  // memfd:evil-early: counted apart by the test
   Region* region = make_region(size, 0);
-  int sent = 0;
-  for (int i = 1; i <= count; ++i) {
-    Buf b = bulk_message((uint32_t)i, region, size, regions, data, 1);
-    const int ok = send_raw(b.bytes, b.length) == 0;
-    free(b.bytes);
-    if (!ok) break;
-    ++sent;
-  }
-  say("PRE-WELCOME SENT %d", sent);
+  say("PRE-WELCOME SENT %d", send_bulk(count, region, size, regions, data, 1));
   drain(20000, 0);
   report_planted();
 }
@@ -489,15 +495,7 @@ static void unreceived(int argc, char** argv) {
   const int zeros = (int)arg_u64(argc, argv, 4, 0);
   g_region_label = "evil-unreceived";  // memfd:evil-unreceived: counted apart by the test
   Region* region = make_region(size, 0);
-  int sent = 0;
-  for (int i = 1; i <= count; ++i) {
-    Buf b = bulk_message((uint32_t)i, region, size, regions, data, zeros);
-    const int ok = send_raw(b.bytes, b.length) == 0;
-    free(b.bytes);
-    if (!ok) break;
-    ++sent;
-  }
-  say("SENT-ALL %d", sent);
+  say("SENT-ALL %d", send_bulk(count, region, size, regions, data, zeros));
   drain(30000, 0);
   report_planted();
 }
