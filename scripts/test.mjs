@@ -71,10 +71,25 @@ function tally(output, status) {
 }
 
 const results = [];
+/**
+ * The lines of a failed run worth repeating in the closing summary (CI logs
+ * keep only their tail): uvu's FAIL/✘ blocks and assertion diffs, or the last
+ * lines when there are none.
+ */
+function failureExcerpt(output, status) {
+  const lines = output.split('\n');
+  const picked = [];
+  lines.forEach((line, i) => {
+    if (/^\s*(FAIL|✘)|\bFAIL\b|Error:|Assertion|Expected|Actual/.test(line)) picked.push(...lines.slice(i, i + 6));
+  });
+  const body = (picked.length ? [...new Set(picked)] : lines.filter((l) => l.trim()).slice(-12)).slice(0, 40);
+  const why = status === null ? ['(the process did not exit before the time limit and was killed)'] : [];
+  return [...why, ...body].map((l) => `      ${l}`).join('\n');
+}
 function record(platform, file, output, status, ms) {
   const t = tally(output, status);
   const ok = t.failed === 0 && status === 0;
-  results.push({ platform, file, ...t, ok });
+  results.push({ platform, file, ...t, ok, excerpt: ok ? '' : failureExcerpt(output, status) });
   const mark = ok ? '✔' : '✘';
   console.log(`  ${mark} ${file}  ${t.passed} passed, ${t.failed} failed${t.skipped ? `, ${t.skipped} skipped` : ''}  (${(ms / 1000).toFixed(1)} s)`);
   if (!ok) console.log(output.split('\n').map((l) => `      ${l}`).join('\n'));
@@ -84,7 +99,7 @@ function record(platform, file, output, status, ms) {
 function runSuite(platform, execPath) {
   for (const file of testFiles) {
     const start = Date.now();
-    const r = spawnSync(execPath, ['--expose-gc', file], { cwd: root, encoding: 'utf8', timeout: 10 * 60_000 });
+    const r = spawnSync(execPath, ['--expose-gc', '--import', './test/exit-watchdog.mjs', file], { cwd: root, encoding: 'utf8', timeout: 10 * 60_000 });
     record(platform, file, `${r.stdout}${r.stderr}`, r.status, Date.now() - start);
   }
 }
@@ -139,7 +154,7 @@ if (runWine) {
     console.log(`\n▶ win32 suite (Windows Node ${version} under Wine)`);
     for (const file of testFiles) {
       const start = Date.now();
-      const r = runWindowsNode(['--expose-gc', file.replace(/\//g, '\\')], { timeoutMs: 10 * 60_000 });
+      const r = runWindowsNode(['--expose-gc', '--import', './test/exit-watchdog.mjs', file.replace(/\//g, '\\')], { timeoutMs: 10 * 60_000 });
       record('win32', file, r.output, r.status, Date.now() - start);
     }
     if (!explicitFiles.length) {
@@ -182,6 +197,11 @@ for (const platform of [...new Set(results.map((r) => r.platform))]) {
   const p = rows.reduce((n, r) => n + r.passed, 0);
   const f = rows.reduce((n, r) => n + r.failed, 0);
   console.log(`${platform.padEnd(13)} ${p} passed, ${f} failed in ${rows.length} files`);
+}
+const failures = results.filter((r) => !r.ok);
+if (failures.length) {
+  console.log('\nFailures (full output above):');
+  for (const r of failures) console.log(`  ✘ [${r.platform}] ${r.file}\n${r.excerpt}`);
 }
 console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exit(failed === 0 && results.every((r) => r.ok) ? 0 : 1);
