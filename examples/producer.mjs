@@ -38,7 +38,12 @@ const timer = setInterval(draw, 1000 / 30);
 // with TIMEOUT (30 s by default: DEFAULT_SEND_TIMEOUT_MS) and its connection
 // is closed.
 (async () => {
-  for await (const conn of listener) {
+  for await (const next of listener) {
+    if (next.isErr()) {
+      console.error(`producer: the listener failed: ${next.error.code}: ${next.error.message}`);
+      break;
+    }
+    const conn = next.value;
     console.log(`producer: consumer ${conn.peer.pid} connected; handing it the read-only frame buffer`);
     conn.send({ regions: [readOnly], data: { width: WIDTH, height: HEIGHT, header: HEADER } }).match(
       // The consumer owns its copy now; the connection is not needed once it hangs up.

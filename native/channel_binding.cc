@@ -85,7 +85,8 @@ class ConnectionObserverImpl : public ConnectionObserver {
     closed_ = true;
     Napi::HandleScope scope(env_);
     Call(1, {ToJsError(env_, error).Value()});
-    if (js_->alive()) js_->Release();
+    if (held_ && js_->alive()) js_->Release();
+    held_ = false;
     // Nothing is called after OnClosed: drop the references to the JS side
     // (we are on the JS thread) so the connection can be collected even if a
     // backend still holds this observer.
@@ -112,6 +113,20 @@ class ConnectionObserverImpl : public ConnectionObserver {
   std::shared_ptr<NapiJsThread> js_;
   std::unique_ptr<JsCallbacks> callbacks_;
   bool closed_ = false;
+  bool held_ = false;  // this open connection keeps the event loop alive (JS thread only)
+
+ public:
+  // JS thread: whether this open connection keeps the event loop alive
+  // (conn.ref()/unref()). Nothing to do once closed: OnClosed let go.
+  void SetHeld(bool held) {
+    if (closed_ || held == held_ || !js_->alive()) return;
+    held_ = held;
+    if (held) {
+      js_->Hold();
+    } else {
+      js_->Release();
+    }
+  }
 };
 
 class ListenerObserverImpl : public ListenerObserver {
@@ -213,6 +228,7 @@ Napi::Function NativeConnection::Define(Napi::Env env) {
                          InstanceMethod<&NativeConnection::ReleaseMessage>("releaseMessage"),
                          InstanceMethod<&NativeConnection::Write>("write"),
                          InstanceMethod<&NativeConnection::Close>("close"),
+                         InstanceMethod<&NativeConnection::SetRef>("setRef"),
                      });
 }
 
@@ -268,9 +284,19 @@ Napi::Value NativeConnection::Start(const Napi::CallbackInfo& info) {
   started_ = true;
   Connection& live = connection(env);
   std::shared_ptr<NapiJsThread> js = AddonData::Get(env).js_thread;
-  js->Hold();
-  live.Start(std::make_shared<ConnectionObserverImpl>(env, js, std::move(callbacks)), limits);
+  auto observer = std::make_shared<ConnectionObserverImpl>(env, js, std::move(callbacks));
+  observer->SetHeld(ref_);
+  observer_ = observer;
+  live.Start(observer, limits);
   return env.Undefined();
+}
+
+// setRef(ref): whether this connection keeps the event loop alive while open
+// (conn.ref()/unref(), as net.Socket has).
+Napi::Value NativeConnection::SetRef(const Napi::CallbackInfo& info) {
+  ref_ = info[0].ToBoolean().Value();
+  if (observer_) static_cast<ConnectionObserverImpl*>(observer_.get())->SetHeld(ref_);
+  return info.Env().Undefined();
 }
 
 // takeMessage(message) -> [regions: NativeRegion[], data: Uint8Array | undefined]:
@@ -370,6 +396,7 @@ Napi::Function NativeListener::Define(Napi::Env env) {
                      {
                          InstanceMethod<&NativeListener::Address>("address"),
                          InstanceMethod<&NativeListener::Close>("close"),
+                         InstanceMethod<&NativeListener::SetRef>("setRef"),
                      });
 }
 
@@ -386,6 +413,7 @@ NativeListener::NativeListener(const Napi::CallbackInfo& info) : Napi::ObjectWra
     observer_ = std::move(pending->observer);
     listener_ = std::move(pending->listener);
     js_->Hold();
+    held_ = true;
   }
 }
 
@@ -410,7 +438,23 @@ void NativeListener::CloseListener() {
   static_cast<ListenerObserverImpl*>(observer_.get())->closed = true;
   listener_->Close();
   listener_.reset();
-  if (js_->alive()) js_->Release();
+  if (held_ && js_->alive()) js_->Release();
+  held_ = false;
+}
+
+// setRef(ref): whether this open listener keeps the event loop alive
+// (listener.ref()/unref(), as net.Server has).
+Napi::Value NativeListener::SetRef(const Napi::CallbackInfo& info) {
+  const bool ref = info[0].ToBoolean().Value();
+  if (listener_ && ref != held_ && js_->alive()) {
+    held_ = ref;
+    if (ref) {
+      js_->Hold();
+    } else {
+      js_->Release();
+    }
+  }
+  return info.Env().Undefined();
 }
 
 Napi::Value NativeListener::Address(const Napi::CallbackInfo& info) {

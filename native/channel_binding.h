@@ -26,10 +26,13 @@ class NativeConnection : public Napi::ObjectWrap<NativeConnection> {
   Napi::Value ReleaseMessage(const Napi::CallbackInfo& info);
   Napi::Value Write(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value SetRef(const Napi::CallbackInfo& info);
   Connection& connection(Napi::Env env);  // throws CLOSED when inert
 
   std::unique_ptr<Connection> connection_;
+  std::shared_ptr<ConnectionObserver> observer_;  // set by start(); holds the loop while open
   bool started_ = false;
+  bool ref_ = true;
 };
 
 class NativeListener : public Napi::ObjectWrap<NativeListener> {
@@ -41,9 +44,11 @@ class NativeListener : public Napi::ObjectWrap<NativeListener> {
  private:
   Napi::Value Address(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value SetRef(const Napi::CallbackInfo& info);
   void CloseListener();
 
   std::shared_ptr<NapiJsThread> js_;
+  bool held_ = false;  // keeps the event loop alive while open (JS thread only)
   std::shared_ptr<ListenerObserver> observer_;
   std::unique_ptr<Listener> listener_;
 };

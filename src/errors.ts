@@ -123,3 +123,20 @@ export function toMemportError(thrown: unknown): MemportError {
   }
   return memportError('OS', `unexpected non-error value thrown: ${typeof thrown}`) as MemportError;
 }
+
+/**
+ * `error` as seen from the call that started an asynchronous operation: a
+ * copy (the original may be shared by several callers) whose stack is
+ * `callSite`'s frames, so an `Err` that a timer or the native layer settled
+ * still points at the application's `send()`, `receive()` or `connect()`.
+ */
+export function atCallSite(error: MemportError, callSite: string | undefined): MemportError {
+  if (callSite === undefined) return error;
+  const copy = memportError(error.code, error.message, {
+    osCode: error.osCode,
+    syscall: error.syscall,
+    cause: (error as { cause?: unknown }).cause,
+  }) as MemportError;
+  (copy as { stack?: string }).stack = `MemportError: ${error.message}\n${callSite}`;
+  return copy;
+}

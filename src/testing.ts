@@ -7,7 +7,7 @@ import { Result } from 'neverthrow';
 import { memportError, toMemportError, type MemportError } from './errors.js';
 import { loadNative } from './native/load.js';
 import { nativeOf, type SharedRegion } from './region.js';
-import { _setDefaultSendTimeout } from './channel.js';
+import { _setDefaultSendTimeout } from './channel/protocol.js';
 
 /**
  * Makes this process behave as Electron's V8 sandbox does: zero-copy views

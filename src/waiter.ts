@@ -1,5 +1,5 @@
 import { ResultAsync, err, type Result } from 'neverthrow';
-import { memportError, type MemportError } from './errors.js';
+import { atCallSite, memportError, type MemportError } from './errors.js';
 import { abortSignal } from './options.js';
 
 /** How long to wait, and a way to give up early. */
@@ -21,6 +21,8 @@ export class Waiter<T> {
   #signal: AbortSignal | undefined;
   #onAbort: (() => void) | undefined;
   #settled = false;
+  /** The frames of the call that started the wait (an Err settled later carries them). */
+  readonly #callSite: string | undefined;
   /** Called once if the waiter gives up (timeout/abort), so the owner can forget it. */
   onGiveUp: (() => void) | undefined;
 
@@ -28,6 +30,9 @@ export class Waiter<T> {
     this.promise = new Promise((resolve) => {
       this.#resolve = resolve;
     });
+    const site: { stack?: string } = {};
+    Error.captureStackTrace(site, Waiter);
+    this.#callSite = site.stack?.slice(site.stack.indexOf('\n') + 1);
     // `options` is a snapshot validated by src/options.ts: the signal is a
     // genuine AbortSignal, used only through its intrinsics.
     const { timeoutMs, signal } = options;
@@ -54,7 +59,7 @@ export class Waiter<T> {
     this.#settled = true;
     if (this.#timer) clearTimeout(this.#timer);
     if (this.#signal && this.#onAbort) abortSignal.unlisten(this.#signal, this.#onAbort);
-    this.#resolve(result);
+    this.#resolve(result.isErr() ? err(atCallSite(result.error, this.#callSite)) : result);
     return true;
   }
 

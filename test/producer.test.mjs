@@ -1,12 +1,14 @@
 // One silent consumer must not stall a producer: the example producer serves
 // each consumer on its own, and a send to a peer that never receives ends
-// with TIMEOUT after a default bound instead of waiting for ever.
+// with TIMEOUT after a default bound once its window is full, instead of
+// waiting for ever.
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DEFAULT_SEND_TIMEOUT_MS, connect, listen } from '../dist/index.js';
+import { inspect } from 'node:util';
+import { DEFAULT_SEND_TIMEOUT_MS, MESSAGE_WINDOW, connect, listen } from '../dist/index.js';
 import { setDefaultSendTimeout } from '../dist/testing.js';
 import { expectErr, underWine, unwrap } from './helpers.mjs';
 
@@ -50,24 +52,33 @@ Producer('examples/producer.mjs serves a normal consumer while a silent one hold
   }
 });
 
-Producer('a send the peer never takes ends with TIMEOUT after the default bound', async () => {
+Producer('a peer that never receives takes a window of messages; the next send ends with TIMEOUT after the default bound', async () => {
   assert.is(DEFAULT_SEND_TIMEOUT_MS, 30_000);
-  setDefaultSendTimeout(300); // the same bound, shortened so the test does not wait 30 s
   const name = uniqueName('silent');
   const listener = unwrap(await listen(name));
+  let silentClient;
+  let server;
   try {
     const client = connect(name, { timeoutMs: WAIT });
-    const server = unwrap(await listener.accept({ timeoutMs: WAIT }));
-    const silentClient = unwrap(await client);
+    server = unwrap(await listener.accept({ timeoutMs: WAIT }));
+    silentClient = unwrap(await client);
+    // Its process acknowledges on arrival while fewer than MESSAGE_WINDOW of
+    // its messages wait for its application, which never receives...
+    for (let i = 0; i < MESSAGE_WINDOW; i++) unwrap(await server.send({ data: i }), `send ${i} within the window`);
+    // ...so past the window a send waits for it, and the default bound ends the wait.
+    setDefaultSendTimeout(300); // the same bound, shortened so the test does not wait 30 s
     const started = Date.now();
     const sent = await server.send({ data: 'never taken' }); // no timeoutMs: the default applies
     const error = expectErr(sent, 'TIMEOUT', 'send to a peer that never receives');
     assert.match(error.message, /300 ms/);
+    assert.match(error.message, new RegExp(`waiting for process ${process.pid} to take the message`), 'it says what it waited for');
     assert.ok(Date.now() - started >= 290, 'after the default bound');
-    silentClient.close();
-    server.close();
+    // The receiver holds the window, and the one the sender gave up on, unmapped, nothing more.
+    assert.match(inspect(silentClient), new RegExp(`${MESSAGE_WINDOW + 1} unreceived`));
   } finally {
     setDefaultSendTimeout(DEFAULT_SEND_TIMEOUT_MS);
+    silentClient?.close();
+    server?.close();
     listener.close();
   }
 });

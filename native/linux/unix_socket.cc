@@ -657,6 +657,7 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
 
   void Close() override {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (!closed_ && !observer_) DiscardUnreadLocked();
     FailLocked(MakeError("CLOSED", "the connection was closed"));
   }
 
@@ -845,6 +846,20 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
       return;
     }
     message.charge = charge.take();
+  }
+
+  // A connection closed before it was started (a refused client) was never
+  // read. What the client queued meanwhile is discarded first, unparsed:
+  // recv without a control buffer makes the kernel close the fds a frame
+  // carried without installing them here (MSG_CTRUNC). Closing with frames
+  // still queued would make the kernel report ECONNRESET to the client, which
+  // then could not read the REJECT written just before (as Windows does in
+  // DiscardUnreadLocked). Bounded: the socket's receive buffer holds few frames.
+  void DiscardUnreadLocked() {
+    uint8_t scratch[256];
+    for (int i = 0; i < 4096; ++i) {
+      if (::recv(static_cast<int>(fd_.get()), scratch, sizeof scratch, MSG_DONTWAIT | MSG_TRUNC) <= 0) return;
+    }
   }
 
   bool PeerHungUp() const {
@@ -1068,7 +1083,16 @@ Result<std::unique_ptr<Listener>> Listen(const std::string& name, std::shared_pt
   // by the kernel, which is what makes its leftover socket file safe to remove.
   const std::string lock_path = dir + "/" + base + ".lock";
   Result<NameLock> locked = LockName(dfd, base + ".lock", name);
-  if (!locked.ok()) return locked.error();
+  if (!locked.ok()) {
+    Error error = locked.error();
+    // Name the holder where the kernel tells (F_GETLK), so the user knows which process to stop.
+    Result<int64_t> holder = error.code == "ALREADY_EXISTS" ? NameLockHolder(dfd, base + ".lock") : Result<int64_t>(int64_t{0});
+    if (holder.ok() && holder.value() > 0) {
+      error.message += holder.value() == static_cast<int64_t>(::getpid()) ? " (this process)"
+                                                                         : " (process " + std::to_string(holder.value()) + ")";
+    }
+    return error;
+  }
   NameLock lock = locked.take();
   ::unlinkat(dfd, (base + ".sock").c_str(), 0);  // stale socket of a listener that died
 

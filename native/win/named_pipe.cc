@@ -354,6 +354,8 @@ Result<std::wstring> OwnerFilePath(const std::string& name, bool create_director
   return dir + L"\\" + win::Utf8ToWide(CanonicalChannelName(name)) + L".owner";
 }
 
+Result<unsigned long long> ReadNameOwner(const std::string& name);
+
 // Creates and holds the name's owner file; ALREADY_EXISTS while another
 // listener holds it (a guarantee Wine keeps too, unlike FILE_FLAG_FIRST_PIPE_INSTANCE).
 Result<OsHandle> ClaimName(const std::string& name) {
@@ -366,7 +368,11 @@ Result<OsHandle> ClaimName(const std::string& name) {
   if (file == INVALID_HANDLE_VALUE) {
     const DWORD err = ::GetLastError();
     if (err == ERROR_SHARING_VIOLATION || err == ERROR_ACCESS_DENIED) {
-      Error error = MakeError("ALREADY_EXISTS", "the channel name '" + name + "' is in use by another listener");
+      Result<unsigned long long> owner = ReadNameOwner(name);
+      const std::string holder = owner.ok() && owner.value() != 0
+                                     ? owner.value() == ::GetCurrentProcessId() ? " (this process)" : " (process " + std::to_string(owner.value()) + ")"
+                                     : "";
+      Error error = MakeError("ALREADY_EXISTS", "the channel name '" + name + "' is in use by another listener" + holder);
       error.syscall = "CreateFileW";
       error.os_code = err;
       return error;
@@ -383,9 +389,9 @@ Result<OsHandle> ClaimName(const std::string& name) {
   return owned;
 }
 
-// Refuses a pipe instance served by a process other than the one holding the
-// name's owner file.
-Status CheckServerOwnsName(const std::string& name, ULONG server_pid) {
+// The PID written in the name's owner file: 0 when there is no owner file or
+// it is still being written. ACCESS_DENIED when it cannot be read.
+Result<unsigned long long> ReadNameOwner(const std::string& name) {
   Result<std::wstring> path = OwnerFilePath(name, /*create_directory=*/false);
   if (!path.ok()) return path.error();
   HANDLE file = ::CreateFileW(path.value().c_str(), GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
@@ -394,7 +400,7 @@ Status CheckServerOwnsName(const std::string& name, ULONG server_pid) {
   if (file == INVALID_HANDLE_VALUE) {
     const DWORD err = ::GetLastError();
     // No owner file: no live memport listener owns the name.
-    if (err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND) return Ok();
+    if (err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND) return 0ull;
     // Not readable: a same-user process could change the file's DACL (share
     // modes do not cover WRITE_DAC) to hide the owner, so this is a refusal,
     // never "no owner". (A file being deleted as its owner closes also reads
@@ -412,7 +418,16 @@ Status CheckServerOwnsName(const std::string& name, ULONG server_pid) {
   }
   unsigned long long owner = 0;
   for (DWORD i = 0; i < read && text[i] >= '0' && text[i] <= '9' && owner < 0xffffffffull; ++i) owner = owner * 10 + (text[i] - '0');
-  if (read == 0 || owner == 0 || owner == server_pid) return Ok();  // empty: its owner is still writing it
+  return owner;
+}
+
+// Refuses a pipe instance served by a process other than the one holding the
+// name's owner file.
+Status CheckServerOwnsName(const std::string& name, ULONG server_pid) {
+  Result<unsigned long long> read = ReadNameOwner(name);
+  if (!read.ok()) return read.error();
+  const unsigned long long owner = read.value();
+  if (owner == 0 || owner == server_pid) return Ok();  // 0: no owner, or its owner is still writing it
   return MakeError("ACCESS_DENIED", "the name '" + name + "' is owned by process " + std::to_string(owner) +
                                         ", but the pipe instance reached is served by process " + std::to_string(server_pid) +
                                         ", which does not own it (another process created an instance of the "

@@ -102,11 +102,15 @@ export interface NativeConnection {
    */
   write(id: number, type: FrameType, seq: number, regions: NativeRegion[], data?: Uint8Array): boolean;
   close(): void;
+  /** Whether this connection, while open, keeps the event loop alive (default true). */
+  setRef(ref: boolean): void;
 }
 
 export interface NativeListener {
   address(): string | undefined;
   close(): void;
+  /** Whether this listener, while open, keeps the event loop alive (default true). */
+  setRef(ref: boolean): void;
 }
 
 /** A count of the process's open fds or handles; see {@link openHandles}. */
@@ -167,4 +171,4 @@ export interface ReceivedMappingStats {
   misses: number;
 }
 
-export const EXPECTED_ABI_VERSION = 9;
+export const EXPECTED_ABI_VERSION = 10;

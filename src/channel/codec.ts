@@ -1,0 +1,99 @@
+// The message codec: what send() puts in a MESSAGE frame, what a NACK frame
+// carries, and how a peer's text is made safe to show (docs/PROTOCOL.md).
+import { err, ok, type Result } from 'neverthrow';
+import { MEMPORT_ERROR_CODES, memportError, peerText, toMemportError, type MemportError, type MemportErrorCode } from '../errors.js';
+import type { NativeRegion } from '../native/binding.js';
+import { describe, readArray, readOptions, thrownText } from '../options.js';
+import { nativeOf, namedRegionSendError, type SharedRegion } from '../region.js';
+import { MAX_DATA_BYTES, MAX_REGIONS_PER_MESSAGE } from './protocol.js';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** A message ready for the native write: its regions' native objects and its serialised data. */
+export interface EncodedMessage {
+  natives: NativeRegion[];
+  bytes: Uint8Array | undefined;
+}
+
+/**
+ * Reads a message to send once (src/options.ts): `regions` copied by index,
+ * each a genuine SharedRegion (brand-checked, so a look-alike or a Proxy is
+ * refused without running any of its code), `data` serialised once.
+ */
+export function encodeMessage(message: unknown): Result<EncodedMessage, MemportError> {
+  if (message === null || typeof message !== 'object') {
+    return err(memportError('INVALID_ARGUMENT', `send() takes { regions?, data? }, got ${describe(message)}`));
+  }
+  const read = readOptions(message, ['regions', 'data'], 'send');
+  if (read.isErr()) return err(read.error);
+  const { regions: given = [], data } = read.value;
+  const regions = readArray(given, 'send: regions');
+  if (regions.isErr()) return err(regions.error);
+  if (regions.value.length > MAX_REGIONS_PER_MESSAGE) {
+    return err(memportError('INVALID_ARGUMENT', `at most ${MAX_REGIONS_PER_MESSAGE} regions per message, got ${regions.value.length}`));
+  }
+  const natives: NativeRegion[] = [];
+  for (const [i, region] of regions.value.entries()) {
+    const native = nativeOf(region);
+    if (!native) return err(memportError('INVALID_ARGUMENT', `regions[${i}] is not a SharedRegion`));
+    if (native.closed()) return err(memportError('CLOSED', `regions[${i}] is closed`));
+    const named = namedRegionSendError(region as SharedRegion, i);
+    if (named) return err(named);
+    natives.push(native);
+  }
+  if (data === undefined) return ok({ natives, bytes: undefined });
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(data);
+  } catch (e) {
+    return err(memportError('INVALID_ARGUMENT', `data is not JSON-serialisable: ${thrownText(e)}`, { cause: e }));
+  }
+  if (json === undefined) return err(memportError('INVALID_ARGUMENT', 'data is not JSON-serialisable'));
+  const bytes = encoder.encode(json);
+  if (bytes.length > MAX_DATA_BYTES) {
+    return err(memportError('INVALID_ARGUMENT', `data is ${bytes.length} bytes once serialised; the limit is ${MAX_DATA_BYTES} (put bulk bytes in a region)`));
+  }
+  return ok({ natives, bytes });
+}
+
+/** A received message's data: undefined, or the JSON value; Err when it is not UTF-8 JSON. */
+export function decodeData(bytes: Uint8Array | undefined): Result<unknown, string> {
+  if (bytes === undefined) return ok(undefined);
+  try {
+    return ok(JSON.parse(decoder.decode(bytes)));
+  } catch {
+    return err('message data is not UTF-8 JSON');
+  }
+}
+
+/** The body of a NACK frame: why the message was refused. */
+export function encodeNack(error: unknown): Uint8Array {
+  const reason = toMemportError(error);
+  return encoder.encode(JSON.stringify({ code: reason.code, message: reason.message }));
+}
+
+/** A NACK body as the sender's error: the peer's code if it is one of ours, its text made safe. */
+export function decodeNack(data: Uint8Array | undefined): MemportError {
+  try {
+    const body = JSON.parse(decoder.decode(data ?? new Uint8Array())) as { code?: unknown; message?: unknown };
+    const code = (MEMPORT_ERROR_CODES as readonly unknown[]).includes(body.code) ? (body.code as MemportErrorCode) : 'PEER_REJECTED';
+    return memportError(code, `the peer refused the message: ${typeof body.message === 'string' ? peerText(body.message) : 'no reason given'}`);
+  } catch {
+    return memportError('PEER_REJECTED', 'the peer refused the message');
+  }
+}
+
+/** A REJECT body: the listener's fixed refusal text. */
+export function encodeText(text: string): Uint8Array {
+  return encoder.encode(text);
+}
+
+/** A peer's UTF-8 text, made safe for an error message (src/errors.ts, peerText). */
+export function safeText(bytes: Uint8Array): string {
+  try {
+    return peerText(decoder.decode(bytes));
+  } catch {
+    return '(not UTF-8)';
+  }
+}

@@ -1,0 +1,69 @@
+// What both ends of a connection agree on: names, frame limits, the message
+// window, and the few texts that cross the wire (docs/PROTOCOL.md).
+import { memportError, type MemportError } from '../errors.js';
+import { describe } from '../options.js';
+import type { SharedRegion } from '../region.js';
+
+/** Who is at the other end, as the kernel reports it (never taken from a message). */
+export interface Peer {
+  /** Process ID (SO_PEERCRED on Linux, GetNamedPipeClient/ServerProcessId on Windows). */
+  readonly pid: number;
+  /** User ID (Linux only). */
+  readonly uid?: number;
+  /** Group ID (Linux only). */
+  readonly gid?: number;
+}
+
+/** What one `send` carries and one `receive` returns. */
+export interface Message<T = unknown> {
+  /** Regions whose handles travel with the message; the receiver owns its copies. */
+  regions: SharedRegion[];
+  /** Any JSON-serialisable value (at most 128 KiB once serialised), or undefined. */
+  data: T;
+}
+
+/**
+ * The message window. A receiver acknowledges a message as soon as its
+ * process holds it (validated into its inbox), while fewer than this many
+ * acknowledged messages wait for its application's `receive()`; so at most
+ * this many MESSAGE frames await acknowledgement in each direction, and a
+ * receiver holds at most twice this many unreceived messages.
+ */
+export const MESSAGE_WINDOW = 256;
+/** Largest serialised `data` of one message. */
+export const MAX_DATA_BYTES = 128 * 1024;
+/** Most regions in one message. */
+export const MAX_REGIONS_PER_MESSAGE = 64;
+/** How long `connect` waits in all, when the caller gives no `timeoutMs`. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * How long `send` waits for the peer process to take a message when the
+ * caller gives no `timeoutMs`: a peer that stopped reading (its event loop
+ * blocked, or a full window of unreceived messages) ends the send with
+ * `TIMEOUT` instead of leaving it pending for ever. Pass `timeoutMs` (up to
+ * 2^31-1 ms) to wait longer.
+ */
+export const DEFAULT_SEND_TIMEOUT_MS = 30_000;
+let defaultSendTimeoutMs = DEFAULT_SEND_TIMEOUT_MS;
+/** @internal Test hook (memport/testing): the default send timeout. */
+export function _setDefaultSendTimeout(ms: number): void {
+  defaultSendTimeoutMs = ms;
+}
+/** @internal */
+export function defaultSendTimeout(): number {
+  return defaultSendTimeoutMs;
+}
+/** What a refused client is told, whatever the reason: nothing about the listener's policy or its errors. */
+export const REFUSAL_TEXT = 'not admitted by the listener';
+/** Write id of control frames: the native side reports no completion for it. */
+export const UNREPORTED_WRITE = 0;
+
+const NAME_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/;
+
+/** Why `name` is not a channel name, or undefined. */
+export function checkName(name: unknown): MemportError | undefined {
+  if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
+    return memportError('INVALID_ARGUMENT', `a channel name is 1 to 64 characters of A-Z a-z 0-9 . _ - not starting with '.', got ${describe(name)}`);
+  }
+  return undefined;
+}
