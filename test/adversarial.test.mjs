@@ -116,6 +116,8 @@ function startEvil(scenario, address, args = [], { hold = false, extraStdio = []
     return output;
   };
   evil.release = () => child.stdin.end();
+  /** A line to a scenario that reads commands from its stdin (started with `hold`). */
+  evil.tell = (line) => child.stdin.write(`${line}\n`);
   evil.kill = () => {
     if (!evil.exited) child.kill('SIGKILL');
   };
@@ -1251,6 +1253,26 @@ Fds('a receiver near its fd limit gets typed errors, never a crash, and serves a
         silent.kill();
         await silent.ended;
       }
+      // A message that arrives while no fd is free: the kernel installs what
+      // it can and closes the rest (MSG_CTRUNC). That is this process's
+      // shortage, not the peer's fault: the message is refused (NACK), the
+      // connection goes on, and the next message, once fds are free, arrives.
+      const sender = ctx.evil('send-per-line', [2], { address, hold: true });
+      assert.ok((await ask('accept')).ok, 'accept the sender');
+      await sender.waitFor(/^WELCOME$/m);
+      await ask('fill 1'); // one of its two fds fits
+      sender.tell('send');
+      const [, nack] = await sender.waitFor(/^NACK 1 (.*)$/m);
+      assert.match(nack, /"code":"OUT_OF_MEMORY".*no free fd/, `the message at the fd limit is refused with a reason: ${nack}`);
+      await ask('unfill');
+      sender.tell('send');
+      await sender.waitFor(/^ACK 2$/m);
+      const taken = await ask('take');
+      assert.ok(taken.ok, `the connection went on and its next message is received: ${taken.message}`);
+      assert.equal(taken.regions, [{ size: 4096, first: 0x21 }, { size: 4096, first: 0x21 }]);
+      await ask('close');
+      sender.release();
+      await sender.finish();
       assert.is((await ask('census')).census, census, 'the receiver is back at its baseline');
       receiver.stdin.write('exit\n');
       assert.is(await exited, 0, stderr());

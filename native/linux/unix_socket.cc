@@ -786,6 +786,21 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
                                 : MakeError("PROTOCOL", "the peer sent an empty frame"));
         return;
       }
+      if ((msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) == MSG_CTRUNC && !foreign_control) {
+        // The control buffer holds a whole frame's worth of fds, so a frame
+        // that got fewer fds than it declares lost the rest to this process's
+        // full fd table (EMFILE: the kernel closed them). Not the peer's
+        // fault: that MESSAGE is refused (NACK), the connection goes on.
+        Result<Frame> declared = DecodeFrame(buffer.data(), static_cast<size_t>(n));
+        if (declared.ok() && declared.value().type == FrameType::kMessage && fds.size() < declared.value().regions.size()) {
+          InboundMessage message;
+          message.frame = declared.take();
+          message.refused = MakeError("OUT_OF_MEMORY", "the receiver has no free fd for the message's regions (its fd limit is reached); "
+                                                       "it was not received: send it again once the receiver has closed some fds");
+          PostFrame(std::move(message));  // `fds` that did arrive are closed on the way out
+          continue;
+        }
+      }
       if (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) {
         FailLocked(MakeError("PROTOCOL", (msg.msg_flags & MSG_CTRUNC) ? "the peer sent more fds than a frame may carry"
                                                                       : "the peer sent a frame over the size cap"));

@@ -500,6 +500,31 @@ static void unreceived(int argc, char** argv) {
   report_planted();
 }
 
+// Admitted: for each line on stdin, one MESSAGE carrying `regions` regions of
+// 4096 bytes (one memfd/section, shared that many times) and no data; then
+// reads until the answer to it (ACK or NACK, reported). At stdin EOF, drains.
+static void send_per_line(int argc, char** argv) {
+  const int regions = (int)arg_u64(argc, argv, 0, 2);
+  Region* region = make_region(4096, 0x21);
+  char line[64];
+  uint32_t seq = 0;
+  while (fgets(line, sizeof line, stdin) != NULL) {
+    Buf b = bulk_message(++seq, region, 4096, regions, 0, 0);
+    send_or_report(&b);
+    free(b.bytes);
+    for (;;) {
+      const long n = receive_raw(30000);
+      if (n == RX_EOF || n == RX_TIMEOUT) {
+        say(n == RX_EOF ? "EOF" : "TIMEOUT");
+        return;
+      }
+      report_frame(n, 0);
+      if ((frame_type() == ACK || frame_type() == NACK) && frame_seq() == seq) break;
+    }
+  }
+  drain(30000, 0);
+}
+
 // Admitted: tiny MESSAGE frames, `count` of them, as fast as the socket takes
 // them, and never reads a thing (so every ACK it is owed piles up).
 static void no_read(int argc, char** argv) {
@@ -2017,6 +2042,8 @@ int main(int argc, char** argv) {
     send_then(rest_count, rest, 1);
   } else if (!strcmp(scenario, "take-and-wait")) {
     take_and_wait();
+  } else if (!strcmp(scenario, "send-per-line")) {
+    send_per_line(rest_count, rest);
   } else if (!strcmp(scenario, "unreceived")) {
     unreceived(rest_count, rest);
   } else if (!strcmp(scenario, "no-read")) {
