@@ -5,8 +5,6 @@
 #include <algorithm>
 
 #ifndef _WIN32
-#include <sys/epoll.h>
-
 // The few libuv calls used here, declared rather than taken from <uv.h>: the
 // Node-API headers the addon builds against do not ship libuv's, and these
 // are part of libuv 1.x's stable ABI, exported by every Node binary. The
@@ -149,11 +147,11 @@ class NapiJsThread::UvFdWatch : public FdWatch {
     }
     uint32_t bits = 0;
     if (status < 0) {
-      bits = EPOLLERR;
+      bits = kFailed;
     } else {
-      if (events & kUvReadable) bits |= EPOLLIN;
-      if (events & kUvWritable) bits |= EPOLLOUT;
-      if (events & kUvDisconnect) bits |= EPOLLRDHUP;
+      if (events & kUvReadable) bits |= kReadable;
+      if (events & kUvWritable) bits |= kWritable;
+      if (events & kUvDisconnect) bits |= kHungUp;
     }
     Deliveries deliveries;
     // The watch may be closed from inside; its memory lives until libuv's

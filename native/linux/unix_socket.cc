@@ -403,8 +403,14 @@ std::vector<uint8_t>& ReadBuffer() {
 class Pollable {
  public:
   virtual ~Pollable() = default;
-  virtual void OnEvents(uint32_t events) = 0;  // on the I/O thread
+  virtual void OnEvents(uint32_t ready) = 0;  // on the I/O thread; Readiness bits
 };
+
+// epoll's event bits as the neutral Readiness bits the connection reads.
+uint32_t FromEpoll(uint32_t events) {
+  return ((events & EPOLLIN) ? kReadable : 0u) | ((events & EPOLLOUT) ? kWritable : 0u) |
+         ((events & (EPOLLHUP | EPOLLRDHUP)) ? kHungUp : 0u) | ((events & EPOLLERR) ? kFailed : 0u);
+}
 
 class IoThread {
  public:
@@ -492,7 +498,7 @@ class IoThread {
           auto it = targets_.find(events[i].data.u64);
           if (it != targets_.end()) target = it->second.second;
         }
-        if (target) target->OnEvents(events[i].events);
+        if (target) target->OnEvents(FromEpoll(events[i].events));
       }
     }
   }
@@ -589,8 +595,8 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
     limits_ = limits;
     account_ = std::make_shared<InboxAccount>(limits, ProcessHandleLimit(limits.fd_reserve), peer_.pid);
     std::weak_ptr<UnixConnection> weak = shared_from_this();
-    watch_ = js_->WatchFd(static_cast<int>(fd_.get()), [weak](uint32_t events, Deliveries& deliveries) {
-      if (std::shared_ptr<UnixConnection> self = weak.lock()) self->OnJsThreadEvents(events, deliveries);
+    watch_ = js_->WatchFd(static_cast<int>(fd_.get()), [weak](uint32_t ready, Deliveries& deliveries) {
+      if (std::shared_ptr<UnixConnection> self = weak.lock()) self->OnJsThreadEvents(ready, deliveries);
     });
     if (watch_) return;
     Status added = IoThread::Get().Add(static_cast<int>(fd_.get()), EPOLLIN | EPOLLRDHUP, shared_from_this());
@@ -661,27 +667,29 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
     FailLocked(MakeError("CLOSED", "the connection was closed"));
   }
 
-  void OnEvents(uint32_t events) override {
+  void OnEvents(uint32_t ready) override {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (closed_) return;
-    if (events & EPOLLOUT) FlushLocked();
-    if (!closed_ && (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))) ReadLocked();
+    OnReadyLocked(ready);
   }
 
   // The same, called by the JS thread's loop: what would be posted to the JS
   // thread is handed back in `deliveries` instead, to be called once the lock
   // is released.
-  void OnJsThreadEvents(uint32_t events, Deliveries& deliveries) {
+  void OnJsThreadEvents(uint32_t ready, Deliveries& deliveries) {
     std::lock_guard<std::mutex> lock(mutex_);
     deliveries_ = &deliveries;
-    if (!closed_) {
-      if (events & EPOLLOUT) FlushLocked();
-      if (!closed_ && (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))) ReadLocked();
-    }
+    OnReadyLocked(ready);
     deliveries_ = nullptr;
   }
 
  private:
+  // Writes what waits if the socket takes it, then reads what arrived.
+  void OnReadyLocked(uint32_t ready) {
+    if (closed_) return;
+    if (ready & kWritable) FlushLocked();
+    if (!closed_ && (ready & (kReadable | kHungUp | kFailed))) ReadLocked();
+  }
+
   // Sends queued frames until the socket is full or the queue is empty.
   void FlushLocked() {
     while (!queue_.empty() && !closed_) {
