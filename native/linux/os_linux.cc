@@ -6,7 +6,10 @@
 #include <unistd.h>
 
 #include <string>
+#include <system_error>
+#include <thread>
 
+#include "../core/connect.h"
 #include "../core/error.h"
 #include "../core/os_handle.h"
 #include "../core/owned_handles.h"
@@ -85,6 +88,15 @@ Result<HandleCensus> CountOpenHandles() {
   ::closedir(dir);
   // The directory's own fd was open while it was listed.
   return HandleCensus{count - 1, /*exact=*/true};
+}
+
+Status StartDetachedThread(std::function<void()> task) {
+  try {
+    std::thread(std::move(task)).detach();
+  } catch (const std::system_error& e) {
+    return OsError(e.code().value(), "pthread_create", "starting a thread");
+  }
+  return Ok();
 }
 
 }  // namespace memport

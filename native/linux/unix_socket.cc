@@ -41,6 +41,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../core/connect.h"
 #include "../core/transport.h"
 
 namespace memport {
@@ -1141,66 +1142,92 @@ Result<std::unique_ptr<Listener>> Listen(const std::string& name, std::shared_pt
   return std::unique_ptr<Listener>(new ListenerHandle(std::move(impl)));
 }
 
-void Connect(const std::string& name, uint32_t timeout_ms, int64_t expected_server_pid, std::shared_ptr<JsThread> js,
-             std::function<void(Result<std::unique_ptr<Connection>>)> done) {
-  // connect(2) on a Unix socket only waits when the listener's backlog is
-  // full; that wait (bounded by the timeout) happens on a short-lived thread.
-  std::thread([name, timeout_ms, expected_server_pid, js, done = std::move(done)]() mutable {
-    auto finish = [&](Result<std::unique_ptr<Connection>> result) {
-      auto shared = std::make_shared<Result<std::unique_ptr<Connection>>>(std::move(result));
-      js->Post([done = std::move(done), shared]() mutable { done(std::move(*shared)); });
-    };
-    Result<std::string> path = ChannelAddress(name);
-    if (!path.ok()) return finish(path.error());
-    const std::string dir = SocketDirectory();
-    Result<OsHandle> dir_fd = OpenPrivateDirectory(dir, /*create=*/false);
-    if (!dir_fd.ok()) return finish(dir_fd.error());
-    const int dfd = static_cast<int>(dir_fd.value().get());
-    const std::string base = CanonicalChannelName(name);
-    Result<sockaddr_un> addr = SocketAddress(dfd, dir, base + ".sock");
-    if (!addr.ok()) return finish(addr.error());
+namespace {
 
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    for (;;) {
-      OsHandle socket(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-      if (!socket.valid()) return finish(LastOsError("socket", "creating a socket"));
-      const sockaddr_un& a = addr.value();
-      if (::connect(static_cast<int>(socket.get()), reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0) {
-        Result<PeerIdentity> peer = PeerCredentials(static_cast<int>(socket.get()));
-        if (!peer.ok()) return finish(peer.error());
-        // The directory is private, so only we (or root) can have bound there;
-        // check the kernel's word anyway before trusting the peer with anything.
-        if (peer.value().uid != static_cast<int64_t>(::geteuid()) && peer.value().uid != 0) {
-          return finish(MakeError("ACCESS_DENIED", "the listener runs as another user"));
-        }
-        if (expected_server_pid > 0 && peer.value().pid != expected_server_pid) {
-          return finish(MakeError("ACCESS_DENIED", "the listener is process " + std::to_string(peer.value().pid) +
-                                                       ", not the expected " + std::to_string(expected_server_pid)));
-        }
-        // The PID matched; while that process still runs, the PID is its
-        // alone, so the match was about the listener and not a process that
-        // inherited the number.
-        if (expected_server_pid > 0 &&
-            PeerProcessState(static_cast<int>(socket.get())) == PeerProcess::kExited) {
-          return finish(MakeError("PEER_CLOSED", "the listener (process " + std::to_string(expected_server_pid) +
-                                                     ") exited while connecting"));
-        }
-        Status owner = CheckListenerOwnsName(dfd, base + ".lock", name, peer.value().pid);
-        if (!owner.ok()) return finish(owner.error());
-        return finish(MakeConnection(std::make_shared<UnixConnection>(std::move(socket), peer.value(), js)));
-      }
-      const int err = errno;
-      if (err == ENOENT || err == ECONNREFUSED) {
-        return finish(MakeError("NOT_FOUND", "no listener named '" + name + "' (" + path.value() + ")"));
-      }
-      if (err != EAGAIN && err != EINTR) return finish(OsError(err, "connect", "connecting to '" + name + "'"));
-      if (std::chrono::steady_clock::now() >= deadline) {
-        return finish(MakeError("TIMEOUT", "the listener '" + name + "' did not accept within " +
-                                               std::to_string(timeout_ms) + " ms"));
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+// A listener reached: the socket is connected, nothing was sent or read.
+class UnixReached : public ReachedListener {
+ public:
+  UnixReached(OsHandle socket, PeerIdentity peer, int dir_fd, std::string lock_base, std::string name)
+      : socket_(std::move(socket)), peer_(peer), dir_fd_(dir_fd), lock_base_(std::move(lock_base)), name_(std::move(name)) {}
+
+  const PeerIdentity& server() const override { return peer_; }
+
+  Status CheckOwnsName() override { return CheckListenerOwnsName(dir_fd_, lock_base_, name_, peer_.pid); }
+
+  // The directory is private, so only we (or root) can have bound there;
+  // the kernel's word is checked anyway before trusting the peer with anything.
+  Status CheckUser() override {
+    if (peer_.uid == static_cast<int64_t>(::geteuid()) || peer_.uid == 0) return Ok();
+    return MakeError("ACCESS_DENIED", "the listener runs as another user");
+  }
+
+  Status CheckStillServing() override {
+    if (PeerProcessState(static_cast<int>(socket_.get())) != PeerProcess::kExited) return Ok();
+    return MakeError("PEER_CLOSED", "the listener (process " + std::to_string(peer_.pid) + ") exited while connecting");
+  }
+
+  Result<std::unique_ptr<Connection>> Open(std::shared_ptr<JsThread> js) override {
+    return MakeConnection(std::make_shared<UnixConnection>(std::move(socket_), peer_, std::move(js)));
+  }
+
+ private:
+  OsHandle socket_;
+  PeerIdentity peer_;
+  int dir_fd_;  // owned by the UnixConnectSteps, which outlive this
+  std::string lock_base_;
+  std::string name_;
+};
+
+class UnixConnectSteps : public ConnectSteps {
+ public:
+  UnixConnectSteps(OsHandle dir_fd, sockaddr_un address, std::string base, std::string name)
+      : dir_fd_(std::move(dir_fd)), address_(address), base_(std::move(base)), name_(std::move(name)) {}
+
+  Result<Reach> TryOnce() override {
+    OsHandle socket(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!socket.valid()) return LastOsError("socket", "creating a socket");
+    Reach reach;
+    if (::connect(static_cast<int>(socket.get()), reinterpret_cast<const sockaddr*>(&address_), sizeof address_) == 0) {
+      Result<PeerIdentity> peer = PeerCredentials(static_cast<int>(socket.get()));
+      if (!peer.ok()) return peer.error();
+      reach.reached = std::make_unique<UnixReached>(std::move(socket), peer.value(), static_cast<int>(dir_fd_.get()),
+                                                    base_ + ".lock", name_);
+      return reach;
     }
-  }).detach();
+    const int err = errno;
+    if (err == ENOENT || err == ECONNREFUSED) {
+      reach.absent = true;
+    } else if (err == EAGAIN || err == EINTR) {
+      reach.busy = true;  // the listener's backlog is full
+    } else {
+      return OsError(err, "connect", "connecting to '" + name_ + "'");
+    }
+    return reach;
+  }
+
+  void WaitWhileBusy(std::chrono::milliseconds left) override {
+    std::this_thread::sleep_for(std::min(left, std::chrono::milliseconds(2)));
+  }
+
+ private:
+  OsHandle dir_fd_;
+  sockaddr_un address_;
+  std::string base_;
+  std::string name_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ConnectSteps>> BeginConnect(const std::string& name) {
+  Result<std::string> path = ChannelAddress(name);
+  if (!path.ok()) return path.error();
+  const std::string dir = SocketDirectory();
+  Result<OsHandle> dir_fd = OpenPrivateDirectory(dir, /*create=*/false);
+  if (!dir_fd.ok()) return dir_fd.error();
+  const std::string base = CanonicalChannelName(name);
+  Result<sockaddr_un> address = SocketAddress(static_cast<int>(dir_fd.value().get()), dir, base + ".sock");
+  if (!address.ok()) return address.error();
+  return std::unique_ptr<ConnectSteps>(new UnixConnectSteps(dir_fd.take(), address.value(), base, name));
 }
 
 }  // namespace memport

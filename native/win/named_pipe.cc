@@ -41,6 +41,7 @@
 #include "../core/frame.h"
 #include "../core/os_handle.h"
 #include "../core/shared_memory.h"
+#include "../core/connect.h"
 #include "../core/transport.h"
 #include "win_internal.h"
 
@@ -1052,74 +1053,98 @@ class PipeListener : public Listener {
 // Connecting (on a short-lived thread of its own: CreateFileW and
 // WaitNamedPipeW block).
 
-Result<std::unique_ptr<Connection>> ConnectBlocking(const std::string& name, uint32_t timeout_ms,
-                                                    int64_t expected_server_pid, const std::shared_ptr<JsThread>& js) {
-  Result<std::string> address = ChannelAddress(name);
-  if (!address.ok()) return address.error();
-  Result<IoService*> io = IoService::Instance();
-  if (!io.ok()) return io.error();
-  const std::wstring wide_address = win::Utf8ToWide(address.value());
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+// A listener reached: the pipe is open, nothing was sent or read.
+class PipeReached : public ReachedListener {
+ public:
+  PipeReached(OsHandle pipe, ULONG server_pid, std::string name, IoService* io)
+      : pipe_(std::move(pipe)), server_pid_(server_pid), name_(std::move(name)), io_(io) {
+    peer_.pid = static_cast<int64_t>(server_pid);
+  }
 
-  OsHandle pipe;
-  for (;;) {
+  const PeerIdentity& server() const override { return peer_; }
+
+  Status CheckOwnsName() override { return CheckServerOwnsName(name_, server_pid_); }
+
+  Status CheckUser() override { return VerifyPipeOwner(Get(pipe_)); }
+
+  // Opened now and held for the connection (it is also what DuplicateHandle
+  // needs); OpenPeerProcess refuses a process that has exited or a pipe no
+  // longer connected to it.
+  Status CheckStillServing() override {
+    Result<OsHandle> process = OpenPeerProcess(Get(pipe_), server_pid_, "the listener");
+    if (!process.ok()) return process.error();
+    server_process_ = process.take();
+    return Ok();
+  }
+
+  Result<std::unique_ptr<Connection>> Open(std::shared_ptr<JsThread> js) override {
+    DWORD mode = PIPE_READMODE_MESSAGE;
+    if (!::SetNamedPipeHandleState(Get(pipe_), &mode, /*lpMaxCollectionCount=*/nullptr,
+                                   /*lpCollectDataTimeout=*/nullptr)) {
+      return LastOsError("SetNamedPipeHandleState", "switching the pipe to message mode");
+    }
+    Status associated = io_->Associate(Get(pipe_));
+    if (!associated.ok()) return associated.error();
+    auto state = std::make_shared<PipeState>(std::move(pipe_), std::move(server_process_), peer_, std::move(js));
+    return std::unique_ptr<Connection>(new PipeConnection(std::move(state)));
+  }
+
+ private:
+  OsHandle pipe_;
+  ULONG server_pid_;
+  PeerIdentity peer_;
+  std::string name_;
+  IoService* io_;
+  OsHandle server_process_;
+};
+
+class PipeConnectSteps : public ConnectSteps {
+ public:
+  PipeConnectSteps(std::string name, std::wstring address, IoService* io)
+      : name_(std::move(name)), address_(std::move(address)), io_(io) {}
+
+  Result<Reach> TryOnce() override {
     // lpSecurityAttributes=NULL only means "not inheritable" for an open.
     // SECURITY_IDENTIFICATION: the server may learn who we are, but not act as us.
-    HANDLE handle = ::CreateFileW(wide_address.c_str(), GENERIC_READ | GENERIC_WRITE, /*dwShareMode=*/0,
+    HANDLE handle = ::CreateFileW(address_.c_str(), GENERIC_READ | GENERIC_WRITE, /*dwShareMode=*/0,
                                   /*lpSecurityAttributes=*/nullptr, OPEN_EXISTING,
                                   FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
                                   /*hTemplateFile=*/nullptr);
+    Reach reach;
     if (handle != INVALID_HANDLE_VALUE) {
-      pipe.reset(AsRaw(handle));
-      break;
+      OsHandle pipe(AsRaw(handle));
+      ULONG server_pid = 0;
+      if (!::GetNamedPipeServerProcessId(handle, &server_pid)) {
+        return LastOsError("GetNamedPipeServerProcessId", "identifying the listener of '" + name_ + "'");
+      }
+      reach.reached = std::make_unique<PipeReached>(std::move(pipe), server_pid, name_, io_);
+      return reach;
     }
-    DWORD err = ::GetLastError();
-    if (err == ERROR_FILE_NOT_FOUND) return MakeError("NOT_FOUND", "no listener named '" + name + "'");
-    if (err == ERROR_ACCESS_DENIED) {
-      return OsError(err, "CreateFileW", "connecting to '" + name + "' (the pipe's DACL refuses us: another user's?)");
+    const DWORD err = ::GetLastError();
+    if (err == ERROR_FILE_NOT_FOUND) {
+      reach.absent = true;
+    } else if (err == ERROR_PIPE_BUSY) {
+      reach.busy = true;  // every instance is taken
+    } else if (err == ERROR_ACCESS_DENIED) {
+      return OsError(err, "CreateFileW", "connecting to '" + name_ + "' (the pipe's DACL refuses us: another user's?)");
+    } else {
+      return OsError(err, "CreateFileW", "connecting to '" + name_ + "'");
     }
-    if (err != ERROR_PIPE_BUSY) return OsError(err, "CreateFileW", "connecting to '" + name + "'");
-    // Every instance is taken: wait for one until the deadline.
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      return MakeError("TIMEOUT", "the listener '" + name + "' did not accept within " + std::to_string(timeout_ms) + " ms");
-    }
-    // nTimeOut=0 would mean "the pipe's default", so never pass 0.
-    if (!::WaitNamedPipeW(wide_address.c_str(), static_cast<DWORD>(left.count() > 1 ? left.count() : 1))) {
-      err = ::GetLastError();
-      if (err == ERROR_FILE_NOT_FOUND) return MakeError("NOT_FOUND", "no listener named '" + name + "'");
-      // ERROR_SEM_TIMEOUT and anything else: the loop re-checks the deadline.
-    }
+    return reach;
   }
 
-  ULONG server_pid = 0;
-  if (!::GetNamedPipeServerProcessId(Get(pipe), &server_pid)) {
-    return LastOsError("GetNamedPipeServerProcessId", "identifying the listener of '" + name + "'");
+  // Until an instance is free; ERROR_SEM_TIMEOUT and every other answer
+  // (including "gone": the next TryOnce says so) go back to the driver.
+  void WaitWhileBusy(std::chrono::milliseconds left) override {
+    // nTimeOut=0 would mean "the pipe's default", so never pass 0.
+    ::WaitNamedPipeW(address_.c_str(), static_cast<DWORD>(left.count() > 1 ? left.count() : 1));
   }
-  // Before anything else is asked of the instance: is it the name's owner's?
-  Status owns = CheckServerOwnsName(name, server_pid);
-  if (!owns.ok()) return owns.error();
-  DWORD mode = PIPE_READMODE_MESSAGE;
-  if (!::SetNamedPipeHandleState(Get(pipe), &mode, /*lpMaxCollectionCount=*/nullptr,
-                                 /*lpCollectDataTimeout=*/nullptr)) {
-    return LastOsError("SetNamedPipeHandleState", "switching the pipe to message mode");
-  }
-  // Verify the server before sending anything.
-  Status owner = VerifyPipeOwner(Get(pipe));
-  if (!owner.ok()) return owner.error();
-  if (expected_server_pid > 0 && static_cast<int64_t>(server_pid) != expected_server_pid) {
-    return MakeError("ACCESS_DENIED", "the listener of '" + name + "' is process " + std::to_string(server_pid) +
-                                          ", not the expected " + std::to_string(expected_server_pid));
-  }
-  Result<OsHandle> server_process = OpenPeerProcess(Get(pipe), server_pid, "the listener");
-  if (!server_process.ok()) return server_process.error();
-  Status associated = io.value()->Associate(Get(pipe));
-  if (!associated.ok()) return associated.error();
-  PeerIdentity peer;
-  peer.pid = static_cast<int64_t>(server_pid);
-  auto state = std::make_shared<PipeState>(std::move(pipe), server_process.take(), peer, js);
-  return std::unique_ptr<Connection>(new PipeConnection(std::move(state)));
-}
+
+ private:
+  std::string name_;
+  std::wstring address_;
+  IoService* io_;
+};
 
 }  // namespace
 
@@ -1156,32 +1181,12 @@ Result<std::unique_ptr<Listener>> Listen(const std::string& name, std::shared_pt
   return std::unique_ptr<Listener>(new PipeListener(std::move(state), owner_file.take()));
 }
 
-void Connect(const std::string& name, uint32_t timeout_ms, int64_t expected_server_pid, std::shared_ptr<JsThread> js,
-             std::function<void(Result<std::unique_ptr<Connection>>)> done) {
-  auto* work = new std::function<void()>([name, timeout_ms, expected_server_pid, js, done]() {
-    auto result = std::make_shared<Result<std::unique_ptr<Connection>>>(
-        ConnectBlocking(name, timeout_ms, expected_server_pid, js));
-    js->Post([done, result] { done(std::move(*result)); });
-  });
-  // A plain Win32 thread, not std::thread: under Wine, mingw's winpthreads
-  // (behind std::thread) was seen to start a thread with a null state when
-  // dozens are created and exit at once (an access violation in
-  // execute_native_thread_routine), which CreateThread does not do.
-  HANDLE thread = ::CreateThread(
-      /*lpThreadAttributes=*/nullptr, /*dwStackSize=*/0,
-      [](void* param) -> DWORD {
-        std::unique_ptr<std::function<void()>> task(static_cast<std::function<void()>*>(param));
-        (*task)();
-        return 0;
-      },
-      work, /*dwCreationFlags=*/0, /*lpThreadId=*/nullptr);
-  if (thread == nullptr) {
-    delete work;
-    auto error = std::make_shared<Error>(LastOsError("CreateThread", "starting a connect thread"));
-    js->Post([done, error] { done(*error); });
-    return;
-  }
-  ::CloseHandle(thread);  // detached: it ends by itself
+Result<std::unique_ptr<ConnectSteps>> BeginConnect(const std::string& name) {
+  Result<std::string> address = ChannelAddress(name);
+  if (!address.ok()) return address.error();
+  Result<IoService*> io = IoService::Instance();
+  if (!io.ok()) return io.error();
+  return std::unique_ptr<ConnectSteps>(new PipeConnectSteps(name, win::Utf8ToWide(address.value()), io.value()));
 }
 
 }  // namespace memport

@@ -12,6 +12,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "../core/connect.h"
 #include "../core/error.h"
 #include "../core/os_handle.h"
 #include "../core/shared_memory.h"
@@ -171,6 +172,28 @@ Result<HandleCensus> CountOpenHandles() {
   const int64_t slot = static_cast<int64_t>(reinterpret_cast<intptr_t>(probe));
   ::CloseHandle(probe);
   return HandleCensus{slot, /*exact=*/false};
+}
+
+// A plain Win32 thread, not std::thread: under Wine, mingw's winpthreads
+// (behind std::thread) was seen to start a thread with a null state when
+// dozens are created and exit at once (an access violation in
+// execute_native_thread_routine), which CreateThread does not do.
+Status StartDetachedThread(std::function<void()> task) {
+  auto* work = new std::function<void()>(std::move(task));
+  HANDLE thread = ::CreateThread(
+      /*lpThreadAttributes=*/nullptr, /*dwStackSize=*/0,
+      [](void* param) -> DWORD {
+        std::unique_ptr<std::function<void()>> run(static_cast<std::function<void()>*>(param));
+        (*run)();
+        return 0;
+      },
+      work, /*dwCreationFlags=*/0, /*lpThreadId=*/nullptr);
+  if (thread == nullptr) {
+    delete work;
+    return LastOsError("CreateThread", "starting a thread");
+  }
+  ::CloseHandle(thread);  // detached: it ends by itself
+  return Ok();
 }
 
 }  // namespace memport
