@@ -120,7 +120,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("parkedGraceMs", Napi::Number::New(env, static_cast<double>(Mapping::kRetiredGraceMs)));
   exports.Set("receivedMappingIdleMs", Napi::Number::New(env, static_cast<double>(ReceivedMappings::kIdleMs)));
   exports.Set("maxRegionSize", Napi::Number::New(env, static_cast<double>(SharedMemory::kMaxSize)));
-  exports.Set("abiVersion", Napi::Number::New(env, 9));
+  exports.Set("abiVersion", Napi::Number::New(env, 10));
   return exports;
 }
 

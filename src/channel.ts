@@ -7,7 +7,7 @@ import { DEFAULT_LIMITS, nativeLimits, readLimits, type ConnectionLimits, type L
 import { FrameType, type NativeConnection, type NativeInbound, type NativeListener, type NativePeerLimits, type NativeRegion } from './native/binding.js';
 import { loadNative } from './native/load.js';
 import { describe, readArray, readOptions, readWaitOptions, thrownText, waitOptionsFrom } from './options.js';
-import { SharedRegion, nativeOf, namedRegionSendError } from './region.js';
+import { SharedRegion, nativeOf } from './region.js';
 import { Waiter, type WaitOptions } from './waiter.js';
 
 /** Who is at the other end, as the kernel reports it (never taken from a message). */
@@ -50,6 +50,20 @@ export interface ListenOptions {
    * {@link DEFAULT_LIMITS}, documented in SECURITY.md ("Resource limits").
    */
   limits?: ListenerLimits;
+  /**
+   * Take regions the peer opened by name ({@link SharedRegion.openNamed},
+   * {@link SharedRegion.createNamed}): the live named memory, not a copy.
+   * Default `false`: a message carrying one is refused, its handles released
+   * unmapped, and the sender's `send()` fails with `UNSUPPORTED` (telling it
+   * to ask for this option or send `region.copyToUnnamed()`). Turn it on only
+   * for a peer you trust with that memory: a named region has none of
+   * memport's guarantees — on Linux it is not sealed, so its owner (or anyone
+   * with write access to the name) can shrink it, and touching a view past
+   * the new end kills this process with SIGBUS (`read`/`write` check the
+   * size and fail instead). Received named regions have `named === true` and
+   * no `name`. See SECURITY.md, "Named shared memory".
+   */
+  acceptNamedRegions?: boolean;
 }
 
 /** Options for {@link connect}. */
@@ -62,6 +76,20 @@ export interface ConnectOptions extends WaitOptions {
   expectPid?: number;
   /** Bounds on what the listener can make this process hold (defaults: {@link DEFAULT_LIMITS}). */
   limits?: ConnectionLimits;
+  /**
+   * Take regions the peer opened by name ({@link SharedRegion.openNamed},
+   * {@link SharedRegion.createNamed}): the live named memory, not a copy.
+   * Default `false`: a message carrying one is refused, its handles released
+   * unmapped, and the sender's `send()` fails with `UNSUPPORTED` (telling it
+   * to ask for this option or send `region.copyToUnnamed()`). Turn it on only
+   * for a peer you trust with that memory: a named region has none of
+   * memport's guarantees — on Linux it is not sealed, so its owner (or anyone
+   * with write access to the name) can shrink it, and touching a view past
+   * the new end kills this process with SIGBUS (`read`/`write` check the
+   * size and fail instead). Received named regions have `named === true` and
+   * no `name`. See SECURITY.md, "Named shared memory".
+   */
+  acceptNamedRegions?: boolean;
 }
 
 /** At most this many MESSAGE frames may await acknowledgement in each direction. */
@@ -496,8 +524,6 @@ function encodeMessage(message: unknown): Result<{ natives: NativeRegion[]; byte
     const native = nativeOf(region);
     if (!native) return err(memportError('INVALID_ARGUMENT', `regions[${i}] is not a SharedRegion`));
     if (native.closed()) return err(memportError('CLOSED', `regions[${i}] is closed`));
-    const named = namedRegionSendError(region as SharedRegion, i);
-    if (named) return err(named);
     natives.push(native);
   }
   if (data === undefined) return ok({ natives, bytes: undefined });
@@ -532,13 +558,13 @@ function encodeMessage(message: unknown): Result<{ natives: NativeRegion[]; byte
 export function listen(name: string, options?: ListenOptions): ResultAsync<Listener, MemportError> {
   const bad = checkName(name);
   if (bad) return errAsync(bad);
-  const read = readOptions(options, ['allow', 'limits'], 'listen');
+  const read = readOptions(options, ['allow', 'limits', 'acceptNamedRegions'], 'listen');
   if (read.isErr()) return errAsync(read.error);
   const { allow = defaultAllow } = read.value;
   if (typeof allow !== 'function') {
     return errAsync(memportError('INVALID_ARGUMENT', `listen: options.allow must be a function, got ${describe(allow)}`));
   }
-  const limits = readLimits(read.value.limits, true);
+  const limits = readLimits(read.value.limits, true, read.value.acceptNamedRegions);
   if (limits.isErr()) return errAsync(limits.error);
   const created = loadNative().andThen((binding) =>
     Result.fromThrowable(() => Listener._open(binding.listen, name, allow as (peer: Peer) => boolean | Promise<boolean>, limits.value), toMemportError)(),
@@ -775,7 +801,7 @@ function refuse(native: NativeConnection, reason: string, close: () => void = ()
 export function connect(name: string, options?: ConnectOptions): ResultAsync<Connection, MemportError> {
   const bad = checkName(name);
   if (bad) return errAsync(bad);
-  const read = readOptions(options, ['timeoutMs', 'signal', 'expectPid', 'limits'], 'connect');
+  const read = readOptions(options, ['timeoutMs', 'signal', 'expectPid', 'limits', 'acceptNamedRegions'], 'connect');
   if (read.isErr()) return errAsync(read.error);
   const wait = waitOptionsFrom(read.value, 'connect');
   if (wait.isErr()) return errAsync(wait.error);
@@ -783,7 +809,7 @@ export function connect(name: string, options?: ConnectOptions): ResultAsync<Con
   if (expectPid !== undefined && !(typeof expectPid === 'number' && Number.isSafeInteger(expectPid) && expectPid > 0)) {
     return errAsync(memportError('INVALID_ARGUMENT', `connect: expectPid must be a positive integer, got ${describe(expectPid)}`));
   }
-  const limits = readLimits(read.value.limits, false);
+  const limits = readLimits(read.value.limits, false, read.value.acceptNamedRegions);
   if (limits.isErr()) return errAsync(limits.error);
   const binding = loadNative();
   if (binding.isErr()) return errAsync(binding.error);

@@ -365,7 +365,7 @@ static void frame_attack(const char* scenario, int argc, char** argv) {
     b = header(ACK, 1, 1, 0);
     descriptor(&b, 4096, 0, 0);
   } else if (!strcmp(scenario, "bad-flags")) {
-    b = good_message(1, 4096, 7, 0, "1", 0x2, 4096);
+    b = good_message(1, 4096, 7, 0, "1", 0x4, 4096);  /* bit 1 is "named" now; bit 2 is unknown */
     hold_shared();
   } else if (!strcmp(scenario, "region-size-zero")) {
     b = good_message(1, 4096, 7, 0, "1", 0, 0);
