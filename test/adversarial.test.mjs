@@ -1328,12 +1328,14 @@ const Handles = suite('Windows: handle values that are not what they claim');
 const foreignAdopted = [];
 
 /** Accepts `count` connections from `evil`, one bogus value each, and collects what receive() said. */
-async function receiveEach(ctx, evil, count) {
+async function receiveEach(ctx, evil, count, { keep = true } = {}) {
   const outcomes = [];
   for (let i = 0; i < count; i++) {
     const conn = await acceptFrom(ctx.listener, evil.pid, `value ${i + 1} of ${count}`);
     const got = await conn.receive({ timeoutMs: WAIT });
-    if (got.isOk()) foreignAdopted.push(...got.value.regions);
+    // keep: adopted values stay reachable (never closed by a finalizer); a
+    // named sweep's deliveries are duplicates of our own, closed at once.
+    if (got.isOk()) (keep ? foreignAdopted.push(...got.value.regions) : got.value.regions.forEach((r) => r.close()));
     outcomes.push({ got, closed: conn.closed });
     conn.close();
   }
@@ -1458,6 +1460,29 @@ Handles('F2: a value already in our table, flagged named, with the opt-in: a dup
     conn.close();
     await evil.finish();
     own.close();
+  }, { acceptNamedRegions: true });
+});
+
+Handles('F2 sweep, flagged named, with the opt-in: every value 4..0x800 (our pipes, sections, Node’s own node-debug-handler section...): sections arrive as duplicates, the rest is refused, and nothing of ours is closed', async () => {
+  if (!isWindows) return;
+  await contained('named sweep', async (ctx) => {
+    const shared = region(8192, 0x5d);
+    const from = 4;
+    const to = 0x800;
+    const evil = ctx.evil('sweep-named', [from, to]);
+    const outcomes = await receiveEach(ctx, evil, 2 + (to - from) / 4 + 1, { keep: false }); // own pipe, own process; the range
+    const output = await evil.finish();
+    const lines = output.split('\n').filter((l) => l.startsWith('V '));
+    for (const { got } of outcomes.filter((o) => o.got.isErr())) expectErr(got, 'INVALID_HANDLE', 'a flagged value that is no section');
+    const delivered = outcomes.filter((o) => o.got.isOk());
+    assert.ok(delivered.length >= 1, 'at least our own region’s section arrived (as a duplicate)');
+    assert.match(output, /^V 0x[0-9a-f]+ Section\+w\(8192\) ADOPTED kept$/m, 'our own region was named: a duplicate was delivered, the value kept');
+    const closedOnes = lines.filter((l) => / CLOSED /.test(l) && !/ unknown-type /.test(l));
+    assert.equal(closedOnes, [], 'handles of ours that disappeared while being named');
+    unwrap(shared.toReadOnly(), 'our region’s handle is still open').close();
+    assert.is(shared.bytes[0], 0x5d);
+    shared.close();
+    await stillServing(ctx, 'the named sweep');
   }, { acceptNamedRegions: true });
 });
 

@@ -1076,6 +1076,9 @@ static uint32_t find_in_peer(const char* symbol, DWORD good_pid) {
 
 // `symbol` (optional): "own-pipe", "own-process" or "good-pipe", found in the
 // receiver's table once connected and used as the value.
+// Extra descriptor flags for attack_value ("sweep-named": NAMED).
+static uint32_t g_value_flags = 0;
+
 static int attack_value(const char* address, uint32_t value, const char* symbol, DWORD good_pid, int* adopted,
                         int* closed) {
   connect_to(address);
@@ -1092,7 +1095,7 @@ static int attack_value(const char* address, uint32_t value, const char* symbol,
   }
   const RemoteHandle before = look_at(value, good_pid);
   Buf b = header(MESSAGE, 1, 1, 0);
-  descriptor(&b, 1, before.writable_section ? 0 : READ_ONLY, value);
+  descriptor(&b, 1, (before.writable_section ? 0 : READ_ONLY) | g_value_flags, value);
   const int sent = send_raw(b.bytes, b.length) == 0;
   free(b.bytes);
   const char* outcome = "TIMEOUT";
@@ -1444,7 +1447,9 @@ static int platform_scenario(const char* name, const char* address, int argc, ch
     char* list = argc > 0 ? argv[0] : (char*)"";
     for (char* v = strtok(list, ","); v != NULL && count < 256; v = strtok(NULL, ",")) values[count++] = parse_u32(v);
     attack_values(address, NULL, values, count, (DWORD)arg_u64(argc, argv, 1, 0));
-  } else if (!strcmp(name, "sweep")) {
+  } else if (!strcmp(name, "sweep") || !strcmp(name, "sweep-named")) {
+    // sweep-named: the same, every region flagged named (F2 with the opt-in).
+    if (!strcmp(name, "sweep-named")) g_value_flags = NAMED;
     // sweep <from> <to> [good-pid]: this connection's own pipe, the
     // receiver's handle to us and (with good-pid) its pipe to that other peer,
     // found in its table; then every multiple of 4 in [from, to].
