@@ -1503,8 +1503,8 @@ Handles('F2 without the opt-in: a value of ours flagged named is not touched; NA
   });
 });
 
-for (const answer of ['ack', 'nack']) {
-  Handles(`the value memport pushed for a named region is closed by the sender once the receiver answers ${answer.toUpperCase()}`, async () => {
+for (const answer of ['ack', 'nack', 'hangup']) {
+  Handles(`the value memport pushed for a named region is closed by the sender once the receiver ${answer === 'hangup' ? 'hangs up without answering' : `answers ${answer.toUpperCase()}`}`, async () => {
     if (!isWindows) return;
     await contained(`named pushed ${answer}`, async (ctx) => {
       const named = unwrap(SharedRegion.createNamed(`memport-adv-${process.pid}-${answer}`, 4096));
@@ -1513,7 +1513,8 @@ for (const answer of ['ack', 'nack']) {
       const conn = await acceptFrom(ctx.listener, evil.pid, 'named-receiver');
       const sent = await conn.send({ regions: [named] }, { timeoutMs: WAIT });
       if (answer === 'ack') unwrap(sent, 'send, ACKed');
-      else assert.match(expectErr(sent, 'UNSUPPORTED', 'send, NACKed').message, /evil says no/);
+      else if (answer === 'nack') assert.match(expectErr(sent, 'UNSUPPORTED', 'send, NACKed').message, /evil says no/);
+      else expectErr(sent, 'PEER_CLOSED', 'send to a receiver that hung up');
       const output = await evil.finish();
       assert.match(output, /^NAMED-REGION 0 flags 2 first 77$/m, 'it arrived flagged named (and the receiver could map it)');
       assert.match(output, /^PUSHED 0x[0-9a-f]+ CLOSED$/m, 'the pushed value was closed in the receiver');

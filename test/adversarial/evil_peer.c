@@ -1406,13 +1406,15 @@ static int platform_scenario(const char* name, const char* address, int argc, ch
     if (n >= HEADER) report_frame(n, 0);
     wait_for_stdin_eof();
   } else if (!strcmp(name, "named-receiver")) {
-    // named-receiver <ack|nack>: takes one MESSAGE from the listener, maps each
-    // region by the value memport pushed (never closing it: a memport receiver
-    // keeps a duplicate instead), answers ACK or NACK, then says whether each
-    // pushed value was closed by the sender ("PUSHED <v> CLOSED|OPEN").
+    // named-receiver <ack|nack|hangup>: takes one MESSAGE from the listener,
+    // maps each region by the value memport pushed (never closing it: a
+    // memport receiver keeps a duplicate instead), answers ACK or NACK (or,
+    // for hangup, closes its end of the pipe without answering), then says
+    // whether each pushed value was closed by the sender ("PUSHED <v> CLOSED|OPEN").
     connect_to(address);
     expect_welcome();
     const int nack = argc > 0 && !strcmp(argv[0], "nack");
+    const int hangup = argc > 0 && !strcmp(argv[0], "hangup");
     const long n = receive_raw(20000);
     if (n < HEADER || frame_type() != MESSAGE) die("no MESSAGE (%ld)", n);
     const uint32_t seq = frame_seq();
@@ -1426,10 +1428,16 @@ static int platform_scenario(const char* name, const char* address, int argc, ch
       say("NAMED-REGION %d flags %u first %d", i, flags, view == NULL ? -1 : view[0]);
       if (view != NULL) UnmapViewOfFile(view);
     }
-    Buf b = nack ? text_frame(NACK, seq, "{\"code\":\"UNSUPPORTED\",\"message\":\"evil says no\"}")
-                 : header(ACK, 0, seq, 0);
-    send_or_report(&b);
-    free(b.bytes);
+    if (hangup) {
+      CloseHandle(g_pipe);
+      g_pipe = INVALID_HANDLE_VALUE;
+      say("HUNG UP");
+    } else {
+      Buf b = nack ? text_frame(NACK, seq, "{\"code\":\"UNSUPPORTED\",\"message\":\"evil says no\"}")
+                   : header(ACK, 0, seq, 0);
+      send_or_report(&b);
+      free(b.bytes);
+    }
     for (int i = 0; i < count && i < MAX_REGIONS; ++i) {
       DWORD info = 0;
       int open = 1;
@@ -1439,7 +1447,7 @@ static int platform_scenario(const char* name, const char* address, int argc, ch
       }
       say("PUSHED 0x%x %s", pushed[i], open ? "OPEN" : "CLOSED");
     }
-    drain(5000, 0);
+    if (!hangup) drain(5000, 0);
   } else if (!strcmp(name, "values")) {
     // values <v,v,...> [good-pid]
     uint32_t values[256];
