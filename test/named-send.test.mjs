@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { SharedRegion, connect, listen } from '../dist/index.js';
+import { SharedRegion, connect, listen, spawnWithRegions } from '../dist/index.js';
 import { assertNoHandleLeak, expectErr, handleCensus, handleTable, isLinux, settleHandles, spawnRetrying, underWine, unwrap } from './helpers.mjs';
 
 const PEER = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'named-peer.mjs');
@@ -104,6 +104,22 @@ Live('two processes share the named memory both ways: later writes are seen on e
     assert.equal(unwrap(await peer.ask({ regions: [region] })).head, 'still mineame', 'sent again, it arrives with what is there now');
   } finally {
     await peer.stop();
+    region.close();
+  }
+});
+
+Live('spawnWithRegions hands a named region to a child that opts in with connectToParent({ acceptNamedRegions: true })', async () => {
+  const region = createNamed(unique('spawn'), 4096);
+  region.write(0, Buffer.from('for the child'));
+  const { child, connection } = unwrap(await spawnWithRegions(process.execPath, [PEER, '--parent'], { regions: [region], stdio: 'ignore' }), 'spawnWithRegions');
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  try {
+    const answer = unwrap(await connection.receive({ timeoutMs: 20_000 }), 'the child’s report').data;
+    assert.equal(answer, { named: true, name: null, size: 4096, readOnly: false, head: 'for the child' });
+    unwrap(await connection.send({ data: 'stop' }));
+    assert.is(await exited, 0, 'the child exited cleanly');
+  } finally {
+    connection.close();
     region.close();
   }
 });
