@@ -4,6 +4,7 @@
 // cases (an unsealed fd without the flag, a flagged value already in the
 // receiver's table) are in adversarial.test.mjs; the third-party program
 // case (Python / a C program made the object) in named-interop.test.mjs.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +14,7 @@ import { SharedRegion, connect, listen, spawnWithRegions } from '../dist/index.j
 import { assertNoHandleLeak, expectErr, handleCensus, handleTable, isLinux, settleHandles, spawnRetrying, underWine, unwrap } from './helpers.mjs';
 
 const PEER = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'named-peer.mjs');
+const CONSUMER = join(dirname(fileURLToPath(import.meta.url)), '..', 'examples', 'python-consumer.py');
 const unique = (tag) => `memport-test-${tag}-${process.pid}-${randomBytes(4).toString('hex')}`;
 const text = (bytes) => Buffer.from(bytes).toString('utf8');
 const made = new Set();
@@ -135,6 +137,28 @@ Live('a receiver that did not opt in: the sender gets UNSUPPORTED saying what to
     copy.close();
   } finally {
     await peer.stop();
+    region.close();
+  }
+});
+
+Live('a receiver written before the named flag (the Python consumer of examples/) drops the connection: the sender gets PEER_CLOSED', async () => {
+  if (!isLinux || spawnSync('python3', ['--version']).status !== 0) return; // that consumer is the Linux half of the protocol
+  const region = createNamed(unique('old'), 4096);
+  const channel = unique('old-peer');
+  const listener = unwrap(await listen(channel));
+  const py = spawnRetrying('python3', [CONSUMER, channel, '--messages', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  py.stdout.on('data', (d) => (out += d));
+  py.stderr.on('data', (d) => (out += d));
+  const exited = new Promise((resolve) => py.once('exit', resolve));
+  const conn = unwrap(await listener.accept({ timeoutMs: 10_000 }));
+  try {
+    expectErr(await conn.send({ regions: [region] }, { timeoutMs: 10_000 }), 'PEER_CLOSED', 'send to a receiver that does not know the flag');
+    assert.is.not(await exited, 0, 'the old receiver refused the frame');
+    assert.match(out, /bad descriptor/, `it says why: ${out}`);
+  } finally {
+    conn.close();
+    listener.close();
     region.close();
   }
 });
