@@ -204,6 +204,12 @@ PeerLimits ReadLimits(const Napi::Value& value) {
   limits.max_pending_region_bytes = ReadSize(object.Get("maxPendingRegionBytes"), kMax, "maxPendingRegionBytes");
   limits.max_owed_control_frames = ReadSize(object.Get("maxOwedControlFrames"), kMax, "maxOwedControlFrames");
   limits.fd_reserve = ReadSize(object.Get("fdReserve"), kMax, "fdReserve");
+  // Optional, so a caller that never heard of it keeps the safe default.
+  Napi::Value named = object.Get("acceptNamedRegions");
+  if (!named.IsUndefined() && !named.IsBoolean()) {
+    throw ToJsError(value.Env(), MakeError("INVALID_ARGUMENT", "acceptNamedRegions must be a boolean"));
+  }
+  limits.accept_named_regions = named.IsBoolean() && named.As<Napi::Boolean>().Value();
   return limits;
 }
 

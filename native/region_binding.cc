@@ -59,6 +59,7 @@ Napi::Function NativeRegion::Define(Napi::Env env) {
                      {
                          InstanceMethod<&NativeRegion::Size>("size"),
                          InstanceMethod<&NativeRegion::ReadOnly>("readOnly"),
+                         InstanceMethod<&NativeRegion::Named>("named"),
                          InstanceMethod<&NativeRegion::Closed>("closed"),
                          InstanceMethod<&NativeRegion::WriteSharingAllowed>("writeSharingAllowed"),
                          InstanceMethod<&NativeRegion::MapArrayBuffer>("mapArrayBuffer"),
@@ -98,6 +99,12 @@ Napi::Value NativeRegion::Size(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeRegion::ReadOnly(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), memory_.read_only());
+}
+
+// named(): opened or created by name here, or received flagged named (then
+// the name is not known here).
+Napi::Value NativeRegion::Named(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), memory_.named());
 }
 
 Napi::Value NativeRegion::Closed(const Napi::CallbackInfo& info) {

@@ -27,6 +27,7 @@ class NativeRegion : public Napi::ObjectWrap<NativeRegion> {
  private:
   Napi::Value Size(const Napi::CallbackInfo& info);
   Napi::Value ReadOnly(const Napi::CallbackInfo& info);
+  Napi::Value Named(const Napi::CallbackInfo& info);
   Napi::Value Closed(const Napi::CallbackInfo& info);
   Napi::Value WriteSharingAllowed(const Napi::CallbackInfo& info);
   Napi::Value MapArrayBuffer(const Napi::CallbackInfo& info);

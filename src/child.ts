@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { ResultAsync, err, errAsync, ok, okAsync } from 'neverthrow';
-import { connect, listen, type Connection, type Message, type Peer } from './channel.js';
+import { connect, listen, type ConnectOptions, type Connection, type Message, type Peer } from './channel.js';
 import { memportError, toMemportError, type MemportError } from './errors.js';
 import type { SharedRegion } from './region.js';
-import { describe, readArray, readOwnOptions, readWaitOptions, thrownText, waitOptionsFrom } from './options.js';
+import { describe, readArray, readOptions, readOwnOptions, thrownText, waitOptionsFrom } from './options.js';
 import { Waiter, type WaitOptions } from './waiter.js';
 
 /** Environment variables a child started by {@link spawnWithRegions} finds its parent with. */
@@ -150,19 +150,27 @@ function stopChild(child: ChildProcess): Promise<void> {
  * checking with the kernel that the listener really is the parent process —
  * and returns the regions and data it handed over, plus the connection for
  * further messages. `NOT_FOUND` when this process was not started that way.
+ * `acceptNamedRegions: true` takes regions the parent opened by name (see
+ * {@link ConnectOptions.acceptNamedRegions}); without it such a handover fails.
  */
-export function connectToParent<T = unknown>(options?: WaitOptions): ResultAsync<Message<T> & {
+export function connectToParent<T = unknown>(options?: WaitOptions & { acceptNamedRegions?: boolean }): ResultAsync<Message<T> & {
   /** The open connection to the parent, for further messages. */
   connection: Connection;
 }, MemportError> {
-  const wait = readWaitOptions(options, 'connectToParent');
+  const read = readOptions(options, ['timeoutMs', 'signal', 'acceptNamedRegions'], 'connectToParent');
+  if (read.isErr()) return errAsync(read.error);
+  const wait = waitOptionsFrom(read.value, 'connectToParent');
   if (wait.isErr()) return errAsync(wait.error);
+  const { acceptNamedRegions } = read.value;
+  if (acceptNamedRegions !== undefined && typeof acceptNamedRegions !== 'boolean') {
+    return errAsync(memportError('INVALID_ARGUMENT', `connectToParent: options.acceptNamedRegions must be true or false, got ${describe(acceptNamedRegions)}`));
+  }
   const name = process.env[PARENT_CHANNEL_ENV];
   const parentPid = Number(process.env[PARENT_PID_ENV]);
   if (!name || !Number.isSafeInteger(parentPid) || parentPid <= 0) {
     return errAsync(memportError('NOT_FOUND', `this process was not started by spawnWithRegions (${PARENT_CHANNEL_ENV} is not set)`));
   }
-  return connect(name, { ...wait.value, expectPid: parentPid }).andThen((connection) =>
+  return connect(name, { ...wait.value, expectPid: parentPid, acceptNamedRegions: acceptNamedRegions === true }).andThen((connection) =>
     connection
       .receive<T>(wait.value)
       .map((message) => ({ ...message, connection }))

@@ -1,5 +1,6 @@
 import { err, ok, type Result } from 'neverthrow';
 import { memportError, type MemportError } from './errors.js';
+import { describe } from './options.js';
 import type { NativePeerLimits } from './native/binding.js';
 
 /**
@@ -38,8 +39,8 @@ export interface ListenerLimits extends ConnectionLimits {
   maxConnectionsPerPeer?: number;
 }
 
-/** Every limit, resolved. */
-export type ResolvedLimits = Required<ListenerLimits>;
+/** Every limit, resolved, and whether the connection takes named regions (`acceptNamedRegions`). */
+export type ResolvedLimits = Required<ListenerLimits> & { acceptNamedRegions: boolean };
 
 /** The defaults of every limit (SECURITY.md, "Resource limits"). */
 export const DEFAULT_LIMITS: Readonly<Required<ListenerLimits>> = Object.freeze({
@@ -62,8 +63,11 @@ const AT_LEAST_ONE = new Set<string>(['maxOwedControlFrames', 'maxConnections', 
  * getter or a Proxy yields `INVALID_ARGUMENT` instead of an exception) and
  * fills in the defaults. `forListener` also accepts the connection-count bounds.
  */
-export function readLimits(value: unknown, forListener: boolean): Result<ResolvedLimits, MemportError> {
-  const resolved: ResolvedLimits = { ...DEFAULT_LIMITS };
+export function readLimits(value: unknown, forListener: boolean, acceptNamedRegions?: unknown): Result<ResolvedLimits, MemportError> {
+  if (acceptNamedRegions !== undefined && typeof acceptNamedRegions !== 'boolean') {
+    return err(memportError('INVALID_ARGUMENT', `${forListener ? 'listen' : 'connect'}: options.acceptNamedRegions must be true or false, got ${describe(acceptNamedRegions)}`));
+  }
+  const resolved: ResolvedLimits = { ...DEFAULT_LIMITS, acceptNamedRegions: acceptNamedRegions === true };
   if (value === undefined) return ok(resolved);
   if (value === null || typeof value !== 'object') return err(memportError('INVALID_ARGUMENT', 'options.limits must be an object'));
   const keys: readonly string[] = forListener ? LISTENER_KEYS : CONNECTION_KEYS;
@@ -80,7 +84,7 @@ export function readLimits(value: unknown, forListener: boolean): Result<Resolve
       if (typeof given !== 'number' || !Number.isSafeInteger(given) || given < least) {
         return err(memportError('INVALID_ARGUMENT', `options.limits.${key} must be an integer ≥ ${least}, got ${typeof given === 'number' ? given : typeof given}`));
       }
-      (resolved as Record<string, number>)[key] = given;
+      (resolved as unknown as Record<string, number>)[key] = given;
     }
   } catch {
     return err(memportError('INVALID_ARGUMENT', 'options.limits could not be read'));
@@ -90,6 +94,6 @@ export function readLimits(value: unknown, forListener: boolean): Result<Resolve
 
 /** The per-connection part, as the native side takes it. */
 export function nativeLimits(limits: ResolvedLimits): NativePeerLimits {
-  const { maxPendingDataBytes, maxPendingHandles, maxPendingRegionBytes, maxOwedControlFrames, fdReserve } = limits;
-  return { maxPendingDataBytes, maxPendingHandles, maxPendingRegionBytes, maxOwedControlFrames, fdReserve };
+  const { maxPendingDataBytes, maxPendingHandles, maxPendingRegionBytes, maxOwedControlFrames, fdReserve, acceptNamedRegions } = limits;
+  return { maxPendingDataBytes, maxPendingHandles, maxPendingRegionBytes, maxOwedControlFrames, fdReserve, acceptNamedRegions };
 }

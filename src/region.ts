@@ -126,22 +126,6 @@ function osName(name: unknown): Result<string, MemportError> {
   return ok(`/${rest}`);
 }
 
-/**
- * @internal For Connection.send: why a named region may not be sent, or
- * undefined. The receiving memport refuses such memory (SECURITY.md, "Named
- * shared memory"), so the sender says so first, with the safe alternative.
- */
-export function namedRegionSendError(region: SharedRegion, index: number): MemportError | undefined {
-  if (!region.named) return undefined;
-  return memportError(
-    'UNSUPPORTED',
-    `regions[${index}] was opened by name (${region.name}); memport peers accept only memport's own unnamed memory ` +
-      '(on Linux sealed, so nobody can shrink it under the receiver; on Windows unnamed, so a peer cannot make the ' +
-      'receiver adopt a section it already holds). Send region.copyToUnnamed() instead (a copy of its bytes now), ' +
-      'or give the name to a process that may know it',
-  );
-}
-
 const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
 const inspect = Symbol.for('nodejs.util.inspect.custom');
 const EMPTY = new Uint8Array(0);
@@ -399,8 +383,10 @@ export class SharedRegion implements Disposable {
    * On Linux another process with write access can shrink the object:
    * `read`/`write` then fail with `INVALID_ARGUMENT` instead of crashing, but
    * touching a zero-copy view (`bytes`, `view`) past the new end kills the
-   * process with SIGBUS. A named region cannot be sent over a connection (see
-   * {@link SharedRegion.copyToUnnamed}).
+   * process with SIGBUS. A named region can be sent over a connection; the
+   * receiver gets the same live memory, but only if it connected or listened
+   * with `acceptNamedRegions: true` (otherwise `send()` fails with
+   * `UNSUPPORTED`; {@link SharedRegion.copyToUnnamed} is the alternative).
    *
    * ```ts
    * // Python: SharedMemory(name="telemetry", create=True, size=4096)
@@ -469,12 +455,23 @@ export class SharedRegion implements Disposable {
     );
   }
 
-  /** True for a region opened or created by name ({@link SharedRegion.openNamed}, {@link SharedRegion.createNamed}). */
+  /**
+   * True for a region opened or created by name ({@link SharedRegion.openNamed},
+   * {@link SharedRegion.createNamed}), and for one received over a connection
+   * that the sender had opened by name (accepted only with
+   * `acceptNamedRegions: true`): such memory has none of the guarantees of
+   * memport's own (README, "Interop with named shared memory").
+   */
   get named(): boolean {
-    return this.#name !== undefined;
+    return this.#name !== undefined || this.#native.named();
   }
 
-  /** The name in the OS's spelling (`/x` on Linux, `Local\x` on Windows) for a named region; otherwise undefined. */
+  /**
+   * The name in the OS's spelling (`/x` on Linux, `Local\x` on Windows) for a
+   * region opened or created by name here; otherwise undefined — also for a
+   * named region received over a connection, whose name memport does not pass
+   * on (though the OS may reveal it: SECURITY.md, "Named shared memory").
+   */
   get name(): string | undefined {
     return this.#name;
   }
@@ -482,7 +479,7 @@ export class SharedRegion implements Disposable {
   /**
    * A new unnamed memport region holding a copy of this region's bytes as
    * they are now — the way to hand what a named region holds to a memport
-   * peer, which accepts only unnamed memory. Later writes on either side are
+   * peer that does not accept named regions (`acceptNamedRegions`). Later writes on either side are
    * not seen by the other. Works for any region. Errors: `CLOSED`,
    * `OUT_OF_MEMORY`, and `INVALID_ARGUMENT` if another process shrank a named
    * object under this region (nothing is returned then).

@@ -198,7 +198,7 @@ async function stillServing(ctx, after) {
  * the scenario planted handles in this process; they must still be there,
  * untouched, until it takes them back.
  */
-async function clientAttack(scenario, args, codes, { hold = false, sawDrop = true, check } = {}) {
+async function clientAttack(scenario, args, codes, { hold = false, sawDrop = true, check, listenOptions } = {}) {
   await contained(scenario, async (ctx) => {
     const planted = hold && isWindows;
     const evil = ctx.evil(scenario, args, { hold: planted });
@@ -218,7 +218,7 @@ async function clientAttack(scenario, args, codes, { hold = false, sawDrop = tru
     await check?.({ ...ctx, evil, conn, error });
     conn.close();
     await stillServing(ctx, scenario);
-  });
+  }, listenOptions);
 }
 
 // Warm-up: the runtime opens some handles once, on first use (libuv's signal
@@ -1057,6 +1057,63 @@ Fds('an unsealed memfd is refused before mapping, so the sender truncating it ca
   });
 });
 
+// Named memory (issue 12): a region flagged named may be an unsealed tmpfs fd,
+// but only on a connection that opted in (acceptNamedRegions), and only if it
+// says so: the flag is what relaxes the seal rule, never the receiver's option alone.
+Fds('an unsealed fd WITHOUT the named flag is refused even by a receiver that accepts named regions', async () => {
+  if (!isLinux) return;
+  for (const kind of ['memfd-unsealed', 'shm']) {
+    await clientAttack('fd', [kind, 'rw', 4096], 'INVALID_HANDLE', { listenOptions: { acceptNamedRegions: true } });
+  }
+});
+
+Fds('a region flagged named, to a receiver that did not opt in: NACK UNSUPPORTED saying what to do, its fd closed unmapped, the connection carries on', async () => {
+  if (!isLinux) return;
+  await contained('named without opt-in', async (ctx) => {
+    const evil = ctx.evil('fd', ['shm', 'rw+named', 4096]);
+    const conn = await acceptFrom(ctx.listener, evil.pid, 'named sender');
+    await evil.waitFor(/^NACK 1 .*$/m);
+    assert.match(evil.output, /^NACK 1 \{"code":"UNSUPPORTED","message":"the receiver does not accept named shared memory: it must connect\/listen with \{ acceptNamedRegions: true \}, or send region.copyToUnnamed\(\)"\}$/m);
+    assert.not.ok(conn.closed, 'the connection is not dropped for it');
+    expectErr(await conn.receive({ timeoutMs: 200 }), 'TIMEOUT', 'nothing was delivered');
+    conn.close();
+    await evil.finish();
+    await stillServing(ctx, 'a refused named region');
+  });
+});
+
+Fds('a region flagged named that is not shared memory (a pipe, a disk file, too small, write-only mode lie): refused and dropped even with the opt-in', async () => {
+  if (!isLinux) return;
+  const cases = [
+    ['pipe', 'rw+named', 'INVALID_HANDLE'],
+    [`disk:${join(here, '..', 'build-adversarial', `disk-named-${process.pid}`)}`, 'rw+named', 'INVALID_HANDLE'],
+    ['memfd-small', 'rw+named', 'INVALID_HANDLE'],
+    ['memfd-writable', 'ro+named', 'ACCESS_DENIED'],
+    ['memfd-rdonly-fd', 'rw+named', 'ACCESS_DENIED'],
+  ];
+  for (const [kind, mode, code] of cases) {
+    await clientAttack('fd', [kind, mode, 4096], code, { listenOptions: { acceptNamedRegions: true } });
+  }
+});
+
+Fds('with the opt-in, an unsealed region flagged named is delivered; when its sender shrinks it, read() fails with INVALID_ARGUMENT instead of SIGBUS', async () => {
+  if (!isLinux) return;
+  await contained('named shrunk', async (ctx) => {
+    const evil = ctx.evil('fd', ['memfd-unsealed', 'rw+named', 8192]);
+    const conn = await acceptFrom(ctx.listener, evil.pid, 'named sender');
+    const { regions } = unwrap(await conn.receive({ timeoutMs: WAIT }), 'the named region is delivered');
+    assert.ok(regions[0].named, 'it is a named region here');
+    await evil.waitFor(/^TRUNCATE .*$/m);
+    assert.match(evil.output, /^TRUNCATE done$/m, 'the sender shrank it to 0');
+    const e = expectErr(regions[0].read(0, 16), 'INVALID_ARGUMENT', 'read() after the shrink');
+    assert.match(e.message, /past the named object's current end/);
+    regions[0].close();
+    conn.close();
+    await evil.finish();
+    await stillServing(ctx, 'a shrunk named region');
+  }, { acceptNamedRegions: true });
+});
+
 Fds('a sealed memfd cannot be resized after sending: the region arrives intact and stays so', async () => {
   if (!isLinux) return;
   await contained('resize after send', async (ctx) => {
@@ -1294,12 +1351,14 @@ const Handles = suite('Windows: handle values that are not what they claim');
 const foreignAdopted = [];
 
 /** Accepts `count` connections from `evil`, one bogus value each, and collects what receive() said. */
-async function receiveEach(ctx, evil, count) {
+async function receiveEach(ctx, evil, count, { keep = true } = {}) {
   const outcomes = [];
   for (let i = 0; i < count; i++) {
     const conn = await acceptFrom(ctx.listener, evil.pid, `value ${i + 1} of ${count}`);
     const got = await conn.receive({ timeoutMs: WAIT });
-    if (got.isOk()) foreignAdopted.push(...got.value.regions);
+    // keep: adopted values stay reachable (never closed by a finalizer); a
+    // named sweep's deliveries are duplicates of our own, closed at once.
+    if (got.isOk()) (keep ? foreignAdopted.push(...got.value.regions) : got.value.regions.forEach((r) => r.close()));
     outcomes.push({ got, closed: conn.closed });
     conn.close();
   }
@@ -1398,6 +1457,93 @@ for (const [[scenario, ...args], what] of FOREIGN) {
   Handles(`${what}, duplicated into us: INVALID_HANDLE, and left alone for its owner to take back`, async () => {
     if (!isWindows) return;
     await clientAttack(scenario, args, 'INVALID_HANDLE', { hold: true });
+  });
+}
+
+// Named regions (issue 12). A receiver cannot tell a pushed value from one it
+// held already (F2), so for a region flagged named it adopts a duplicate and
+// never closes the value; the sender closes the value once answered.
+Handles('F2: a value already in our table, flagged named, with the opt-in: a duplicate is adopted, and our own handle stays open and working', async () => {
+  if (!isWindows) return;
+  await contained('named own value', async (ctx) => {
+    const own = region(8192, 0x3c);
+    const evil = ctx.evil('named-value', [`0x${own.osHandle.toString(16)}`, 8192], { hold: true });
+    const conn = await acceptFrom(ctx.listener, evil.pid, 'named-value');
+    const { regions } = unwrap(await conn.receive({ timeoutMs: WAIT }), 'the flagged value is delivered (as a duplicate)');
+    assert.ok(regions[0].named, 'named');
+    assert.is(regions[0].bytes[0], 0x3c, 'it is the memory our value named');
+    regions[0].close();
+    await evil.waitFor(/^ACK 1$/m);
+    // Had memport adopted (and now closed) the value itself, this handle would be gone:
+    // toReadOnly duplicates it, which fails on a closed handle.
+    unwrap(own.toReadOnly(), 'our own region’s handle is still open after the duplicate was closed').close();
+    own.bytes[1] = 7;
+    assert.is(own.bytes[1], 7);
+    evil.release();
+    conn.close();
+    await evil.finish();
+    own.close();
+  }, { acceptNamedRegions: true });
+});
+
+Handles('F2 sweep, flagged named, with the opt-in: every value 4..0x800 (our pipes, sections, Node’s own node-debug-handler section...): sections arrive as duplicates, the rest is refused, and nothing of ours is closed', async () => {
+  if (!isWindows) return;
+  await contained('named sweep', async (ctx) => {
+    const shared = region(8192, 0x5d);
+    const from = 4;
+    const to = 0x800;
+    const evil = ctx.evil('sweep-named', [from, to]);
+    const outcomes = await receiveEach(ctx, evil, 2 + (to - from) / 4 + 1, { keep: false }); // own pipe, own process; the range
+    const output = await evil.finish();
+    const lines = output.split('\n').filter((l) => l.startsWith('V '));
+    for (const { got } of outcomes.filter((o) => o.got.isErr())) expectErr(got, 'INVALID_HANDLE', 'a flagged value that is no section');
+    const delivered = outcomes.filter((o) => o.got.isOk());
+    assert.ok(delivered.length >= 1, 'at least our own region’s section arrived (as a duplicate)');
+    assert.match(output, /^V 0x[0-9a-f]+ Section\+w\(8192\) ADOPTED kept$/m, 'our own region was named: a duplicate was delivered, the value kept');
+    const closedOnes = lines.filter((l) => / CLOSED /.test(l) && !/ unknown-type /.test(l));
+    assert.equal(closedOnes, [], 'handles of ours that disappeared while being named');
+    unwrap(shared.toReadOnly(), 'our region’s handle is still open').close();
+    assert.is(shared.bytes[0], 0x5d);
+    shared.close();
+    await stillServing(ctx, 'the named sweep');
+  }, { acceptNamedRegions: true });
+});
+
+Handles('F2 without the opt-in: a value of ours flagged named is not touched; NACK UNSUPPORTED; our handle stays open', async () => {
+  if (!isWindows) return;
+  await contained('named own value refused', async (ctx) => {
+    const own = region(4096, 0x3d);
+    const evil = ctx.evil('named-value', [`0x${own.osHandle.toString(16)}`, 4096], { hold: true });
+    const conn = await acceptFrom(ctx.listener, evil.pid, 'named-value');
+    await evil.waitFor(/^NACK 1 .*$/m);
+    assert.match(evil.output, /^NACK 1 \{"code":"UNSUPPORTED","message":"the receiver does not accept named shared memory/m);
+    assert.not.ok(conn.closed, 'the connection carries on');
+    unwrap(own.toReadOnly(), 'our handle is still open').close();
+    evil.release();
+    conn.close();
+    await evil.finish();
+    own.close();
+  });
+});
+
+for (const answer of ['ack', 'nack', 'hangup']) {
+  Handles(`the value memport pushed for a named region is closed by the sender once the receiver ${answer === 'hangup' ? 'hangs up without answering' : `answers ${answer.toUpperCase()}`}`, async () => {
+    if (!isWindows) return;
+    await contained(`named pushed ${answer}`, async (ctx) => {
+      const named = unwrap(SharedRegion.createNamed(`memport-adv-${process.pid}-${answer}`, 4096));
+      named.bytes[0] = 0x4d;
+      const evil = ctx.evil('named-receiver', [answer], { address: ctx.address });
+      const conn = await acceptFrom(ctx.listener, evil.pid, 'named-receiver');
+      const sent = await conn.send({ regions: [named] }, { timeoutMs: WAIT });
+      if (answer === 'ack') unwrap(sent, 'send, ACKed');
+      else if (answer === 'nack') assert.match(expectErr(sent, 'UNSUPPORTED', 'send, NACKed').message, /evil says no/);
+      else expectErr(sent, 'PEER_CLOSED', 'send to a receiver that hung up');
+      const output = await evil.finish();
+      assert.match(output, /^NAMED-REGION 0 flags 2 first 77$/m, 'it arrived flagged named (and the receiver could map it)');
+      assert.match(output, /^PUSHED 0x[0-9a-f]+ CLOSED$/m, 'the pushed value was closed in the receiver');
+      conn.close();
+      named.close();
+    });
   });
 }
 

@@ -1,6 +1,7 @@
 // Named shared memory against real programs that use names, and the classic
 // inherited-handle pattern with memport on either side:
-//   Linux: Python's multiprocessing.shared_memory both ways; a C parent
+//   Linux: Python's multiprocessing.shared_memory both ways, and Python's
+//          object sent on by memport to a second memport process; a C parent
 //          (cc) handing a child an inherited memfd.
 //   Windows (under Wine): the classic "first process / second process" C
 //          programs (mingw), objects of other types under the name, a section
@@ -16,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { SharedRegion } from '../dist/index.js';
+import { SharedRegion, listen } from '../dist/index.js';
 import { buildInterop, interopDir } from '../examples/interop/build.mjs';
 import { assertNoHandleLeak, expectErr, handleCensus, handleTable, isLinux, isWindows, realWindowsOnly, settleHandles, spawnRetrying, underWine, unwrap } from './helpers.mjs';
 
@@ -24,6 +25,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 const INHERIT_CHILD = join(root, 'examples', 'interop', 'inherit-child.mjs');
 const PYTHON_SHM = join(here, 'fixtures', 'python-shm.py');
+const NAMED_PEER = join(here, 'fixtures', 'named-peer.mjs');
 const uniqueName = (tag) => `memport-interop-${tag}-${process.pid}-${randomBytes(4).toString('hex')}`;
 const text = (bytes) => {
   const b = Buffer.from(bytes);
@@ -116,6 +118,47 @@ if (isLinux) {
     assert.equal(shmNames(), [], 'nothing left in /dev/shm');
   });
 
+  Python('Python creates, memport opens by name and sends the live memory to a second memport process, which sees Python’s later writes and Python sees its reply', async () => {
+    const name = uniqueName('py-send');
+    const python = startUntil('python3', [PYTHON_SHM, 'create', name, '8192', 'Message from Python'], /^READY (\S+)$/m);
+    await python.ready;
+    const region = unwrap(SharedRegion.openNamed(name), 'openNamed(Python’s object)');
+    const channel = uniqueName('ch').slice(0, 60);
+    const listener = unwrap(await listen(channel));
+    const peer = startUntil(process.execPath, [NAMED_PEER, channel], /^$/); // its answers come over the connection
+    peer.ready.catch(() => {});
+    const conn = unwrap(await listener.accept({ timeoutMs: 20_000 }), 'the second memport process connects');
+    const ask = async (message) => {
+      unwrap(await conn.send(message), 'send to the second process');
+      return unwrap(await conn.receive({ timeoutMs: 20_000 }), 'its answer').data;
+    };
+    try {
+      const arrived = await ask({ regions: [region] });
+      assert.equal(arrived, { named: true, name: null, size: 8192, readOnly: false, head: 'Message from Pyt' }, 'the second process got Python’s memory, not its name');
+      // Python writes after memport sent it: the second process sees it.
+      python.stdin.write('WRITE 2048 Later from Python\n');
+      await new Promise((resolve) => {
+        const poll = () => (/^WROTE$/m.test(python.output()) ? resolve() : setTimeout(poll, 20));
+        poll();
+      });
+      assert.equal(await ask({ data: { read: [2048, 17] } }), { read: 'Later from Python', view: 'Later from Python' }, 'the second process sees Python’s later write');
+      assert.is(await ask({ data: { write: [1024, 'Reply from the second process\0'] } }), 'written');
+      unwrap(await conn.send({ data: 'stop' }));
+      const { code, output } = await peer.exited;
+      assert.is(code, 0, output);
+    } finally {
+      conn.close();
+      listener.close();
+      region.close();
+      peer.kill();
+    }
+    python.stdin.end('\n');
+    const { code, output } = await python.exited;
+    assert.is(code, 0, output);
+    assert.match(output, /^REPLY Reply from the second process$/m, 'Python read what the second process wrote');
+    assert.equal(shmNames(), [], 'Python unlinked its name: nothing left in /dev/shm');
+  });
+
   Python('createNamed on a name Python holds is ALREADY_EXISTS; Python’s object is untouched', async () => {
     const name = uniqueName('py-squat');
     const python = startUntil('python3', [PYTHON_SHM, 'create', name, '4096', 'Python was first'], /^READY (\S+)$/m);
@@ -203,6 +246,41 @@ if (isWindows) {
     const gone = run(program('second_process.exe'), []);
     assert.is(gone.status, 1, 'once memport closed its region, the name is gone');
     assert.match(classicOutput(gone), /Could not open file mapping object \(2\)/);
+  });
+
+  Classic('the first process’s section, opened by name and sent by memport to a second memport process: it reads the message, and what it writes the classic second process reads by name', async () => {
+    const first = startUntil(program('first_process.exe'), [], /^READY\r?$/m);
+    await first.ready;
+    const region = unwrap(SharedRegion.openNamed(CLASSIC), 'openNamed(the first process’s section)');
+    const channel = uniqueName('ch').slice(0, 60);
+    const listener = unwrap(await listen(channel));
+    const peer = startUntil(process.execPath, [NAMED_PEER, channel], /^$/);
+    peer.ready.catch(() => {});
+    const conn = unwrap(await listener.accept({ timeoutMs: 30_000 }), 'the second memport process connects');
+    const ask = async (message) => {
+      unwrap(await conn.send(message), 'send to the second process');
+      return unwrap(await conn.receive({ timeoutMs: 30_000 }), 'its answer').data;
+    };
+    try {
+      const arrived = await ask({ regions: [region] });
+      assert.is(arrived.named, true);
+      assert.is(arrived.name, null, 'the name is not passed on');
+      assert.is(arrived.head, 'Message from fir', 'the second memport process reads the first process’s message');
+      assert.is(await ask({ data: { write: [0, 'Written by the receiver.\0'] } }), 'written');
+      const second = run(program('second_process.exe'), []);
+      assert.is(second.status, 0, classicOutput(second));
+      assert.is(classicOutput(second), 'Written by the receiver.\n', 'the classic second process reads it by name: the same live section');
+      unwrap(await conn.send({ data: 'stop' }));
+      const { code, output } = await peer.exited;
+      assert.is(code, 0, output);
+    } finally {
+      conn.close();
+      listener.close();
+      region.close();
+      peer.kill();
+      first.stdin.end('\n');
+    }
+    assert.is((await first.exited).code, 0);
   });
 
   Classic('objects of other types under the name: INVALID_HANDLE to open, ALREADY_EXISTS to create; nothing leaked', async () => {

@@ -161,7 +161,7 @@ Contract('readOnly: the shared bytes are read, writes through it stay private; n
   for (const r of [writer, reader, keptReadOnly]) r.close();
 });
 
-Contract('a named region is refused by Connection.send with the safe alternative; copyToUnnamed sends', async () => {
+Contract('a receiver that did not opt in refuses a named region (UNSUPPORTED, saying what to do); copyToUnnamed sends', async () => {
   const name = uniqueName('send');
   const region = createNamed(name, 8192);
   region.bytes.set(Buffer.from('named bytes'));
@@ -171,8 +171,15 @@ Contract('a named region is refused by Connection.send with the safe alternative
   const server = unwrap(await listener.accept({ timeoutMs: 5000 }));
   const conn = unwrap(await client);
   try {
-    const e = expectErr(await conn.send({ regions: [region] }), 'UNSUPPORTED', 'send of a named region');
-    assert.match(e.message, /copyToUnnamed/);
+    // Both ends are in this process, so one census covers the sender's pushed
+    // value (Windows) and the receiver's released fd or duplicate.
+    const base = baseline();
+    const [refused, none] = await Promise.all([conn.send({ regions: [region] }), server.receive({ timeoutMs: 300 })]);
+    const e = expectErr(refused, 'UNSUPPORTED', 'send of a named region to a receiver without acceptNamedRegions');
+    assert.match(e.message, /the receiver does not accept named shared memory: it must connect\/listen with \{ acceptNamedRegions: true \}, or send region\.copyToUnnamed\(\)/);
+    expectErr(none, 'TIMEOUT', 'the refused message is not delivered');
+    await assertBack(base, 'a refused named region');
+    assert.is(text(unwrap(region.read(0, 11))), 'named bytes', 'the sender keeps its region');
     const copy = unwrap(region.copyToUnnamed({ label: 'copy' }));
     assert.not.ok(copy.named);
     assert.is(copy.size, region.size);

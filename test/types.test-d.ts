@@ -1,6 +1,6 @@
 // Compile-time checks of the public types (run by `npm run typecheck`).
 import type { Result } from 'neverthrow';
-import { SharedRegion, isMemportError, type MemportError, type MemportErrorCode, type RegionToken } from '../dist/index.js';
+import { SharedRegion, isMemportError, type ConnectOptions, type ListenOptions, type MemportError, type MemportErrorCode, type RegionToken } from '../dist/index.js';
 
 type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 function expectType<T extends true>(): T | void {}
@@ -55,6 +55,12 @@ void name;
 void named;
 // @ts-expect-error the size is required
 SharedRegion.createNamed('x');
+// Receiving named regions is an option of connect and listen, a boolean.
+const namedOptions: ConnectOptions & ListenOptions = { acceptNamedRegions: true };
+void namedOptions;
+// @ts-expect-error acceptNamedRegions is a boolean
+const badNamedOption: ConnectOptions = { acceptNamedRegions: 'yes' };
+void badNamedOption;
 
 // typedView gives the array of the constructor passed, nothing vaguer (over
 // an ArrayBuffer, never a SharedArrayBuffer), and it is usable as the plain type.

@@ -55,7 +55,7 @@ Result<std::vector<uint8_t>> EncodeFrame(const Frame& frame) {
     return MakeError("INVALID_ARGUMENT", "only MESSAGE frames carry regions");
   }
   for (const RegionDescriptor& region : frame.regions) {
-    if (region.size == 0 || region.size > kMaxRegionSize || (region.flags & ~kRegionReadOnly) != 0) {
+    if (region.size == 0 || region.size > kMaxRegionSize || (region.flags & ~kKnownRegionFlags) != 0) {
       return MakeError("INVALID_ARGUMENT", "region descriptor out of range");
     }
   }
@@ -109,7 +109,7 @@ Result<Frame> DecodeFrame(const uint8_t* bytes, size_t length) {
     region.flags = GetU32(p + 8);
     region.handle = GetU32(p + 12);
     if (region.size == 0 || region.size > kMaxRegionSize) return Violation("region size out of range");
-    if ((region.flags & ~kRegionReadOnly) != 0) return Violation("unknown region flags");
+    if ((region.flags & ~kKnownRegionFlags) != 0) return Violation("unknown region flags");
   }
   frame.data.assign(p, p + data_length);
   return frame;

@@ -13,7 +13,9 @@
 //     12 u32  data_length   0..kMaxDataLength
 //   region_count descriptors (16 bytes each)
 //     0  u64  size          1..kMaxRegionSize
-//     8  u32  flags         bit 0: read-only; every other bit must be 0
+//     8  u32  flags         bit 0: read-only; bit 1: named (memory the sender
+//                           opened or created by name; the receiver takes it
+//                           only when it opted in); every other bit must be 0
 //     12 u32  handle        Linux: index of the fd in SCM_RIGHTS (== descriptor index)
 //                           Windows: the handle value in the receiver's table
 //   data (data_length bytes)
@@ -46,12 +48,19 @@ constexpr uint32_t kMaxDataLength = 128 * 1024;
 constexpr uint64_t kMaxRegionSize = uint64_t{1} << 47;
 constexpr size_t kMaxFrameSize = kHeaderSize + kDescriptorSize * kMaxRegionsPerFrame + kMaxDataLength;
 constexpr uint32_t kRegionReadOnly = 1u << 0;
+// Named shared memory (SharedRegion.openNamed/createNamed): no seals on Linux,
+// possibly a named section on Windows. Receivers that did not opt in
+// (acceptNamedRegions) release it and answer NACK UNSUPPORTED; protocol
+// version 1 receivers from before this bit drop the connection (unknown flag).
+constexpr uint32_t kRegionNamed = 1u << 1;
+constexpr uint32_t kKnownRegionFlags = kRegionReadOnly | kRegionNamed;
 
 struct RegionDescriptor {
   uint64_t size = 0;
   uint32_t flags = 0;
   uint32_t handle = 0;
   bool read_only() const { return (flags & kRegionReadOnly) != 0; }
+  bool named() const { return (flags & kRegionNamed) != 0; }
 };
 
 struct Frame {

@@ -36,6 +36,11 @@ struct PeerLimits {
   // Linux: fds that peers' handles may never take, so the application's own
   // SharedRegion.create and new connections keep working.
   uint64_t fd_reserve = 256;
+  // Take regions the peer flagged named (frame.h kRegionNamed): shared memory
+  // with none of memport's own guarantees (SECURITY.md, "Named shared
+  // memory"). Off by default: such a message is released and answered NACK
+  // UNSUPPORTED (NamedRegionRefusedMessage).
+  bool accept_named_regions = false;
 };
 
 class InboxAccount;

@@ -25,6 +25,11 @@ std::string NamedAccessRefusedMessage(const std::string& name, bool read_only) {
          (read_only ? "" : "; if you may only read it, open it with { readOnly: true }");
 }
 
+std::string NamedRegionRefusedMessage() {
+  return "the receiver does not accept named shared memory: it must connect/listen with { acceptNamedRegions: true }, "
+         "or send region.copyToUnnamed()";
+}
+
 Result<SharedMemory> SharedMemory::FromNamedObject(OsHandle handle, const std::string& name, uint64_t object_size,
                                                    uint64_t size, bool read_only) {
   if (object_size == 0) {

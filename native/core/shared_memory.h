@@ -165,6 +165,18 @@ class SharedMemory {
   // already made it close-on-exec (an inherited one is made so here).
   static Result<SharedMemory> FromReceived(RawHandle raw, uint64_t size, bool read_only, bool from_transport = false);
 
+  // Adopts a region a peer flagged named (frame.h kRegionNamed), for a
+  // connection that accepts named regions (acceptNamedRegions). The result is
+  // named(): size-checked ReadAt/WriteAt, no read-only twin, never cached.
+  // Linux: `raw` is an fd we received (the caller closes it on failure); it
+  // may be unsealed but must be a regular file on tmpfs of at least `size`
+  // bytes whose access mode matches the declared one.
+  // Windows: `raw` is a bare number the peer pushed into our table, which may
+  // name anything we hold, so it is never closed nor adopted: a duplicate of
+  // it is made and validated (a named section is allowed here), and the
+  // sender closes the pushed value once the message is settled.
+  static Result<SharedMemory> FromReceivedNamed(RawHandle raw, uint64_t size, bool read_only);
+
   // Windows: duplicates this object's handle into process `pid` with the rights
   // of the mode (read-only: FILE_MAP_READ | SECTION_QUERY) and returns the value
   // valid in that process. Writable copies need WriteSharingAllowed().

@@ -20,6 +20,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <memory>
 #include <cstring>
 #include <string>
 
@@ -103,6 +104,49 @@ Result<SharedMemory> SharedMemory::OpenNamed(const std::string& name, bool read_
   Result<uint64_t> actual = CheckNamedObject(fd, name);
   if (!actual.ok()) return actual.error();
   return FromNamedObject(std::move(handle), name, actual.value(), size, read_only);
+}
+
+// A region a peer flagged named (SECURITY.md, "Named shared memory", sending).
+// Only the sealed-memfd rule is relaxed, and only for a region that says it is
+// named, on a connection that opted in: an unflagged region still has to be a
+// sealed memfd (FromReceived), so a peer cannot get unsealed memory past a
+// receiver that did not ask for it. What is still checked is what makes the
+// fd mappable as declared: a regular file on tmpfs (/dev/shm or a memfd; a
+// pipe, socket, device or disk file is refused), at least the declared size
+// now, and the access mode of the declared mode (read-only: an O_RDONLY fd,
+// so this handle cannot write; writable: O_RDWR).
+Result<SharedMemory> SharedMemory::FromReceivedNamed(RawHandle raw, uint64_t size, bool read_only) {
+  if (raw < 0 || raw > INT32_MAX) return MakeError("INVALID_HANDLE", "not a file descriptor");
+  if (size == 0 || size > kMaxSize) return MakeError("INVALID_ARGUMENT", "declared size out of range");
+  const int fd = static_cast<int>(raw);
+  OwnedHandles registry;  // see FromReceived: checked and adopted as one step
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return LastOsError("fstat", "checking a received named region");
+  if (!S_ISREG(st.st_mode)) {
+    return MakeError("INVALID_HANDLE", "the received named region is not a shared-memory file (not a regular file)");
+  }
+  struct statfs fs;
+  if (::fstatfs(fd, &fs) != 0) return LastOsError("fstatfs", "checking a received named region");
+  if (fs.f_type != kTmpfsMagic) {
+    return MakeError("INVALID_HANDLE", "the received named region is not on tmpfs (not POSIX shared memory)");
+  }
+  if (static_cast<uint64_t>(st.st_size) < size) {
+    return MakeError("INVALID_HANDLE", "the received named region is " + std::to_string(st.st_size) +
+                                           " bytes, less than the " + std::to_string(size) + " declared");
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0) return LastOsError("fcntl(F_GETFL)", "checking a received named region");
+  const int mode = flags & O_ACCMODE;
+  if (read_only && mode != O_RDONLY) {
+    return MakeError("ACCESS_DENIED", "a named region declared read-only arrived open for writing");
+  }
+  if (!read_only && mode != O_RDWR) {
+    return MakeError("ACCESS_DENIED", "a named region declared writable arrived without read-write access");
+  }
+  registry.Add(raw);
+  SharedMemory memory(OsHandle(raw), size, read_only, std::make_shared<SharingPolicy>());
+  memory.named_ = true;
+  return memory;
 }
 
 Result<SharedMemory> SharedMemory::CreateNamed(const std::string& name, uint64_t size, bool read_only) {

@@ -271,6 +271,8 @@ Result<std::shared_ptr<Mapping>> SharedMemory::Map() const {
 
 Result<MemoryIdentity> SharedMemory::Identity() const {
   if (!valid()) return MakeError("CLOSED", "the region is closed");
+  // Named memory can change size under us: never reuse a mapping of it.
+  if (named_) return MakeError("UNSUPPORTED", "named regions are mapped afresh each time they are received");
   if (identity_known_) return identity_;
   struct statx st;
   if (::statx(static_cast<int>(handle_.get()), "", AT_EMPTY_PATH, STATX_INO | STATX_BTIME, &st) != 0) {

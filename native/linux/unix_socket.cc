@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "../core/connect.h"
+#include "../core/named.h"
 #include "../core/transport.h"
 
 namespace memport {
@@ -619,7 +620,7 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
       const SharedMemory* region = regions[i];
       if (region == nullptr || !region->valid()) return MakeError("CLOSED", "a region in the message is closed");
       frame.regions[i].size = region->size();
-      frame.regions[i].flags = region->read_only() ? kRegionReadOnly : 0;
+      frame.regions[i].flags = (region->read_only() ? kRegionReadOnly : 0) | (region->named() ? kRegionNamed : 0);
       frame.regions[i].handle = static_cast<uint32_t>(i);
       write.borrowed.push_back(static_cast<int>(region->raw()));
     }
@@ -831,6 +832,7 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
                                              " regions but " + std::to_string(fds.size()) + " fds arrived"));
         return;
       }
+      bool named = false;
       for (size_t i = 0; i < fds.size(); ++i) {
         const RegionDescriptor& d = message.frame.regions[i];
         if (d.handle != i) {
@@ -838,7 +840,22 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
                                                std::to_string(d.handle)));
           return;
         }
-        Result<SharedMemory> adopted = SharedMemory::FromReceived(fds[i].get(), d.size, d.read_only(), /*from_transport=*/true);
+        named = named || d.named();
+      }
+      if (named && !limits_.accept_named_regions) {
+        // Not wanted here: every fd is closed unmapped (`fds` still owns them)
+        // and the sender's send() fails with this, saying what to do.
+        message.refused = MakeError("UNSUPPORTED", NamedRegionRefusedMessage());
+        PostFrame(std::move(message));
+        continue;
+      }
+      for (size_t i = 0; i < fds.size(); ++i) {
+        const RegionDescriptor& d = message.frame.regions[i];
+        // A region flagged named may be unsealed POSIX shared memory (opted
+        // in above); every other region is held to the sealed-memfd rule.
+        Result<SharedMemory> adopted =
+            d.named() ? SharedMemory::FromReceivedNamed(fds[i].get(), d.size, d.read_only())
+                      : SharedMemory::FromReceived(fds[i].get(), d.size, d.read_only(), /*from_transport=*/true);
         if (!adopted.ok()) {
           FailLocked(adopted.error());  // `fds` (still ours) are closed on return
           return;

@@ -34,11 +34,13 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "../core/frame.h"
+#include "../core/named.h"
 #include "../core/os_handle.h"
 #include "../core/shared_memory.h"
 #include "../core/connect.h"
@@ -451,11 +453,21 @@ class PeerHandles {
     for (RawHandle value : values_) win::RevokeFromProcess(process_, value);
   }
   void Add(RawHandle value) { values_.push_back(value); }
+  // A named region's value: revoked like the others if the frame never left,
+  // but once it did, the receiver only duplicates it (it cannot tell a pushed
+  // value from one it held already, so it never closes it), and the sender
+  // closes it when the message is settled (PipeState::SettleNamedLocked).
+  void AddNamed(RawHandle value) {
+    values_.push_back(value);
+    named_.push_back(value);
+  }
   void Keep() { values_.clear(); }
+  std::vector<RawHandle> TakeNamed() { return std::move(named_); }
 
  private:
   HANDLE process_;  // owned by the connection, which outlives every write
   std::vector<RawHandle> values_;
+  std::vector<RawHandle> named_;
 };
 
 class ReadOp : public IoOp {
@@ -465,10 +477,11 @@ class ReadOp : public IoOp {
 
 class WriteOp : public IoOp {
  public:
-  WriteOp(std::shared_ptr<IoTarget> target, uint64_t write_id, std::vector<uint8_t> bytes,
+  WriteOp(std::shared_ptr<IoTarget> target, uint64_t write_id, uint32_t seq, std::vector<uint8_t> bytes,
           std::unique_ptr<PeerHandles> handles)
-      : IoOp(std::move(target)), write_id(write_id), bytes(std::move(bytes)), handles(std::move(handles)) {}
+      : IoOp(std::move(target)), write_id(write_id), seq(seq), bytes(std::move(bytes)), handles(std::move(handles)) {}
   const uint64_t write_id;
+  const uint32_t seq;  // the MESSAGE's number, which its ACK/NACK names
   const std::vector<uint8_t> bytes;
   std::unique_ptr<PeerHandles> handles;
   bool owed = false;  // a control frame still waiting for the peer to read (counted in owed_control_)
@@ -556,31 +569,46 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
     auto handles = std::make_unique<PeerHandles>(Get(peer_process_));
     for (size_t i = 0; i < regions.size(); ++i) {
       const SharedMemory* region = regions[i];
-      if (region == nullptr || !region->valid()) return MakeError("CLOSED", "a region in the message is closed");
+      if (region == nullptr || !region->valid()) {
+        named_writing_.erase(frame.seq);
+        return MakeError("CLOSED", "a region in the message is closed");
+      }
       Result<RawHandle> remote = win::DuplicateSectionInto(*region, Get(peer_process_), region->read_only());
       if (!remote.ok()) {
+        named_writing_.erase(frame.seq);
         // Duplicating into a process that just died fails before the pipe
         // reports the break: say what happened, not ACCESS_DENIED.
         if (::WaitForSingleObject(Get(peer_process_), 0) == WAIT_OBJECT_0) return PeerClosedError();
         return remote.error();
       }
-      handles->Add(remote.value());
+      if (region->named()) {
+        handles->AddNamed(remote.value());
+        named_writing_.insert(frame.seq);
+      } else {
+        handles->Add(remote.value());
+      }
       RegionDescriptor& descriptor = frame.regions[i];
       descriptor.size = region->size();
-      descriptor.flags = region->read_only() ? kRegionReadOnly : 0;
+      descriptor.flags = (region->read_only() ? kRegionReadOnly : 0) | (region->named() ? kRegionNamed : 0);
       descriptor.handle = static_cast<uint32_t>(static_cast<uintptr_t>(remote.value()));
     }
     Result<std::vector<uint8_t>> encoded = EncodeFrame(frame);
-    if (!encoded.ok()) return encoded.error();
+    if (!encoded.ok()) {
+      named_writing_.erase(frame.seq);
+      return encoded.error();
+    }
 
-    auto op = std::make_unique<WriteOp>(shared_from_this(), write_id, encoded.take(), std::move(handles));
+    auto op = std::make_unique<WriteOp>(shared_from_this(), write_id, frame.seq, encoded.take(), std::move(handles));
     const BOOL done = ::WriteFile(Get(pipe_), op->bytes.data(), static_cast<DWORD>(op->bytes.size()),
                                   /*lpNumberOfBytesWritten=*/nullptr, op->overlapped());
     if (!done) {
       const DWORD err = ::GetLastError();
       // Any other failure queues no completion and wrote nothing; destroying
       // `op` revokes the handles.
-      if (err != ERROR_IO_PENDING) return WriteError(err);
+      if (err != ERROR_IO_PENDING) {
+        named_writing_.erase(frame.seq);
+        return WriteError(err);
+      }
     }
     // Completed or pending: either way one completion packet will arrive.
     // A write that completed here is reported by the caller, not posted.
@@ -663,8 +691,8 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
       Result<Frame> frame = DecodeFrame(frame_bytes, frame_length);
       if (frame.ok()) {
         message.frame = frame.take();
-        failure = AdoptRegions(&message);
-        if (failure.code.empty() && message.frame.type == FrameType::kMessage) {
+        failure = AdoptRegions(&message, limits_.accept_named_regions);
+        if (failure.code.empty() && message.frame.type == FrameType::kMessage && message.refused.code.empty()) {
           // Validated, never mapped; over a bound, released at once and refused.
           Result<std::unique_ptr<InboxCharge>> charge = account_->Charge(message.frame);
           if (charge.ok()) {
@@ -693,6 +721,9 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
       ShutdownLocked(failure);
       return;
     }
+    if (message.frame.type == FrameType::kAck || message.frame.type == FrameType::kNack) {
+      SettleNamedLocked(message.frame.seq);
+    }
     auto shared = std::make_shared<InboundMessage>(std::move(message));
     js_->Post([observer = observer_, user_closed = user_closed_, shared] {
       if (user_closed->load()) return;
@@ -705,12 +736,22 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
   // none: on the first failure the ones already adopted are closed (they were
   // proven to be our sections), and the failing value and all after it are
   // left untouched, because they may name anything in our handle table.
-  static Error AdoptRegions(InboundMessage* message) {
+  // A region flagged named is never adopted: a duplicate of it is
+  // (FromReceivedNamed), and only with `accept_named`; without it the message
+  // is refused (NACK UNSUPPORTED), its unnamed regions adopted and released,
+  // its named values left for the sender to close.
+  static Error AdoptRegions(InboundMessage* message, bool accept_named) {
+    bool named = false;
+    for (const RegionDescriptor& descriptor : message->frame.regions) named = named || descriptor.named();
+    const bool refuse = named && !accept_named;
     for (size_t i = 0; i < message->frame.regions.size(); ++i) {
       const RegionDescriptor& descriptor = message->frame.regions[i];
+      if (refuse && descriptor.named()) continue;
       // A u32 on the wire, sign-extended like a 32-bit process's handle.
       const RawHandle raw = static_cast<RawHandle>(static_cast<int32_t>(descriptor.handle));
-      Result<SharedMemory> region = SharedMemory::FromReceived(raw, descriptor.size, descriptor.read_only());
+      Result<SharedMemory> region = descriptor.named()
+                                        ? SharedMemory::FromReceivedNamed(raw, descriptor.size, descriptor.read_only())
+                                        : SharedMemory::FromReceived(raw, descriptor.size, descriptor.read_only());
       if (!region.ok()) {
         message->regions.clear();
         return MakeError("INVALID_HANDLE", "region " + std::to_string(i) + " of message " +
@@ -718,17 +759,60 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
       }
       message->regions.push_back(region.take());
     }
+    if (refuse) {
+      message->regions.clear();
+      message->refused = MakeError("UNSUPPORTED", NamedRegionRefusedMessage());
+    }
     return Error{};
+  }
+
+  // MESSAGE `seq` was answered (ACK or NACK): the receiver holds its own
+  // duplicate of every named region in it, or refused them, so the values
+  // pushed for them are closed in its table now. An answer that overtook
+  // the write's own completion is remembered until it lands.
+  void SettleNamedLocked(uint32_t seq) {
+    auto pushed = named_in_peer_.find(seq);
+    if (pushed != named_in_peer_.end()) {
+      for (RawHandle value : pushed->second) win::RevokeFromProcess(Get(peer_process_), value);
+      named_in_peer_.erase(pushed);
+    } else if (named_writing_.count(seq) != 0) {
+      named_settled_early_.insert(seq);
+    }
+  }
+
+  // The connection ended with named values still unanswered. If the peer
+  // ended it (EOF, broken pipe, a violation), it reads no more frames, so it
+  // will never duplicate them: they are closed. If this side closed it, the
+  // peer may still read the frame from the pipe and duplicate the value, and
+  // closing it first would let that number name something else there by
+  // then: the values are left (held by the peer until it exits; SECURITY.md).
+  void ForgetNamedLocked(std::vector<RawHandle> values) {
+    if (close_reason_.code == "CLOSED" || !peer_process_.valid()) return;
+    for (RawHandle value : values) win::RevokeFromProcess(Get(peer_process_), value);
   }
 
   void CompleteWrite(WriteOp* op, DWORD bytes, DWORD error) {
     // Written, or at least partly taken by the reader: the values may be in
     // use over there, so they stay. Failed with nothing written (cancelled by
     // Close, or the pipe broke first): they never reached the peer's code.
-    if (error == ERROR_SUCCESS || bytes != 0) op->handles->Keep();
+    const bool written = error == ERROR_SUCCESS || bytes != 0;
+    std::vector<RawHandle> named;
+    if (written) {
+      op->handles->Keep();
+      named = op->handles->TakeNamed();
+    }
     op->handles.reset();  // revokes now, while peer_process_ is certainly open
 
     std::lock_guard<std::mutex> lock(mutex_);
+    if (named_writing_.erase(op->seq) != 0 && !named.empty()) {
+      if (named_settled_early_.erase(op->seq) != 0) {
+        for (RawHandle value : named) win::RevokeFromProcess(Get(peer_process_), value);
+      } else if (closed_) {
+        ForgetNamedLocked(std::move(named));
+      } else {
+        named_in_peer_[op->seq] = std::move(named);
+      }
+    }
     --outstanding_;
     if (op->owed) --owed_control_;
     const bool unreported = pending_writes_.erase(op) != 0;
@@ -765,6 +849,9 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
     // JS side (whose callbacks it holds) be collected.
     observer_.reset();
     pending_writes_.clear();
+    for (auto& pushed : named_in_peer_) ForgetNamedLocked(std::move(pushed.second));
+    named_in_peer_.clear();
+    named_settled_early_.clear();
     // Closing the handle alone would also abort our I/O; cancelling first
     // makes the completions (ERROR_OPERATION_ABORTED) explicit. Their packets
     // still reach the port: the file object lives until its I/O completes.
@@ -800,7 +887,7 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
       if (!frame.ok()) return;
       InboundMessage message;
       message.frame = frame.take();
-      AdoptRegions(&message);  // the adopted ones close with `message`
+      AdoptRegions(&message, /*accept_named=*/false);  // the adopted ones close with `message`
     }
   }
 
@@ -825,6 +912,12 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
   PeerLimits limits_;
   std::shared_ptr<InboxAccount> account_;
   uint64_t owed_control_ = 0;                  // control frames written but not yet taken by the peer
+  // Named regions' values pushed into the peer (PeerHandles::AddNamed), by
+  // MESSAGE seq: being written, written and awaiting ACK/NACK, answered
+  // before the write's completion arrived.
+  std::unordered_set<uint32_t> named_writing_;
+  std::unordered_map<uint32_t, std::vector<RawHandle>> named_in_peer_;
+  std::unordered_set<uint32_t> named_settled_early_;
 };
 
 class PipeConnection : public Connection {

@@ -175,7 +175,7 @@ Status VerifySectionByTrialMapping(HANDLE handle, uint64_t size, bool read_only)
   return Ok();
 }
 
-Status VerifyReceivedSection(HANDLE handle, uint64_t size, bool read_only) {
+Status VerifyReceivedSection(HANDLE handle, uint64_t size, bool read_only, bool allow_named) {
   const nt::Functions& ntdll = nt::Ntdll();
   if (ntdll.query_object == nullptr || ntdll.query_section == nullptr) {
     return VerifySectionByTrialMapping(handle, size, read_only);
@@ -238,6 +238,7 @@ Status VerifyReceivedSection(HANDLE handle, uint64_t size, bool read_only) {
   //    A pushed value cannot be told apart from one that was already here, so
   //    this is the part of "refuse what the receiver already owns" that the
   //    kernel lets us check; SECURITY.md says what remains.
+  if (allow_named) return Ok();
   std::wstring name;
   status = QueryObjectString(handle, nt::kObjectNameInformation, &name);
   if (status == nt::kStatusBufferOverflow || status == nt::kStatusInfoLengthMismatch ||
@@ -410,6 +411,35 @@ Result<SharedMemory> SharedMemory::FromReceived(RawHandle raw, uint64_t size, bo
   // A received region starts a sharing policy of its own: no read-only twin
   // of it exists here, and a writable one was given write access on purpose.
   return SharedMemory(OsHandle(raw), size, read_only, std::make_shared<SharingPolicy>());
+}
+
+Result<SharedMemory> SharedMemory::FromReceivedNamed(RawHandle raw, uint64_t size, bool read_only) {
+  if (size == 0 || size > kMaxSize) return MakeError("INVALID_HANDLE", "the declared region size is out of range");
+  Status shape = CheckHandleValueShape(raw);
+  if (!shape.ok()) return shape.error();
+  // The pushed value cannot be told from one this process already held (Node's
+  // node-debug-handler section, a region of our own, an openNamed one), and a
+  // named section is allowed here, so the value itself is never adopted nor
+  // closed: a handle of our own to whatever it names is made and checked, and
+  // the sender closes the pushed value once this message is settled (ACK or
+  // NACK). At worst a lying peer makes us map memory we already held.
+  // DUPLICATE_SAME_ACCESS: never more rights than the pushed handle has.
+  HANDLE self = ::GetCurrentProcess();
+  HANDLE copy = nullptr;
+  {
+    win::OwnedSections registry;
+    if (!::DuplicateHandle(self, AsHandle(raw), self, &copy, /*dwDesiredAccess=*/0, /*bInheritHandle=*/FALSE,
+                           DUPLICATE_SAME_ACCESS)) {
+      return MakeError("INVALID_HANDLE", "the peer sent a value that is not an open handle in this process");
+    }
+    registry.Add(AsRaw(copy));
+  }
+  OsHandle owned(AsRaw(copy));  // closed (and forgotten by the registry) on every refusal below
+  Status verified = win::VerifyReceivedSection(copy, size, read_only, /*allow_named=*/true);
+  if (!verified.ok()) return verified.error();
+  SharedMemory memory(std::move(owned), size, read_only, std::make_shared<SharingPolicy>());
+  memory.named_ = true;
+  return memory;
 }
 
 Result<uint32_t> SharedMemory::DuplicateIntoProcess(int64_t pid, bool read_only) const {

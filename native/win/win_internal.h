@@ -69,7 +69,9 @@ void RevokeFromProcess(HANDLE process, RawHandle remote);
 // value-shape and registry checks and without taking ownership. Exposed for
 // the native test, which also exercises the fallback used where NtQueryObject
 // or NtQuerySection is missing.
-Status VerifyReceivedSection(HANDLE handle, uint64_t size, bool read_only);
+// `allow_named`: a named section is accepted (a region the peer flagged
+// named, on a connection that opted in); otherwise it is refused.
+Status VerifyReceivedSection(HANDLE handle, uint64_t size, bool read_only, bool allow_named = false);
 Status VerifySectionByTrialMapping(HANDLE handle, uint64_t size, bool read_only);
 
 }  // namespace win

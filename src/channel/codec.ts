@@ -4,7 +4,7 @@ import { err, ok, type Result } from 'neverthrow';
 import { MEMPORT_ERROR_CODES, memportError, peerText, toMemportError, type MemportError, type MemportErrorCode } from '../errors.js';
 import type { NativeRegion } from '../native/binding.js';
 import { describe, readArray, readOptions, thrownText } from '../options.js';
-import { nativeOf, namedRegionSendError, type SharedRegion } from '../region.js';
+import { nativeOf } from '../region.js';
 import { MAX_DATA_BYTES, MAX_REGIONS_PER_MESSAGE } from './protocol.js';
 
 const encoder = new TextEncoder();
@@ -38,8 +38,6 @@ export function encodeMessage(message: unknown): Result<EncodedMessage, MemportE
     const native = nativeOf(region);
     if (!native) return err(memportError('INVALID_ARGUMENT', `regions[${i}] is not a SharedRegion`));
     if (native.closed()) return err(memportError('CLOSED', `regions[${i}] is closed`));
-    const named = namedRegionSendError(region as SharedRegion, i);
-    if (named) return err(named);
     natives.push(native);
   }
   if (data === undefined) return ok({ natives, bytes: undefined });

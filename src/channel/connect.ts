@@ -8,6 +8,7 @@ import { readLimits, type ConnectionLimits, type ResolvedLimits } from '../limit
 import type { Binding, NativeConnection } from '../native/binding.js';
 import { loadNative } from '../native/load.js';
 import { abortSignal, describe, readOptions, waitOptionsFrom } from '../options.js';
+import type { SharedRegion } from '../region.js';
 import { Waiter, type WaitOptions } from '../waiter.js';
 import { Connection } from './connection.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, checkName } from './protocol.js';
@@ -31,6 +32,20 @@ export interface ConnectOptions extends WaitOptions {
   waitForListener?: boolean;
   /** Bounds on what the listener can make this process hold (defaults: {@link DEFAULT_LIMITS}). */
   limits?: ConnectionLimits;
+  /**
+   * Take regions the peer opened by name ({@link SharedRegion.openNamed},
+   * {@link SharedRegion.createNamed}): the live named memory, not a copy.
+   * Default `false`: a message carrying one is refused, its handles released
+   * unmapped, and the sender's `send()` fails with `UNSUPPORTED` (telling it
+   * to ask for this option or send `region.copyToUnnamed()`). Turn it on only
+   * for a peer you trust with that memory: a named region has none of
+   * memport's guarantees — on Linux it is not sealed, so its owner (or anyone
+   * with write access to the name) can shrink it, and touching a view past
+   * the new end kills this process with SIGBUS (`read`/`write` check the
+   * size and fail instead). Received named regions have `named === true` and
+   * no `name`. See SECURITY.md, "Named shared memory".
+   */
+  acceptNamedRegions?: boolean;
 }
 
 /** Retries while waiting for a listener: first delay, and the most it grows to. */
@@ -53,7 +68,7 @@ const MAX_RETRY_MS = 250;
 export function connect(name: string, options?: ConnectOptions): ResultAsync<Connection, MemportError> {
   const bad = checkName(name);
   if (bad) return errAsync(bad);
-  const read = readOptions(options, ['timeoutMs', 'signal', 'expectPid', 'limits', 'waitForListener'], 'connect');
+  const read = readOptions(options, ['timeoutMs', 'signal', 'expectPid', 'limits', 'waitForListener', 'acceptNamedRegions'], 'connect');
   if (read.isErr()) return errAsync(read.error);
   const wait = waitOptionsFrom(read.value, 'connect');
   if (wait.isErr()) return errAsync(wait.error);
@@ -64,7 +79,7 @@ export function connect(name: string, options?: ConnectOptions): ResultAsync<Con
   if (typeof waitForListener !== 'boolean') {
     return errAsync(memportError('INVALID_ARGUMENT', `connect: waitForListener must be true or false, got ${describe(waitForListener)}`));
   }
-  const limits = readLimits(read.value.limits, false);
+  const limits = readLimits(read.value.limits, false, read.value.acceptNamedRegions);
   if (limits.isErr()) return errAsync(limits.error);
   const binding = loadNative();
   if (binding.isErr()) return errAsync(binding.error);

@@ -10,6 +10,7 @@ import { nativeLimits, readLimits, type ListenerLimits, type ResolvedLimits } fr
 import type { NativeConnection, NativeListener, NativePeerLimits } from '../native/binding.js';
 import { loadNative } from '../native/load.js';
 import { describe, readOptions, readWaitOptions } from '../options.js';
+import type { SharedRegion } from '../region.js';
 import { Waiter, type WaitOptions } from '../waiter.js';
 import { Admissions } from './admission.js';
 import type { Connection } from './connection.js';
@@ -43,6 +44,20 @@ export interface ListenOptions {
    * {@link DEFAULT_LIMITS}, documented in SECURITY.md ("Resource limits").
    */
   limits?: ListenerLimits;
+  /**
+   * Take regions the peer opened by name ({@link SharedRegion.openNamed},
+   * {@link SharedRegion.createNamed}): the live named memory, not a copy.
+   * Default `false`: a message carrying one is refused, its handles released
+   * unmapped, and the sender's `send()` fails with `UNSUPPORTED` (telling it
+   * to ask for this option or send `region.copyToUnnamed()`). Turn it on only
+   * for a peer you trust with that memory: a named region has none of
+   * memport's guarantees — on Linux it is not sealed, so its owner (or anyone
+   * with write access to the name) can shrink it, and touching a view past
+   * the new end kills this process with SIGBUS (`read`/`write` check the
+   * size and fail instead). Received named regions have `named === true` and
+   * no `name`. See SECURITY.md, "Named shared memory".
+   */
+  acceptNamedRegions?: boolean;
 }
 
 function defaultAllow(peer: Peer): boolean {
@@ -69,13 +84,13 @@ function defaultAllow(peer: Peer): boolean {
 export function listen(name: string, options?: ListenOptions): ResultAsync<Listener, MemportError> {
   const bad = checkName(name);
   if (bad) return errAsync(bad);
-  const read = readOptions(options, ['allow', 'limits'], 'listen');
+  const read = readOptions(options, ['allow', 'limits', 'acceptNamedRegions'], 'listen');
   if (read.isErr()) return errAsync(read.error);
   const { allow = defaultAllow } = read.value;
   if (typeof allow !== 'function') {
     return errAsync(memportError('INVALID_ARGUMENT', `listen: options.allow must be a function, got ${describe(allow)}`));
   }
-  const limits = readLimits(read.value.limits, true);
+  const limits = readLimits(read.value.limits, true, read.value.acceptNamedRegions);
   if (limits.isErr()) return errAsync(limits.error);
   const created = loadNative().andThen((binding) =>
     Result.fromThrowable(() => Listener._open(binding.listen, name, allow as (peer: Peer) => boolean | Promise<boolean>, limits.value), toMemportError)(),

@@ -7,6 +7,8 @@
 export interface NativeRegion {
   size(): number;
   readOnly(): boolean;
+  /** Opened or created by name, or received flagged named (ABI 10). */
+  named(): boolean;
   closed(): boolean;
   /** False once a read-only twin exists: no writable handle may leave the process. */
   writeSharingAllowed(): boolean;
@@ -67,6 +69,8 @@ export interface NativePeerLimits {
   maxPendingRegionBytes: number;
   maxOwedControlFrames: number;
   fdReserve: number;
+  /** Take regions the peer flagged named (ABI 10); absent = false. */
+  acceptNamedRegions?: boolean;
 }
 
 export interface NativeConnection {

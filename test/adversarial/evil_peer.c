@@ -93,6 +93,7 @@ enum { WELCOME = 1, REJECT = 2, MESSAGE = 3, ACK = 4, NACK = 5 };
 #define MAX_DATA (128u * 1024u)
 #define MAX_FRAME (HEADER + DESCRIPTOR * MAX_REGIONS + MAX_DATA)
 #define READ_ONLY 1u
+#define NAMED 2u  /* the region is named memory (frame.h kRegionNamed) */
 
 typedef struct {
   uint8_t* bytes;
@@ -365,7 +366,7 @@ static void frame_attack(const char* scenario, int argc, char** argv) {
     b = header(ACK, 1, 1, 0);
     descriptor(&b, 4096, 0, 0);
   } else if (!strcmp(scenario, "bad-flags")) {
-    b = good_message(1, 4096, 7, 0, "1", 0x2, 4096);
+    b = good_message(1, 4096, 7, 0, "1", 0x4, 4096);  /* bit 1 is "named" now; bit 2 is unknown */
     hold_shared();
   } else if (!strcmp(scenario, "region-size-zero")) {
     b = good_message(1, 4096, 7, 0, "1", 0, 0);
@@ -1100,6 +1101,9 @@ static uint32_t find_in_peer(const char* symbol, DWORD good_pid) {
 
 // `symbol` (optional): "own-pipe", "own-process" or "good-pipe", found in the
 // receiver's table once connected and used as the value.
+// Extra descriptor flags for attack_value ("sweep-named": NAMED).
+static uint32_t g_value_flags = 0;
+
 static int attack_value(const char* address, uint32_t value, const char* symbol, DWORD good_pid, int* adopted,
                         int* closed) {
   connect_to(address);
@@ -1116,7 +1120,7 @@ static int attack_value(const char* address, uint32_t value, const char* symbol,
   }
   const RemoteHandle before = look_at(value, good_pid);
   Buf b = header(MESSAGE, 1, 1, 0);
-  descriptor(&b, 1, before.writable_section ? 0 : READ_ONLY, value);
+  descriptor(&b, 1, (before.writable_section ? 0 : READ_ONLY) | g_value_flags, value);
   const int sent = send_raw(b.bytes, b.length) == 0;
   free(b.bytes);
   const char* outcome = "TIMEOUT";
@@ -1413,6 +1417,62 @@ static int platform_scenario(const char* name, const char* address, int argc, ch
     scan_control(arg_u64(argc, argv, 0, 0x13000));
   } else if (!strcmp(name, "squat")) {
     squat(address, argc > 0 ? argv[0] : "SY", (int)arg_u64(argc, argv, 1, 5000));
+  } else if (!strcmp(name, "named-value")) {
+    // named-value <value> <size>: one region flagged named whose handle field
+    // is a value already in the receiver's table (the F2 hole: a receiver
+    // cannot tell it from one we pushed). Then waits for stdin to close.
+    connect_to(address);
+    expect_welcome();
+    Buf b = header(MESSAGE, 1, 1, 0);
+    descriptor(&b, arg_u64(argc, argv, 1, 4096), NAMED, parse_u32(argc > 0 ? argv[0] : "0"));
+    send_or_report(&b);
+    free(b.bytes);
+    const long n = receive_raw(20000);
+    if (n >= HEADER) report_frame(n, 0);
+    wait_for_stdin_eof();
+  } else if (!strcmp(name, "named-receiver")) {
+    // named-receiver <ack|nack|hangup>: takes one MESSAGE from the listener,
+    // maps each region by the value memport pushed (never closing it: a
+    // memport receiver keeps a duplicate instead), answers ACK or NACK (or,
+    // for hangup, closes its end of the pipe without answering), then says
+    // whether each pushed value was closed by the sender ("PUSHED <v> CLOSED|OPEN").
+    connect_to(address);
+    expect_welcome();
+    const int nack = argc > 0 && !strcmp(argv[0], "nack");
+    const int hangup = argc > 0 && !strcmp(argv[0], "hangup");
+    const long n = receive_raw(20000);
+    if (n < HEADER || frame_type() != MESSAGE) die("no MESSAGE (%ld)", n);
+    const uint32_t seq = frame_seq();
+    const int count = frame_regions();
+    uint32_t pushed[MAX_REGIONS];
+    for (int i = 0; i < count && i < MAX_REGIONS; ++i) {
+      const uint8_t* d = g_rx + HEADER + DESCRIPTOR * i;
+      const uint32_t flags = get_u32(d + 8);
+      pushed[i] = get_u32(d + 12);
+      const uint8_t* view = (const uint8_t*)MapViewOfFile((HANDLE)(uintptr_t)pushed[i], FILE_MAP_READ, 0, 0, 0);
+      say("NAMED-REGION %d flags %u first %d", i, flags, view == NULL ? -1 : view[0]);
+      if (view != NULL) UnmapViewOfFile(view);
+    }
+    if (hangup) {
+      CloseHandle(g_pipe);
+      g_pipe = INVALID_HANDLE_VALUE;
+      say("HUNG UP");
+    } else {
+      Buf b = nack ? text_frame(NACK, seq, "{\"code\":\"UNSUPPORTED\",\"message\":\"evil says no\"}")
+                   : header(ACK, 0, seq, 0);
+      send_or_report(&b);
+      free(b.bytes);
+    }
+    for (int i = 0; i < count && i < MAX_REGIONS; ++i) {
+      DWORD info = 0;
+      int open = 1;
+      // The sender closes it when it reads our answer: wait for that (bounded).
+      for (int tries = 0; tries < 200 && (open = GetHandleInformation((HANDLE)(uintptr_t)pushed[i], &info)); ++tries) {
+        sleep_ms(50);
+      }
+      say("PUSHED 0x%x %s", pushed[i], open ? "OPEN" : "CLOSED");
+    }
+    if (!hangup) drain(5000, 0);
   } else if (!strcmp(name, "values")) {
     // values <v,v,...> [good-pid]
     uint32_t values[256];
@@ -1420,7 +1480,9 @@ static int platform_scenario(const char* name, const char* address, int argc, ch
     char* list = argc > 0 ? argv[0] : (char*)"";
     for (char* v = strtok(list, ","); v != NULL && count < 256; v = strtok(NULL, ",")) values[count++] = parse_u32(v);
     attack_values(address, NULL, values, count, (DWORD)arg_u64(argc, argv, 1, 0));
-  } else if (!strcmp(name, "sweep")) {
+  } else if (!strcmp(name, "sweep") || !strcmp(name, "sweep-named")) {
+    // sweep-named: the same, every region flagged named (F2 with the opt-in).
+    if (!strcmp(name, "sweep-named")) g_value_flags = NAMED;
     // sweep <from> <to> [good-pid]: this connection's own pipe, the
     // receiver's handle to us and (with good-pid) its pipe to that other peer,
     // found in its table; then every multiple of 4 in [from, to].
@@ -1802,16 +1864,25 @@ static int fd_of_kind(const char* kind, uint64_t size, Region** memfd) {
 // would to make a reader that mapped it die of SIGBUS.
 static void fd_attack(int argc, char** argv) {
   const char* kind = argc > 0 ? argv[0] : "pipe";
-  const int read_only = argc > 1 && !strcmp(argv[1], "ro");
+  // mode: "ro" or "rw", "+named" to flag the region as named memory.
+  const int read_only = argc > 1 && !strncmp(argv[1], "ro", 2);
+  const int named = argc > 1 && strstr(argv[1], "+named") != NULL;
   const uint64_t size = arg_u64(argc, argv, 2, 4096);
   Region* memfd = NULL;
   const int fd = fd_of_kind(kind, size, &memfd);
   if (fd < 0) die("could not make a %s fd: %s", kind, strerror(errno));
   queue_fd(fd);
   Buf b = header(MESSAGE, 1, 1, 0);
-  descriptor(&b, size, read_only ? READ_ONLY : 0, 0);
+  descriptor(&b, size, (read_only ? READ_ONLY : 0) | (named ? NAMED : 0), 0);
   send_or_report(&b);
   free(b.bytes);
+  if (memfd != NULL && named) {
+    // A named region is accepted unsealed: shrink it only once the receiver
+    // has taken it (its ACK), to see what that does to a receiver holding it.
+    const long n = receive_raw(15000);
+    if (n >= HEADER) report_frame(n, 0);
+    else if (n == RX_EOF) say("EOF");
+  }
   if (memfd != NULL) {
     const int shrunk = ftruncate(memfd->fd, 0);
     say("TRUNCATE %s", shrunk == 0 ? "done" : strerror(errno));
