@@ -5,6 +5,7 @@ import { ResultAsync, err, errAsync, ok, okAsync, Result } from 'neverthrow';
 import { MEMPORT_ERROR_CODES, memportError, peerText, toMemportError, type MemportError, type MemportErrorCode } from './errors.js';
 import { DEFAULT_LIMITS, nativeLimits, readLimits, type ConnectionLimits, type ListenerLimits, type ResolvedLimits } from './limits.js';
 import { FrameType, type NativeConnection, type NativeInbound, type NativeListener, type NativePeerLimits, type NativeRegion } from './native/binding.js';
+import { PROTOCOL, UNREPORTED_WRITE } from './native/constants.js';
 import { loadNative } from './native/load.js';
 import { describe, readArray, readOptions, readWaitOptions, thrownText, waitOptionsFrom } from './options.js';
 import { SharedRegion, nativeOf, namedRegionSendError } from './region.js';
@@ -64,12 +65,12 @@ export interface ConnectOptions extends WaitOptions {
   limits?: ConnectionLimits;
 }
 
-/** At most this many MESSAGE frames may await acknowledgement in each direction. */
-export const MESSAGE_WINDOW = 256;
-/** Largest serialised `data` of one message. */
-export const MAX_DATA_BYTES = 128 * 1024;
-/** Most regions in one message. */
-export const MAX_REGIONS_PER_MESSAGE = 64;
+/** At most this many MESSAGE frames (256) may await acknowledgement in each direction. Defined by the addon (native/core/frame.h). */
+export const MESSAGE_WINDOW: number = PROTOCOL.messageWindow;
+/** Largest serialised `data` of one message (128 KiB). Defined by the addon (native/core/frame.h). */
+export const MAX_DATA_BYTES: number = PROTOCOL.maxDataBytes;
+/** Most regions in one message (64). Defined by the addon (native/core/frame.h). */
+export const MAX_REGIONS_PER_MESSAGE: number = PROTOCOL.maxRegionsPerMessage;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 /**
  * How long `send` waits for the peer to take a message when the caller gives
@@ -87,8 +88,6 @@ export function _setDefaultSendTimeout(ms: number): void {
 const REFUSAL_TEXT = 'not admitted by the listener';
 /** How often a Linux listener checks that its socket and lock file are still the ones it made. */
 const NAME_CHECK_INTERVAL_MS = 1_000;
-/** Write id of control frames: the native side reports no completion for it. */
-const UNREPORTED_WRITE = 0;
 const NAME_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/;
 
 const encoder = new TextEncoder();

@@ -46,6 +46,9 @@ constexpr uint32_t kMaxDataLength = 128 * 1024;
 constexpr uint64_t kMaxRegionSize = uint64_t{1} << 47;
 constexpr size_t kMaxFrameSize = kHeaderSize + kDescriptorSize * kMaxRegionsPerFrame + kMaxDataLength;
 constexpr uint32_t kRegionReadOnly = 1u << 0;
+// MESSAGE frames one sender may have unacknowledged at once (docs/PROTOCOL.md
+// section 3, "Window"); enforced by the receiver, which drops a peer past it.
+constexpr uint32_t kMessageWindow = 256;
 
 struct RegionDescriptor {
   uint64_t size = 0;
