@@ -332,6 +332,63 @@ void CheckCensusSettles(const std::string& baseline) {
 // ---------------------------------------------------------------------------
 // The cases.
 
+// A name has one live listener; it is free again once that listener closes;
+// connecting finds it or says NOT_FOUND; a client that names the listener's
+// PID gets that process or ACCESS_DENIED.
+void Names() {
+  const std::string baseline = contract_os::HandleCensus();
+  const std::string name = ChannelName("names");
+  Result<std::string> bad = ChannelAddress("bad/name");
+  Check(!bad.ok() && bad.error().code == "INVALID_ARGUMENT", "ChannelAddress refuses a name with a '/'");
+  Result<std::string> upper = ChannelAddress(name + "-CASE");
+  Result<std::string> lower = ChannelAddress(name + "-case");
+  Check(upper.ok() && lower.ok() && upper.value() == lower.value(), "names are case-insensitive (one address)");
+  {
+    Server server;
+    if (!server.Listen(name)) return;
+    Result<std::unique_ptr<Listener>> second = memport::Listen(name, g_js, std::make_shared<ListenRecorder>());
+    Check(!second.ok() && second.error().code == "ALREADY_EXISTS", "a second Listen on the name gives ALREADY_EXISTS",
+          second.ok() ? "succeeded" : Describe(second.error()));
+    Check(server.listener->address() == ChannelAddress(name).value(), "the listener's address() is the channel address");
+
+    bool finished = false;
+    Result<std::unique_ptr<Connection>> wrong = MakeError("TIMEOUT", "no answer");
+    Connect(name, 10000, contract_os::CurrentPid() + 1, g_js, [&](Result<std::unique_ptr<Connection>> r) {
+      wrong = std::move(r);
+      finished = true;
+    });
+    PumpUntil([&] { return finished; });
+    Check(!wrong.ok() && wrong.error().code == "ACCESS_DENIED", "Connect expecting another listener PID gives ACCESS_DENIED",
+          wrong.ok() ? "connected" : Describe(wrong.error()));
+    std::unique_ptr<End> right = ConnectTo(name, contract_os::CurrentPid());
+    std::unique_ptr<End> accepted = server.Accept();
+    Check(right && accepted && accepted->connection->peer().pid == contract_os::CurrentPid() &&
+              right->connection->peer().pid == contract_os::CurrentPid(),
+          "Connect expecting this PID succeeds, and both ends see this process as the peer");
+    // Every connection goes first: on Windows a pipe name exists while any
+    // instance of it does, a connection's included, and the OS refuses a
+    // first instance until then (FILE_FLAG_FIRST_PIPE_INSTANCE).
+    right.reset();
+    accepted.reset();
+    g_js->Drain();
+    server.recorder->connections.clear();  // the refused client's, if the listener saw it
+    server.listener->Close();
+    Result<std::unique_ptr<Listener>> again = memport::Listen(name, g_js, std::make_shared<ListenRecorder>());
+    Check(again.ok(), "once the listener and its connections are closed, the name can be listened on again",
+          again.ok() ? "" : Describe(again.error()));
+  }
+  bool finished = false;
+  Result<std::unique_ptr<Connection>> nobody = MakeError("TIMEOUT", "no answer");
+  Connect(name, 10000, 0, g_js, [&](Result<std::unique_ptr<Connection>> r) {
+    nobody = std::move(r);
+    finished = true;
+  });
+  PumpUntil([&] { return finished; });
+  Check(!nobody.ok() && nobody.error().code == "NOT_FOUND", "once no listener has the name, Connect gives NOT_FOUND",
+        nobody.ok() ? "connected" : Describe(nobody.error()));
+  CheckCensusSettles(baseline);
+}
+
 // Regions cross to another process and back: the same bytes arrive, and
 // writes through a shared writable region are seen on both sides.
 void RoundTripWithHandles() {
@@ -561,13 +618,16 @@ void ProtocolViolation() {
         {"random bytes", garbage},
         {"a frame shorter than its header says", short_frame.value()},
         {"an empty message", {}},
+        // No header can describe this much: the message is just too long.
+        {"a message longer than the largest frame", std::vector<uint8_t>(kMaxFrameSize + 4096, 0x41)},
     };
     for (const auto& [label, bytes] : bad) {
       std::unique_ptr<contract_os::RawClient> raw = contract_os::RawConnect(name);
       std::unique_ptr<End> victim = server.Accept();
       if (!Check(raw && victim, "a raw client connected (" + label + ")")) return;
-      Check(raw->Send(bytes), "it sent " + label);
+      // Started first: a pipe blocks a write longer than its buffer until the reader reads.
       victim->Start();
+      raw->Send(bytes);
       Check(victim->WaitClosed() && victim->recorder->close_error.code == "PROTOCOL",
             label + " closes that connection with PROTOCOL", Describe(victim->recorder->close_error));
       g_js->Drain();
@@ -620,21 +680,26 @@ void UndeliveredHandlesReleased() {
   CheckCensusSettles(baseline);
 }
 
-// What the backends make once per process (an I/O thread, its epoll fd or
-// completion port), made before the first census.
+// What the backends make once per process (an I/O thread and its epoll fd
+// or completion port, which the census leaves out) is made here, before the
+// cases.
 void WarmUp() {
-  const std::string name = ChannelName("warm-up");
-  Server server;
-  if (!server.Listen(name)) return;
-  std::unique_ptr<End> client = ConnectTo(name);
-  std::unique_ptr<End> served = server.Accept();
-  if (!client || !Check(served != nullptr, "the listener handed over the client")) return;
-  client->Start();
-  served->Start();
-  SharedMemory region = MakeRegion(4096, 7);
-  const uint64_t id = client->WriteText("warm", {&region});
-  InboundMessage message;
-  Check(id != 0 && served->WaitFrame(&message) && message.regions.size() == 1, "a first message arrives");
+  const std::string baseline = contract_os::HandleCensus();
+  {
+    const std::string name = ChannelName("warm-up");
+    Server server;
+    if (!server.Listen(name)) return;
+    std::unique_ptr<End> client = ConnectTo(name);
+    std::unique_ptr<End> served = server.Accept();
+    if (!client || !Check(served != nullptr, "the listener handed over the client")) return;
+    client->Start();
+    served->Start();
+    SharedMemory region = MakeRegion(4096, 7);
+    const uint64_t id = client->WriteText("warm", {&region});
+    InboundMessage message;
+    Check(id != 0 && served->WaitFrame(&message) && message.regions.size() == 1, "a first message arrives");
+  }
+  CheckCensusSettles(baseline);
 }
 
 // ---------------------------------------------------------------------------
@@ -702,6 +767,7 @@ int main(int argc, char** argv) {
   contract_os::PrintLine(std::string("transport contract, ") + contract_os::kPlatform + " backend");
   const std::pair<const char*, void (*)()> cases[] = {
       {"warm-up", WarmUp},
+      {"names", Names},
       {"round trip with handles", RoundTripWithHandles},
       {"queued writes", QueuedWrites},
       {"peer death mid-write", PeerDeathMidWrite},
