@@ -4,12 +4,54 @@
 
 #include "addon_data.h"
 #include "channel_binding.h"
+#include "core/frame.h"
+#include "core/inbox.h"
 #include "core/shared_memory.h"
+#include "core/transport.h"
 #include "napi_error.h"
 #include "region_binding.h"
 
 namespace memport {
 namespace {
+
+// Bumped whenever the binding's shape changes (src/native/binding.ts, which
+// holds the version it expects: the loader refuses any other).
+constexpr int kAbiVersion = 10;
+
+Napi::Number Number(Napi::Env env, uint64_t value) { return Napi::Number::New(env, static_cast<double>(value)); }
+
+// protocol: the wire format's limits, defined once in native/core/frame.h.
+// Every value is below 2^53, so a JS number holds it exactly.
+Napi::Object ProtocolConstants(Napi::Env env) {
+  Napi::Object protocol = Napi::Object::New(env);
+  protocol.Set("version", Number(env, kProtocolVersion));
+  protocol.Set("maxRegionsPerMessage", Number(env, kMaxRegionsPerFrame));
+  protocol.Set("maxDataBytes", Number(env, kMaxDataLength));
+  protocol.Set("maxFrameBytes", Number(env, kMaxFrameSize));
+  protocol.Set("maxRegionBytes", Number(env, kMaxRegionSize));
+  protocol.Set("messageWindow", Number(env, kMessageWindow));
+  Napi::Object types = Napi::Object::New(env);
+  types.Set("welcome", Number(env, static_cast<uint8_t>(FrameType::kWelcome)));
+  types.Set("reject", Number(env, static_cast<uint8_t>(FrameType::kReject)));
+  types.Set("message", Number(env, static_cast<uint8_t>(FrameType::kMessage)));
+  types.Set("ack", Number(env, static_cast<uint8_t>(FrameType::kAck)));
+  types.Set("nack", Number(env, static_cast<uint8_t>(FrameType::kNack)));
+  protocol.Set("frameTypes", types);
+  return protocol;
+}
+
+// defaultLimits: PeerLimits' defaults (native/core/inbox.h), which
+// src/limits.ts publishes as DEFAULT_LIMITS.
+Napi::Object DefaultLimits(Napi::Env env) {
+  const PeerLimits defaults;
+  Napi::Object limits = Napi::Object::New(env);
+  limits.Set("maxPendingDataBytes", Number(env, defaults.max_pending_data_bytes));
+  limits.Set("maxPendingHandles", Number(env, defaults.max_pending_handles));
+  limits.Set("maxPendingRegionBytes", Number(env, defaults.max_pending_region_bytes));
+  limits.Set("maxOwedControlFrames", Number(env, defaults.max_owed_control_frames));
+  limits.Set("fdReserve", Number(env, defaults.fd_reserve));
+  return limits;
+}
 
 // createRegion(size): a new writable region, already mapped.
 Napi::Value CreateRegion(const Napi::CallbackInfo& info) {
@@ -120,7 +162,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("parkedGraceMs", Napi::Number::New(env, static_cast<double>(Mapping::kRetiredGraceMs)));
   exports.Set("receivedMappingIdleMs", Napi::Number::New(env, static_cast<double>(ReceivedMappings::kIdleMs)));
   exports.Set("maxRegionSize", Napi::Number::New(env, static_cast<double>(SharedMemory::kMaxSize)));
-  exports.Set("abiVersion", Napi::Number::New(env, 10));
+  exports.Set("protocol", ProtocolConstants(env));
+  exports.Set("defaultLimits", DefaultLimits(env));
+  // The write id whose completion is never reported (native/core/transport.h).
+  exports.Set("unreportedWrite", Number(env, kUnreportedWrite));
+  exports.Set("abiVersion", Napi::Number::New(env, kAbiVersion));
   return exports;
 }
 

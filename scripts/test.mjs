@@ -4,6 +4,10 @@
 //
 //   node scripts/test.mjs [--only <label>[,<label>...]] [--no-build] [files...]
 //
+// Files are test/*.test.mjs suites or test/native/*.cc programs (the C++
+// tests without Node: the transport contract test on Linux and under Wine,
+// the Windows transport test under Wine); none given means all of them.
+//
 // Labels: linux (this Node), linux-node22, linux-node24, linux-node26, win,
 // types (a user's project type-checks against the packed package; full runs only).
 //
@@ -22,6 +26,8 @@ const args = process.argv.slice(2);
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
 const build = !args.includes('--no-build');
 const explicitFiles = args.filter((a, i) => a.endsWith('.mjs') && args[i - 1] !== '--only');
+const explicitNative = args.filter((a, i) => a.endsWith('.cc') && args[i - 1] !== '--only').map((f) => relative(root, join(process.cwd(), f)).replace(/\\/g, '/'));
+const explicit = explicitFiles.length + explicitNative.length > 0;
 const onLinux = process.platform === 'linux';
 const onlyLabels = only?.split(',');
 const wants = (label) => !onlyLabels || onlyLabels.includes(label);
@@ -41,7 +47,7 @@ function step(title, command, commandArgs) {
   }
 }
 
-const testFiles = explicitFiles.length
+const testFiles = explicit
   ? explicitFiles.map((f) => relative(root, join(process.cwd(), f)))
   : readdirSync(join(root, 'test'))
       .filter((f) => f.endsWith('.test.mjs'))
@@ -104,9 +110,31 @@ function runSuite(platform, execPath) {
   }
 }
 
+/**
+ * The C++ test programs (test/native), each built by its script and run once:
+ * no rerun, a flaky check is made exact instead. `platform` is the label the
+ * result is tallied under; the script's last line is "N passed, N failed".
+ */
+const NATIVE_PROGRAMS = [
+  // One set of transport cases over each backend (native/linux, native/win).
+  { file: 'test/native/transport_contract_test.cc', platform: 'linux', script: 'run-contract-test.sh', args: ['linux'] },
+  { file: 'test/native/transport_contract_test.cc', platform: 'win32', script: 'run-contract-test.sh', args: ['win'] },
+  // What only the Windows backend does (squatting, bogus handle values, DACLs, inheritance, 64 clients).
+  { file: 'test/native/win_transport_test.cc', platform: 'win32', script: 'run-win-transport-test.sh', args: [] },
+];
+function runNativePrograms(platform) {
+  for (const program of NATIVE_PROGRAMS) {
+    if (program.platform !== platform || (explicit && !explicitNative.includes(program.file))) continue;
+    const start = Date.now();
+    const r = spawnSync('sh', [join('test', 'native', program.script), ...program.args], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 15 * 60_000 });
+    record(platform, program.file, `${r.stdout}${r.stderr}`, r.status, Date.now() - start);
+  }
+}
+
 if (runHost) {
   console.log(`\n▶ ${process.platform} suite (Node ${process.version})`);
   runSuite(process.platform, process.execPath);
+  if (onLinux) runNativePrograms('linux');
 }
 
 // The same files on the other supported Node.js lines. One addon build serves
@@ -127,7 +155,7 @@ for (const version of extraNodes) {
 
 // A user's project with its own neverthrow (7.x, 8.x) compiles strictly against
 // the packed package and shares that neverthrow (test/types-consumer/run.mjs).
-if (!explicitFiles.length && wants('types')) {
+if (!explicit && wants('types')) {
   console.log('\n▶ types: a user project with its own neverthrow, against the packed package');
   const start = Date.now();
   const r = spawnSync(process.execPath, [join('test', 'types-consumer', 'run.mjs')], { cwd: root, encoding: 'utf8', timeout: 15 * 60_000 });
@@ -157,27 +185,11 @@ if (runWine) {
       const r = runWindowsNode(['--expose-gc', '--import', './test/exit-watchdog.mjs', file.replace(/\//g, '\\')], { timeoutMs: 10 * 60_000 });
       record('win32', file, r.output, r.status, Date.now() - start);
     }
-    if (!explicitFiles.length) {
-      // The Windows transport's own cross-process checks, in C++ without Node
-      // (squatting, bogus handle values, revocation, inheritance, 64 clients).
-      // A few of its 127 checks compare Wine handle-slot probes or race the
-      // pipe buffer, and under load fail about one run in five; a real bug
-      // fails every run. So one rerun, and the first run's failures are shown.
-      const start = Date.now();
-      const runNative = () =>
-        spawnSync('sh', [join('test', 'native', 'run-win-transport-test.sh')], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 15 * 60_000 });
-      let r = runNative();
-      if (r.status !== 0) {
-        const fails = `${r.stdout}`.split('\n').filter((l) => l.startsWith('FAIL')).join('\n      ');
-        console.log(`  ↻ test/native/win_transport_test.cc failed once; rerunning. First run:\n      ${fails || '(no FAIL lines)'}`);
-        r = runNative();
-      }
-      record('win32', 'test/native/win_transport_test.cc', `${r.stdout}${r.stderr}`, r.status, Date.now() - start);
-    }
+    runNativePrograms('win32');
   }
 }
 
-if (!explicitFiles.length && !only) {
+if (!explicit && !only) {
   // The packed package installed as a user does, on Linux, Wine and qemu arm64
   // (scripts/test-install.mjs prints as it goes; its tally comes back in a file).
   const summary = join(root, '.cache', `install-summary-${process.pid}.txt`);

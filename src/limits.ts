@@ -2,6 +2,7 @@ import { err, ok, type Result } from 'neverthrow';
 import { memportError, type MemportError } from './errors.js';
 import { describe } from './options.js';
 import type { NativePeerLimits } from './native/binding.js';
+import { NATIVE_DEFAULT_LIMITS } from './native/constants.js';
 
 /**
  * Bounds on what the peer of one connection can make this process hold.
@@ -42,13 +43,15 @@ export interface ListenerLimits extends ConnectionLimits {
 /** Every limit, resolved, and whether the connection takes named regions (`acceptNamedRegions`). */
 export type ResolvedLimits = Required<ListenerLimits> & { acceptNamedRegions: boolean };
 
-/** The defaults of every limit (SECURITY.md, "Resource limits"). */
+/**
+ * The defaults of every limit (SECURITY.md, "Resource limits"): 4 MiB of
+ * pending data, 1024 pending handles, 64 GiB of pending regions, 1024 owed
+ * control frames, 256 fds kept free, 1024 connections, 64 per peer. The
+ * per-connection ones come from the addon (native/core/inbox.h, PeerLimits),
+ * which defines them once; the connection counts are TypeScript's own.
+ */
 export const DEFAULT_LIMITS: Readonly<Required<ListenerLimits>> = Object.freeze({
-  maxPendingDataBytes: 4 * 1024 * 1024,
-  maxPendingHandles: 1024,
-  maxPendingRegionBytes: 64 * 1024 ** 3,
-  maxOwedControlFrames: 1024,
-  fdReserve: 256,
+  ...NATIVE_DEFAULT_LIMITS,
   maxConnections: 1024,
   maxConnectionsPerPeer: 64,
 });

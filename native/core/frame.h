@@ -54,6 +54,9 @@ constexpr uint32_t kRegionReadOnly = 1u << 0;
 // version 1 receivers from before this bit drop the connection (unknown flag).
 constexpr uint32_t kRegionNamed = 1u << 1;
 constexpr uint32_t kKnownRegionFlags = kRegionReadOnly | kRegionNamed;
+// MESSAGE frames one sender may have unacknowledged at once (docs/PROTOCOL.md
+// section 3, "Window"); enforced by the receiver, which drops a peer past it.
+constexpr uint32_t kMessageWindow = 256;
 
 struct RegionDescriptor {
   uint64_t size = 0;

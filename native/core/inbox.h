@@ -21,7 +21,8 @@
 namespace memport {
 
 // Bounds for one connection; the defaults are documented in SECURITY.md and
-// mirrored in src/limits.ts (which passes every field explicitly).
+// exported by the addon (defaultLimits), which src/limits.ts publishes as
+// DEFAULT_LIMITS (and passes every field explicitly).
 struct PeerLimits {
   // Unreceived messages' data, in bytes (raw; parsed only when received).
   uint64_t max_pending_data_bytes = uint64_t{4} << 20;

@@ -912,7 +912,11 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
   void FailLocked(const Error& error) {
     if (closed_) return;
     closed_ = true;
-    close_code_ = error.code == "CLOSED" ? "CLOSED" : "PEER_CLOSED";
+    // Writes still waiting, and any after, fail with the reason the
+    // connection ended, as OnClosed reports it: CLOSED, PEER_CLOSED, or what
+    // the peer was dropped for (PROTOCOL, INVALID_HANDLE, ...). The same on
+    // every backend (test/native/transport_contract_test.cc, "close reasons").
+    close_code_ = error.code;
     close_message_ = error.code == "CLOSED" ? "the connection is closed" : "the connection was lost: " + error.message;
     if (watch_) {
       watch_.reset();  // stops watching before the fd closes

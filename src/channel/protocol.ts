@@ -1,6 +1,7 @@
 // What both ends of a connection agree on: names, frame limits, the message
 // window, and the few texts that cross the wire (docs/PROTOCOL.md).
 import { memportError, type MemportError } from '../errors.js';
+import { PROTOCOL, UNREPORTED_WRITE } from '../native/constants.js';
 import { describe } from '../options.js';
 import type { SharedRegion } from '../region.js';
 
@@ -23,17 +24,17 @@ export interface Message<T = unknown> {
 }
 
 /**
- * The message window. A receiver acknowledges a message as soon as its
+ * The message window (256; defined by the addon, native/core/frame.h). A receiver acknowledges a message as soon as its
  * process holds it (validated into its inbox), while fewer than this many
  * acknowledged messages wait for its application's `receive()`; so at most
  * this many MESSAGE frames await acknowledgement in each direction, and a
  * receiver holds at most twice this many unreceived messages.
  */
-export const MESSAGE_WINDOW = 256;
-/** Largest serialised `data` of one message. */
-export const MAX_DATA_BYTES = 128 * 1024;
-/** Most regions in one message. */
-export const MAX_REGIONS_PER_MESSAGE = 64;
+export const MESSAGE_WINDOW: number = PROTOCOL.messageWindow;
+/** Largest serialised `data` of one message (128 KiB). Defined by the addon (native/core/frame.h). */
+export const MAX_DATA_BYTES: number = PROTOCOL.maxDataBytes;
+/** Most regions in one message (64). Defined by the addon (native/core/frame.h). */
+export const MAX_REGIONS_PER_MESSAGE: number = PROTOCOL.maxRegionsPerMessage;
 /** How long `connect` waits in all, when the caller gives no `timeoutMs`. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 /**
@@ -56,7 +57,7 @@ export function defaultSendTimeout(): number {
 /** What a refused client is told, whatever the reason: nothing about the listener's policy or its errors. */
 export const REFUSAL_TEXT = 'not admitted by the listener';
 /** Write id of control frames: the native side reports no completion for it. */
-export const UNREPORTED_WRITE = 0;
+export { UNREPORTED_WRITE };
 
 const NAME_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/;
 

@@ -45,7 +45,11 @@ export interface NativePeer {
   gid?: number;
 }
 
-/** Frame types of the wire format (docs/PROTOCOL.md). */
+/**
+ * Frame types of the wire format (docs/PROTOCOL.md). Kept here as literal
+ * types for `write`; test/binding-contract.test.mjs checks them against the
+ * addon's `protocol.frameTypes` (native/core/frame.h).
+ */
 export const FrameType = {
   Welcome: 1,
   Reject: 2,
@@ -117,6 +121,41 @@ export interface NativeListener {
   setRef(ref: boolean): void;
 }
 
+/**
+ * A class the addon exports; only the addon makes instances. Exported so that
+ * the binding's methods can be compared with these declarations
+ * (test/binding-contract.test.mjs).
+ */
+export interface NativeClass<T> {
+  readonly prototype: T;
+}
+
+/** The wire format's limits, defined once in native/core/frame.h (docs/PROTOCOL.md). */
+export interface NativeProtocol {
+  /** The protocol version every frame carries. */
+  readonly version: number;
+  /** Most regions in one MESSAGE. */
+  readonly maxRegionsPerMessage: number;
+  /** Largest data part of one frame, in bytes. */
+  readonly maxDataBytes: number;
+  /** Largest frame: header, every descriptor and the data. */
+  readonly maxFrameBytes: number;
+  /** Largest region a descriptor may declare. */
+  readonly maxRegionBytes: number;
+  /** MESSAGE frames one sender may have unacknowledged at once. */
+  readonly messageWindow: number;
+  /** The values of {@link FrameType}, as the addon defines them. */
+  readonly frameTypes: NativeFrameTypes;
+}
+
+export interface NativeFrameTypes {
+  readonly welcome: number;
+  readonly reject: number;
+  readonly message: number;
+  readonly ack: number;
+  readonly nack: number;
+}
+
 /** A count of the process's open fds or handles; see {@link openHandles}. */
 export interface HandleCensus {
   /** Open fds (Linux) or handles (Windows); on Wine, the lowest free handle slot. */
@@ -126,6 +165,15 @@ export interface HandleCensus {
 }
 
 export interface Binding {
+  readonly NativeRegion: NativeClass<NativeRegion>;
+  readonly NativeConnection: NativeClass<NativeConnection>;
+  readonly NativeListener: NativeClass<NativeListener>;
+  /** The wire format's limits (native/core/frame.h). */
+  readonly protocol: NativeProtocol;
+  /** The defaults of the per-connection limits (native/core/inbox.h, PeerLimits). */
+  readonly defaultLimits: NativePeerLimits;
+  /** The write id whose completion is never reported: control frames use it. */
+  readonly unreportedWrite: number;
   /** Throws ALREADY_EXISTS etc. before any listener object exists. */
   /** `limits`: the listener keeps `fdReserve` free at accept (Linux); the rest apply to each connection's start(). */
   listen(name: string, onConnection: (connection: NativeConnection) => void, onError: (error: Error) => void, limits?: NativePeerLimits): NativeListener;

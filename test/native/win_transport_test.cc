@@ -1,17 +1,28 @@
-// Cross-process test of the Windows transport backend (native/win), without
-// Node: this program links native/core and native/win directly, plays the
-// JS thread itself (a queue that main() pumps), and starts a second copy of
+// What only the Windows transport backend (native/win) does, checked across
+// real processes without Node: the pipe's name, DACL and owner, squatters,
+// handle values pushed into the peer (bogus ones refused, failed writes
+// revoked, nothing inheritable), and handle counts over many transfers and
+// 64 clients. What every backend must do (round trips, queued writes, close
+// reasons, protocol violations, peer death) is the transport contract test,
+// transport_contract_test.cc, which runs against this backend too.
+//
+// This program links native/core and native/win directly, plays the JS
+// thread itself (a queue that main() pumps), and starts a second copy of
 // itself (CreateProcessW, bInheritHandles=FALSE) as the peer, so handles
 // really cross process boundaries. Runs on Windows and under Wine; see
 // run-win-transport-test.sh.
+//
+// Every check is exact: waits end on the event checked, with deadlines only a
+// hang reaches; handle counts are asked again until they settle (a leak
+// never does), never after a fixed pause.
 //
 // Output: one line per check ("PASS name", "FAIL name: detail", and "SKIP"
 // or "INFO" lines that count for nothing), checks made in the child are
 // reported over the connection and printed with "[child]", and the last line
 // is "N passed, N failed". The exit code is non-zero if anything failed.
 //
-// Child roles: "peer" (the main counterpart, driven by text commands sent in
-// MESSAGE frames) and "victim" (connects, then waits to be killed).
+// Child role: "peer", the counterpart, driven by text commands sent in
+// MESSAGE frames.
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
 #endif
@@ -277,7 +288,8 @@ std::string SectionsOf(const std::string& objects) {
 
 std::wstring Wide(const std::string& s) { return win::Utf8ToWide(s); }
 
-// A raw, synchronous client of a memport pipe: plays a misbehaving peer.
+// A raw, synchronous client of a memport pipe: plays a peer that never reads
+// or sends a frame memport would not.
 HANDLE RawConnect(const std::string& name) {
   Result<std::string> address = ChannelAddress(name);
   if (!address.ok()) return INVALID_HANDLE_VALUE;
@@ -310,7 +322,7 @@ bool HasPattern(const uint8_t* p, size_t n, uint8_t seed) {
 // Child: "peer"
 
 struct PeerChild {
-  std::string main_name, aux_name, busy_name, squat_name, missing_name;
+  std::string main_name, busy_name, squat_name;
   int64_t parent_pid = 0;
   std::unique_ptr<Link> link;
   // Regions received in the "regions" phase, kept for later phases.
@@ -328,16 +340,16 @@ struct PeerChild {
     }
   }
 
+  // Before connecting: a pipe with no free instance, a squatter of another
+  // user, and a name another process listens on.
   void PreConnectChecks() {
-    Result<std::unique_ptr<Connection>> missing = ConnectAndWait(missing_name, 2000, 0);
-    CheckErrorCode(missing, "NOT_FOUND", "connect to a missing name gives NOT_FOUND");
-
     const auto start = std::chrono::steady_clock::now();
     Result<std::unique_ptr<Connection>> busy = ConnectAndWait(busy_name, 400, 0);
     const auto took =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
     CheckErrorCode(busy, "TIMEOUT", "connect to a listener with no free instance times out");
-    Check(took >= 350 && took < 10000, "connect timeout honours the 400 ms limit", "took " + std::to_string(took) + " ms");
+    // Only the lower bound: the deadline is measured from inside Connect, after `start`.
+    Check(took >= 400, "and waits the whole 400 ms before it does", "took " + std::to_string(took) + " ms");
 
     if (squat_name != "-") {
       Result<std::unique_ptr<Connection>> squat = ConnectAndWait(squat_name, 2000, 0);
@@ -351,12 +363,9 @@ struct PeerChild {
     auto observer = std::make_shared<ListenRecorder>();
     Result<std::unique_ptr<Listener>> second = Listen(main_name, g_js, observer);
     CheckErrorCode(second, "ALREADY_EXISTS", "Listen on a name another process listens on gives ALREADY_EXISTS");
-
-    Result<std::unique_ptr<Connection>> wrong = ConnectAndWait(aux_name, 2000, parent_pid + 4);
-    CheckErrorCode(wrong, "ACCESS_DENIED", "connect with a wrong expected server pid is refused");
   }
 
-  // Phase "regions": the two regions the parent sent.
+  // Phase "regions": the two regions the parent sent, read-only and writable.
   void OnRegions(InboundMessage& message) {
     const bool shape = message.regions.size() == 2 && message.frame.regions.size() == 2 &&
                        message.regions[0].read_only() && !message.regions[1].read_only() &&
@@ -378,27 +387,29 @@ struct PeerChild {
     Check(HasPattern(ro_map.value()->data(), 4096, 11), "receiver reads the sender's bytes (read-only region)");
     Check(HasPattern(rw_map.value()->data(), 8192, 22), "receiver reads the sender's bytes (writable region)");
     Fill(rw_map.value()->data(), 8192, 33);
-
-    Result<std::vector<SharedMemory::EscalationAttempt>> attempts = message.regions[0].TryWriteEscalation();
-    if (Check(attempts.ok(), "escalation attempts ran on the read-only region")) {
-      for (const auto& attempt : attempts.value()) {
-        if (attempt.path == "map-view-write") {
-          Check(!attempt.succeeded, "read-only region cannot be mapped for write in the receiver");
-        } else if (attempt.path == "duplicate-write") {
-          Check(!attempt.succeeded, "read-only region cannot be re-duplicated for write in the receiver");
-        } else if (attempt.path == "virtual-protect-write") {
-          Check(!attempt.succeeded, "a read view of the read-only region cannot be made writable");
-        } else {
-          Info("escalation '" + attempt.path + "' " + (attempt.succeeded ? "succeeded" : "refused") +
-               " (real Windows refuses it; Wine does not model the OWNER RIGHTS ACE)");
-        }
-      }
-    }
+    CheckEscalationRefused(message.regions[0]);
     // The copy-on-write view: writes stay private.
     ro_map.value()->data()[0] ^= 0xFF;
     kept_maps.push_back(ro_map.take());
     kept_maps.push_back(rw_map.take());
     for (SharedMemory& region : message.regions) kept.push_back(std::move(region));
+  }
+
+  void CheckEscalationRefused(const SharedMemory& read_only) {
+    Result<std::vector<SharedMemory::EscalationAttempt>> attempts = read_only.TryWriteEscalation();
+    if (!Check(attempts.ok(), "escalation attempts ran on the read-only region")) return;
+    for (const auto& attempt : attempts.value()) {
+      if (attempt.path == "map-view-write") {
+        Check(!attempt.succeeded, "read-only region cannot be mapped for write in the receiver");
+      } else if (attempt.path == "duplicate-write") {
+        Check(!attempt.succeeded, "read-only region cannot be re-duplicated for write in the receiver");
+      } else if (attempt.path == "virtual-protect-write") {
+        Check(!attempt.succeeded, "a read view of the read-only region cannot be made writable");
+      } else {
+        Info("escalation '" + attempt.path + "' " + (attempt.succeeded ? "succeeded" : "refused") +
+             " (real Windows refuses it; Wine does not model the OWNER RIGHTS ACE)");
+      }
+    }
   }
 
   // Finds a handle of this process's own pipe to the parent, by looking
@@ -420,7 +431,16 @@ struct PeerChild {
     return ::GetHandleInformation(h, &flags) != FALSE;
   }
 
+  // Phase "bogus": values a peer could write into a frame's handle field.
   void BogusValues() {
+    RefusesBogusNumbers();
+    RefusesOwnPipeAndForeignObjects();
+    RefusesSectionsOfTheWrongSizeOrMode();
+    TrialMappingFallback();
+    RefusesFileAndImageSections();
+  }
+
+  void RefusesBogusNumbers() {
     struct Case {
       RawHandle value;
       const char* label;
@@ -442,7 +462,9 @@ struct PeerChild {
       CheckErrorCode(SharedMemory::FromReceived(c.value, 4096, true), "INVALID_HANDLE",
                      std::string("FromReceived refuses ") + c.label);
     }
+  }
 
+  void RefusesOwnPipeAndForeignObjects() {
     HANDLE pipe = FindOwnPipeHandle();
     if (Check(pipe != nullptr, "found the receiver's own pipe handle")) {
       CheckErrorCode(SharedMemory::FromReceived(win::AsRaw(pipe), 4096, true), "INVALID_HANDLE",
@@ -470,8 +492,11 @@ struct PeerChild {
       CheckErrorCode(SharedMemory::FromReceived(kept[1].raw(), 8192, false), "INVALID_HANDLE",
                      "FromReceived refuses a received section already adopted (same value twice)");
     }
+  }
 
-    // Sections memport does not own, of the wrong kind or mode.
+  // Sections memport does not own, of the wrong size or mode; then a good
+  // one, which is adopted (and closed with its SharedMemory).
+  void RefusesSectionsOfTheWrongSizeOrMode() {
     HANDLE section = ::CreateFileMappingW(INVALID_HANDLE_VALUE, nullptr, PAGE_READWRITE | SEC_COMMIT, 0, 4096, nullptr);
     CheckErrorCode(SharedMemory::FromReceived(win::AsRaw(section), 8192, false), "INVALID_HANDLE",
                    "FromReceived refuses a section smaller than declared");
@@ -483,28 +508,6 @@ struct PeerChild {
     CheckErrorCode(SharedMemory::FromReceived(win::AsRaw(read_only), 4096, false), "ACCESS_DENIED",
                    "FromReceived refuses a read-only handle declared writable");
     Check(StillOpen(section) && StillOpen(read_only), "refused section handles were not closed");
-    // The fallback used where the Nt queries are missing.
-    Check(win::VerifySectionByTrialMapping(section, 4096, false).ok(), "trial-mapping fallback accepts a good section");
-    Check(win::VerifySectionByTrialMapping(read_only, 4096, true).ok(),
-          "trial-mapping fallback accepts a good read-only section");
-    Status small = win::VerifySectionByTrialMapping(section, 1 << 20, false);
-    Check(!small.ok() && small.error().code == "INVALID_HANDLE", "trial-mapping fallback refuses a too-small section",
-          small.ok() ? "accepted" : Describe(small.error()));
-    Status mode = win::VerifySectionByTrialMapping(section, 4096, true);
-    Check(!mode.ok() && mode.error().code == "ACCESS_DENIED",
-          "trial-mapping fallback refuses a writable handle declared read-only",
-          mode.ok() ? "accepted" : Describe(mode.error()));
-    Status mode2 = win::VerifySectionByTrialMapping(read_only, 4096, false);
-    Check(!mode2.ok() && mode2.error().code == "ACCESS_DENIED",
-          "trial-mapping fallback refuses a read-only handle declared writable",
-          mode2.ok() ? "accepted" : Describe(mode2.error()));
-    HANDLE trial_event = ::CreateEventW(nullptr, TRUE, FALSE, nullptr);
-    Status not_section = win::VerifySectionByTrialMapping(trial_event, 4096, true);
-    Check(!not_section.ok() && not_section.error().code == "INVALID_HANDLE",
-          "trial-mapping fallback refuses an Event", not_section.ok() ? "accepted" : Describe(not_section.error()));
-    ::CloseHandle(trial_event);
-
-    // A good, unowned read-only section is adopted (and closed with its SharedMemory).
     Result<SharedMemory> adopted = SharedMemory::FromReceived(win::AsRaw(read_only), 4096, true);
     Check(adopted.ok(), "FromReceived adopts a correct read-only section",
           adopted.ok() ? "" : Describe(adopted.error()));
@@ -517,7 +520,34 @@ struct PeerChild {
                    "FromReceived refuses a SEC_RESERVE section");
     Check(StillOpen(reserve), "the SEC_RESERVE section was not closed");
     ::CloseHandle(reserve);
+  }
 
+  // The check used where the Nt queries are missing.
+  void TrialMappingFallback() {
+    HANDLE section = ::CreateFileMappingW(INVALID_HANDLE_VALUE, nullptr, PAGE_READWRITE | SEC_COMMIT, 0, 4096, nullptr);
+    HANDLE read_only = nullptr;
+    ::DuplicateHandle(::GetCurrentProcess(), section, ::GetCurrentProcess(), &read_only,
+                      win::kReadOnlySectionAccess, FALSE, 0);
+    Check(win::VerifySectionByTrialMapping(section, 4096, false).ok(), "trial-mapping fallback accepts a good section");
+    Check(win::VerifySectionByTrialMapping(read_only, 4096, true).ok(),
+          "trial-mapping fallback accepts a good read-only section");
+    const auto refuses = [](Status status, const std::string& code, const std::string& what) {
+      Check(!status.ok() && status.error().code == code, "trial-mapping fallback refuses " + what,
+            status.ok() ? "accepted" : Describe(status.error()));
+    };
+    refuses(win::VerifySectionByTrialMapping(section, 1 << 20, false), "INVALID_HANDLE", "a too-small section");
+    refuses(win::VerifySectionByTrialMapping(section, 4096, true), "ACCESS_DENIED",
+            "a writable handle declared read-only");
+    refuses(win::VerifySectionByTrialMapping(read_only, 4096, false), "ACCESS_DENIED",
+            "a read-only handle declared writable");
+    HANDLE event = ::CreateEventW(nullptr, TRUE, FALSE, nullptr);
+    refuses(win::VerifySectionByTrialMapping(event, 4096, true), "INVALID_HANDLE", "an Event");
+    ::CloseHandle(event);
+    ::CloseHandle(read_only);
+    ::CloseHandle(section);
+  }
+
+  void RefusesFileAndImageSections() {
     wchar_t exe[MAX_PATH];
     ::GetModuleFileNameW(nullptr, exe, MAX_PATH);
     HANDLE file = ::CreateFileW(exe, GENERIC_READ, FILE_SHARE_READ, nullptr, OPEN_EXISTING, 0, nullptr);
@@ -534,18 +564,73 @@ struct PeerChild {
     ::CloseHandle(file);
   }
 
-  // Writes raw bytes as one message on a fresh raw client connection.
-  void RawSend(const std::vector<uint8_t>& bytes, const std::string& label) {
+  // Phase "dup-value": a handle value the parent put into our table with DuplicateIntoProcess.
+  void AdoptDuplicatedValue(std::istringstream& in) {
+    unsigned long long value = 0;
+    unsigned long long size = 0;
+    in >> value >> size;
+    Result<SharedMemory> region = SharedMemory::FromReceived(
+        static_cast<RawHandle>(static_cast<int32_t>(static_cast<uint32_t>(value))), size, true);
+    if (!Check(region.ok(), "a value from DuplicateIntoProcess is adopted read-only by FromReceived",
+               region.ok() ? "" : Describe(region.error()))) {
+      return;
+    }
+    Result<std::shared_ptr<Mapping>> map = region.value().Map();
+    Check(map.ok() && HasPattern(map.value()->data(), static_cast<size_t>(size), 11),
+          "the receiver reads the bytes through it");
+    Result<std::vector<SharedMemory::EscalationAttempt>> attempts = region.value().TryWriteEscalation();
+    bool refused = attempts.ok();
+    if (attempts.ok()) {
+      for (const auto& a : attempts.value()) {
+        if (a.path == "map-view-write" || a.path == "duplicate-write") refused = refused && !a.succeeded;
+      }
+    }
+    Check(refused, "and cannot write through it or re-duplicate it for write");
+  }
+
+  // Phase "bogus-frame": a raw client sends a frame naming `value` (a handle
+  // in the parent's table) as its region.
+  void SendBogusFrame(std::istringstream& in) {
+    unsigned long long value = 0;
+    in >> value;
+    Frame frame = TextFrame("take this");
+    RegionDescriptor descriptor;
+    descriptor.size = 4096;
+    descriptor.flags = kRegionReadOnly;
+    descriptor.handle = static_cast<uint32_t>(value);
+    frame.regions.push_back(descriptor);
+    Result<std::vector<uint8_t>> bytes = EncodeFrame(frame);
     HANDLE h = RawConnect(main_name);
-    if (!Check(h != INVALID_HANDLE_VALUE, "raw client connected for " + label)) return;
+    if (!bytes.ok() || !Check(h != INVALID_HANDLE_VALUE, "raw client connected for the bogus frame")) return;
     DWORD written = 0;
-    ::WriteFile(h, bytes.data(), static_cast<DWORD>(bytes.size()), &written, nullptr);
+    ::WriteFile(h, bytes.value().data(), static_cast<DWORD>(bytes.value().size()), &written, nullptr);
     // Wait for the listener to drop us (the read fails once it closes).
     uint8_t buffer[256];
     DWORD read = 0;
     while (::ReadFile(h, buffer, sizeof buffer, &read, nullptr) || ::GetLastError() == ERROR_MORE_DATA) {
     }
     ::CloseHandle(h);
+  }
+
+  // Phase "xfer": adopt the parent's region, check its first byte, and
+  // answer with a region of our own carrying the same byte.
+  void Transfer(std::istringstream& in, InboundMessage& message) {
+    unsigned value = 0;
+    in >> value;
+    bool ok = message.regions.size() == 1;
+    if (ok) {
+      Result<std::shared_ptr<Mapping>> map = message.regions[0].Map();
+      ok = map.ok() && map.value()->data()[0] == static_cast<uint8_t>(value);
+    }
+    message.regions.clear();
+    Result<SharedMemory> mine = SharedMemory::Create(4096);
+    if (mine.ok()) {
+      Result<std::shared_ptr<Mapping>> map = mine.value().Map();
+      if (map.ok()) map.value()->data()[0] = static_cast<uint8_t>(value);
+    }
+    const SharedMemory* region = mine.ok() ? &mine.value() : nullptr;
+    WriteResult result;
+    link->WaitWrite(link->Send(std::string(ok ? "xfer-ok " : "xfer-bad ") + std::to_string(value), {region}), &result);
   }
 
   int Run() {
@@ -566,11 +651,9 @@ struct PeerChild {
         std::fprintf(stderr, "child: no command (closed=%d)\n", link->recorder->closed ? 1 : 0);
         return 101;
       }
-      const std::string text = TextOf(message);
-      std::istringstream in(text);
+      std::istringstream in(TextOf(message));
       std::string command;
       in >> command;
-
       if (command == "regions") {
         OnRegions(message);
         Reply("regions-done");
@@ -578,26 +661,7 @@ struct PeerChild {
         BogusValues();
         Reply("bogus-done");
       } else if (command == "dup-value") {
-        // A handle value the parent put into our table with DuplicateIntoProcess.
-        unsigned long long value = 0;
-        unsigned long long size = 0;
-        in >> value >> size;
-        Result<SharedMemory> region = SharedMemory::FromReceived(
-            static_cast<RawHandle>(static_cast<int32_t>(static_cast<uint32_t>(value))), size, true);
-        if (Check(region.ok(), "a value from DuplicateIntoProcess is adopted read-only by FromReceived",
-                  region.ok() ? "" : Describe(region.error()))) {
-          Result<std::shared_ptr<Mapping>> map = region.value().Map();
-          Check(map.ok() && HasPattern(map.value()->data(), static_cast<size_t>(size), 11),
-                "the receiver reads the bytes through it");
-          Result<std::vector<SharedMemory::EscalationAttempt>> attempts = region.value().TryWriteEscalation();
-          bool refused = attempts.ok();
-          if (attempts.ok()) {
-            for (const auto& a : attempts.value()) {
-              if (a.path == "map-view-write" || a.path == "duplicate-write") refused = refused && !a.succeeded;
-            }
-          }
-          Check(refused, "and cannot write through it or re-duplicate it for write");
-        }
+        AdoptDuplicatedValue(in);
         Reply("dup-done");
       } else if (command == "probe") {
         Reply("probe " + std::to_string(Probe()));
@@ -605,67 +669,19 @@ struct PeerChild {
         Reply("objects " + MemportObjects());
       } else if (command == "open-silent") {
         silent = RawConnect(main_name);
-        Reply("silent-open " + std::to_string(Probe()));
+        Reply("open-silent");
       } else if (command == "close-silent") {
         ::CloseHandle(silent);
         silent = INVALID_HANDLE_VALUE;
-        Reply("silent-closed");
-      } else if (command == "garbage") {
-        std::vector<uint8_t> garbage(100);
-        for (size_t i = 0; i < garbage.size(); ++i) garbage[i] = static_cast<uint8_t>(i * 31 + 5);
-        RawSend(garbage, "garbage");
-        Reply("garbage-sent");
-      } else if (command == "oversize") {
-        // A well-formed header cannot describe this much; the message is just too long.
-        RawSend(std::vector<uint8_t>(kMaxFrameSize + 4096, 0x41), "an oversized message");
-        Reply("oversize-sent");
+        Reply("close-silent");
       } else if (command == "bogus-frame") {
-        unsigned long long value = 0;
-        in >> value;
-        Frame frame = TextFrame("take this");
-        RegionDescriptor descriptor;
-        descriptor.size = 4096;
-        descriptor.flags = kRegionReadOnly;
-        descriptor.handle = static_cast<uint32_t>(value);
-        frame.regions.push_back(descriptor);
-        Result<std::vector<uint8_t>> bytes = EncodeFrame(frame);
-        if (bytes.ok()) RawSend(bytes.value(), "a frame naming a bogus handle");
+        SendBogusFrame(in);
         Reply("bogus-frame-sent");
-      } else if (command == "new-client") {
-        Result<std::unique_ptr<Connection>> again = ConnectAndWait(main_name, 10000, parent_pid);
-        if (Check(again.ok(), "a new client connects after the bad ones",
-                  again.ok() ? "" : Describe(again.error()))) {
-          Link second(again.take());
-          second.SendAndWait("hello-again");
-          InboundMessage answer;
-          Check(second.NextFrame(&answer) && TextOf(answer) == "welcome-again", "the new client gets an answer");
-          second.connection->Close();
-        }
-        Reply("new-client-done");
       } else if (command == "many") {
         ManyClients(64);
         Reply("many-done");
       } else if (command == "xfer") {
-        // One transfer: adopt the parent's region, check its first byte, and
-        // answer with a region of our own carrying the same byte.
-        unsigned value = 0;
-        in >> value;
-        bool ok = message.regions.size() == 1;
-        if (ok) {
-          Result<std::shared_ptr<Mapping>> map = message.regions[0].Map();
-          ok = map.ok() && map.value()->data()[0] == static_cast<uint8_t>(value);
-        }
-        message.regions.clear();
-        Result<SharedMemory> mine = SharedMemory::Create(4096);
-        if (mine.ok()) {
-          Result<std::shared_ptr<Mapping>> map = mine.value().Map();
-          if (map.ok()) map.value()->data()[0] = static_cast<uint8_t>(value);
-        }
-        const SharedMemory* regions[] = {mine.ok() ? &mine.value() : nullptr};
-        WriteResult result;
-        link->WaitWrite(link->Send(std::string(ok ? "xfer-ok " : "xfer-bad ") + std::to_string(value),
-                                   {regions[0]}),
-                        &result);
+        Transfer(in, message);
       } else if (command == "bye") {
         kept_maps.clear();
         kept.clear();
@@ -678,6 +694,8 @@ struct PeerChild {
     }
   }
 
+  // Phase "many": `count` clients at once, each pinging and answered with
+  // its own pong while all are open.
   void ManyClients(int count) {
     // Shared with the callbacks, which may still arrive after a timeout below.
     struct Round {
@@ -687,9 +705,6 @@ struct PeerChild {
     };
     auto round = std::make_shared<Round>();
     round->links.resize(count);
-    auto& links = round->links;
-    int& connected = round->connected;
-    int& failed = round->failed;
     for (int i = 0; i < count; ++i) {
       Connect(main_name, 30000, parent_pid, g_js, [round, i](Result<std::unique_ptr<Connection>> r) {
         if (r.ok()) {
@@ -702,43 +717,35 @@ struct PeerChild {
         }
       });
     }
-    PumpUntil([&] { return connected + failed == count; }, 60000);
-    Check(connected == count, std::to_string(count) + " clients connected at once",
-          std::to_string(connected) + " connected, " + std::to_string(failed) + " failed");
-    int answered = 0;
-    PumpUntil(
-        [&] {
-          answered = 0;
-          for (int i = 0; i < count; ++i) {
-            if (!links[i]) continue;
-            for (const InboundMessage& m : links[i]->recorder->frames) {
-              if (TextOf(m) == "pong " + std::to_string(i)) ++answered;
-            }
-          }
-          return answered == count;
-        },
-        60000);
+    PumpUntil([&] { return round->connected + round->failed == count; }, 60000);
+    Check(round->connected == count, std::to_string(count) + " clients connected at once",
+          std::to_string(round->connected) + " connected, " + std::to_string(round->failed) + " failed");
+    const auto answered = [&] {
+      int n = 0;
+      for (int i = 0; i < count; ++i) {
+        if (!round->links[i]) continue;
+        for (const InboundMessage& m : round->links[i]->recorder->frames) n += TextOf(m) == "pong " + std::to_string(i);
+      }
+      return n;
+    };
+    PumpUntil([&] { return answered() == count; }, 60000);
     int still_open = 0;
-    for (auto& l : links) still_open += (l && !l->recorder->closed) ? 1 : 0;
-    Check(answered == count, "all " + std::to_string(count) + " clients got their own answer",
-          std::to_string(answered) + " answered");
+    for (auto& l : round->links) still_open += (l && !l->recorder->closed) ? 1 : 0;
+    Check(answered() == count, "all " + std::to_string(count) + " clients got their own answer",
+          std::to_string(answered()) + " answered");
     Check(still_open == count, "all " + std::to_string(count) + " connections were open at the same time",
           std::to_string(still_open));
-    for (auto& l : links) {
+    for (auto& l : round->links) {
       if (l) l->connection->Close();
     }
-    g_js->PumpFor(50);
+    PumpUntil([&] {
+      for (auto& l : round->links) {
+        if (l && !l->recorder->closed) return false;
+      }
+      return true;
+    });
   }
 };
-
-int RunVictim(const std::string& main_name, int64_t parent_pid) {
-  Result<std::unique_ptr<Connection>> connected = ConnectAndWait(main_name, 10000, parent_pid);
-  if (!connected.ok()) return 100;
-  Link link(connected.take());
-  link.SendAndWait("victim-ready");
-  ::Sleep(INFINITE);
-  return 0;
-}
 
 // ---------------------------------------------------------------------------
 // Parent
@@ -804,6 +811,12 @@ std::string Expect(Link& link, const std::string& want_prefix, InboundMessage* k
   return head;
 }
 
+// Sends `command` to the peer and returns the head of its reply.
+std::string Ask(Link& peer, const std::string& command) {
+  peer.SendAndWait(command);
+  return Expect(peer, command.substr(0, command.find(' ')));
+}
+
 // Waits for the listener to hand over the next connection, and starts it.
 std::unique_ptr<Link> Accept(ListenRecorder& listener, int timeout = kWait) {
   if (!PumpUntil([&] { return !listener.connections.empty(); }, timeout)) return nullptr;
@@ -812,24 +825,33 @@ std::unique_ptr<Link> Accept(ListenRecorder& listener, int timeout = kWait) {
   return link;
 }
 
-// The peer's answer to `command` ("probe", "objects"), asked again a few
-// times until it has settled (is `expected`): what the peer releases may take a moment, and
-// a handle it holds for a moment (its I/O thread, a loaded machine) can show
-// up once; a real leak stays, and still fails the check.
+// The peer's answer to `command` ("probe", "objects"), asked again until it
+// has settled (`settled` holds): what the peer releases may take a moment
+// (its I/O thread), a leak never settles. Gives up only after kWait.
 std::string PeerReplySettled(Link& peer, const std::string& command,
                              const std::function<bool(const std::string&)>& settled) {
-  std::string now;
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    if (attempt > 0) ::Sleep(100);
-    peer.SendAndWait(command);
-    now = Expect(peer, command);
-    if (settled(now)) break;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWait);
+  std::string now = Ask(peer, command);
+  while (!settled(now) && std::chrono::steady_clock::now() < deadline) {
+    ::Sleep(50);
+    now = Ask(peer, command);
   }
   return now;
 }
 
 std::string PeerReplySettled(Link& peer, const std::string& command, const std::string& expected) {
   return PeerReplySettled(peer, command, [&expected](const std::string& now) { return now == expected; });
+}
+
+// The same for this process's own count of memport's kinds of handle.
+std::string OwnObjectsSettled(const std::string& expected) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWait);
+  std::string now = MemportObjects();
+  while (now != expected && std::chrono::steady_clock::now() < deadline) {
+    g_js->PumpFor(50);
+    now = MemportObjects();
+  }
+  return now;
 }
 
 // Looks through our own handle table for handles of the kinds memport creates
@@ -858,88 +880,87 @@ std::string InheritableMemportHandles() {
 
 std::string SddlOwnedBySystem() { return "O:SYG:SYD:P(A;;GA;;;WD)"; }
 
-int RunParent() {
-  const std::string tag = "wt-" + std::to_string(::GetCurrentProcessId());
+// The parent's side, one step per Windows-specific property.
+struct Parent {
+  const int64_t my_pid = ::GetCurrentProcessId();
+  const std::string tag = "wt-" + std::to_string(my_pid);
   const std::string main_name = tag + "-main";
-  const std::string aux_name = tag + "-aux";
   const std::string busy_name = tag + "-busy";
   const std::string squat_name = tag + "-squat";
-  const std::string missing_name = tag + "-missing";
-  const int64_t my_pid = ::GetCurrentProcessId();
+  std::shared_ptr<ListenRecorder> listen_recorder = std::make_shared<ListenRecorder>();
+  std::unique_ptr<Listener> listener;
+  HANDLE busy_server = INVALID_HANDLE_VALUE;
+  HANDLE busy_client = INVALID_HANDLE_VALUE;
+  HANDLE squat_server = INVALID_HANDLE_VALUE;
+  ChildProcess child;
+  std::unique_ptr<Link> peer;
+  // The regions of the "regions" phase: a writable source and its read-only
+  // twin, and a writable region; mapped here.
+  SharedMemory ro_source, ro, rw;
+  std::shared_ptr<Mapping> ro_map, rw_map;
 
-  // Names and addresses.
-  Result<std::string> address = ChannelAddress(main_name);
-  Check(address.ok() && address.value().rfind("\\\\.\\pipe\\memport-S-1-", 0) == 0 &&
-            address.value().size() > main_name.size() &&
-            address.value().compare(address.value().size() - main_name.size(), main_name.size(), main_name) == 0,
-        "ChannelAddress is \\\\.\\pipe\\memport-<user SID>-<name>", address.ok() ? address.value() : "");
-  if (address.ok()) Info("address: " + address.value());
-  CheckErrorCode(ChannelAddress("bad/name"), "INVALID_ARGUMENT", "ChannelAddress validates the name");
-
-  auto listen_recorder = std::make_shared<ListenRecorder>();
-  Result<std::unique_ptr<Listener>> listener = Listen(main_name, g_js, listen_recorder);
-  if (!Check(listener.ok(), "Listen", listener.ok() ? "" : Describe(listener.error()))) return 1;
-  Check(listener.value()->address() == address.value(), "listener address() is the channel address");
-  Result<std::unique_ptr<Listener>> twice = Listen(main_name, g_js, std::make_shared<ListenRecorder>());
-  CheckErrorCode(twice, "ALREADY_EXISTS", "a second Listen on the same name gives ALREADY_EXISTS");
-  if (!twice.ok()) Check(twice.error().message.find("in use") != std::string::npos, "and says the name is in use",
-                         twice.error().message);
-
-  // The pipe really has our protected DACL: query it like anyone could.
-  {
-    HANDLE probe_client = RawConnect(main_name);
-    if (probe_client != INVALID_HANDLE_VALUE) {
-      PSECURITY_DESCRIPTOR sd = nullptr;
-      PACL dacl = nullptr;
-      PSID owner = nullptr;
-      DWORD err = ::GetSecurityInfo(probe_client, SE_KERNEL_OBJECT,
-                                    OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, &owner, nullptr, &dacl,
-                                    nullptr, &sd);
-      wchar_t* sddl = nullptr;
-      if (err == ERROR_SUCCESS &&
-          ::ConvertSecurityDescriptorToStringSecurityDescriptorW(
-              sd, SDDL_REVISION_1, OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, &sddl, nullptr)) {
-        const std::string text = win::WideToUtf8(sddl);
-        Info("pipe security descriptor: " + text);
-        Result<std::vector<uint8_t>> user = win::CurrentUserSid();
-        Result<std::wstring> user_text = win::SidToString(user.value().data());
-        const std::string user_sid = win::WideToUtf8(user_text.value());
-        const bool two_aces = dacl != nullptr && dacl->AceCount == 2;
-        Check(text.find("D:P") != std::string::npos && two_aces && text.find(user_sid) != std::string::npos &&
-                  (text.find(";;;SY)") != std::string::npos || text.find("S-1-5-18") != std::string::npos) &&
-                  text.find(";;;WD)") == std::string::npos && text.find(";;;AN)") == std::string::npos,
-              "pipe DACL is protected and grants only the user and SYSTEM", text);
-        Check(owner != nullptr && ::EqualSid(owner, user.value().data()), "pipe owner is the user SID");
-        ::LocalFree(sddl);
-      } else {
-        Check(false, "reading the pipe's security descriptor", "error " + std::to_string(err));
-      }
-      if (sd != nullptr) ::LocalFree(sd);
-      ::CloseHandle(probe_client);
-      // The listener saw that client; drop it.
-      std::unique_ptr<Link> dropped = Accept(*listen_recorder);
-      if (dropped) dropped->connection->Close();
-    }
+  // The channel address holds the user's SID; the listener has it.
+  bool ListenOnMainName() {
+    Result<std::string> address = ChannelAddress(main_name);
+    Check(address.ok() && address.value().rfind("\\\\.\\pipe\\memport-S-1-", 0) == 0 &&
+              address.value().size() > main_name.size() &&
+              address.value().compare(address.value().size() - main_name.size(), main_name.size(), main_name) == 0,
+          "ChannelAddress is \\\\.\\pipe\\memport-<user SID>-<name>", address.ok() ? address.value() : "");
+    if (address.ok()) Info("address: " + address.value());
+    Result<std::unique_ptr<Listener>> made = Listen(main_name, g_js, listen_recorder);
+    if (!Check(made.ok(), "Listen", made.ok() ? "" : Describe(made.error()))) return false;
+    listener = made.take();
+    return true;
   }
 
-  auto aux_recorder = std::make_shared<ListenRecorder>();
-  Result<std::unique_ptr<Listener>> aux = Listen(aux_name, g_js, aux_recorder);
-  Check(aux.ok(), "Listen (aux)");
+  // The pipe really has our protected DACL: query it like anyone could.
+  void CheckPipeSecurity() {
+    HANDLE probe_client = RawConnect(main_name);
+    if (!Check(probe_client != INVALID_HANDLE_VALUE, "a raw client opened the pipe")) return;
+    PSECURITY_DESCRIPTOR sd = nullptr;
+    PACL dacl = nullptr;
+    PSID owner = nullptr;
+    const DWORD err = ::GetSecurityInfo(probe_client, SE_KERNEL_OBJECT,
+                                        OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, &owner, nullptr,
+                                        &dacl, nullptr, &sd);
+    wchar_t* sddl = nullptr;
+    if (err == ERROR_SUCCESS &&
+        ::ConvertSecurityDescriptorToStringSecurityDescriptorW(
+            sd, SDDL_REVISION_1, OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, &sddl, nullptr)) {
+      const std::string text = win::WideToUtf8(sddl);
+      Info("pipe security descriptor: " + text);
+      Result<std::vector<uint8_t>> user = win::CurrentUserSid();
+      Result<std::wstring> user_text = win::SidToString(user.value().data());
+      const std::string user_sid = win::WideToUtf8(user_text.value());
+      const bool two_aces = dacl != nullptr && dacl->AceCount == 2;
+      Check(text.find("D:P") != std::string::npos && two_aces && text.find(user_sid) != std::string::npos &&
+                (text.find(";;;SY)") != std::string::npos || text.find("S-1-5-18") != std::string::npos) &&
+                text.find(";;;WD)") == std::string::npos && text.find(";;;AN)") == std::string::npos,
+            "pipe DACL is protected and grants only the user and SYSTEM", text);
+      Check(owner != nullptr && ::EqualSid(owner, user.value().data()), "pipe owner is the user SID");
+      ::LocalFree(sddl);
+    } else {
+      Check(false, "reading the pipe's security descriptor", "error " + std::to_string(err));
+    }
+    if (sd != nullptr) ::LocalFree(sd);
+    ::CloseHandle(probe_client);
+    // The listener saw that client; drop it.
+    std::unique_ptr<Link> dropped = Accept(*listen_recorder);
+    if (dropped) dropped->connection->Close();
+  }
 
-  // A pipe with no free instance: one instance, taken by a raw client.
-  Result<std::string> busy_address = ChannelAddress(busy_name);
-  HANDLE busy_server = ::CreateNamedPipeW(Wide(busy_address.value()).c_str(), PIPE_ACCESS_DUPLEX,
-                                          PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE | PIPE_WAIT, 1, 4096, 4096, 0,
-                                          nullptr);
-  HANDLE busy_client = ::CreateFileW(Wide(busy_address.value()).c_str(), GENERIC_READ | GENERIC_WRITE, 0, nullptr,
-                                     OPEN_EXISTING, 0, nullptr);
-  Check(busy_server != INVALID_HANDLE_VALUE && busy_client != INVALID_HANDLE_VALUE, "busy pipe set up");
+  // A pipe with no free instance (one instance, taken by a raw client), and a
+  // squatter: a pipe whose owner is another principal (SYSTEM). Real Windows
+  // lets only privileged callers set such an owner. Returns the squatter's
+  // name for the child, or "-".
+  std::string SetUpBusyAndSquattedPipes() {
+    Result<std::string> busy_address = ChannelAddress(busy_name);
+    busy_server = ::CreateNamedPipeW(Wide(busy_address.value()).c_str(), PIPE_ACCESS_DUPLEX,
+                                     PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE | PIPE_WAIT, 1, 4096, 4096, 0, nullptr);
+    busy_client = ::CreateFileW(Wide(busy_address.value()).c_str(), GENERIC_READ | GENERIC_WRITE, 0, nullptr,
+                                OPEN_EXISTING, 0, nullptr);
+    Check(busy_server != INVALID_HANDLE_VALUE && busy_client != INVALID_HANDLE_VALUE, "busy pipe set up");
 
-  // A squatter: a pipe whose owner is another principal (SYSTEM). Real
-  // Windows lets only privileged callers set such an owner.
-  std::string squat_arg = "-";
-  HANDLE squat_server = INVALID_HANDLE_VALUE;
-  {
     PSECURITY_DESCRIPTOR sd = nullptr;
     if (::ConvertStringSecurityDescriptorToSecurityDescriptorW(Wide(SddlOwnedBySystem()).c_str(), SDDL_REVISION_1,
                                                                &sd, nullptr)) {
@@ -950,173 +971,143 @@ int RunParent() {
                                         PIPE_UNLIMITED_INSTANCES, 4096, 4096, 0, &sa);
       ::LocalFree(sd);
     }
-    if (squat_server != INVALID_HANDLE_VALUE) {
-      squat_arg = squat_name;
-    } else {
-      Line("SKIP squatter test: this system would not let us create a pipe owned by SYSTEM (error " +
-           std::to_string(::GetLastError()) + ")");
+    if (squat_server != INVALID_HANDLE_VALUE) return squat_name;
+    Line("SKIP squatter test: this system would not let us create a pipe owned by SYSTEM (error " +
+         std::to_string(::GetLastError()) + ")");
+    return "-";
+  }
+
+  void CloseBusyAndSquattedPipes() {
+    for (HANDLE h : {busy_client, busy_server, squat_server}) {
+      if (h != INVALID_HANDLE_VALUE) ::CloseHandle(h);
     }
   }
 
-  // The peer.
-  ChildProcess child = Spawn("peer " + main_name + " " + aux_name + " " + busy_name + " " + squat_arg + " " +
-                             missing_name + " " + std::to_string(my_pid));
-  if (!Check(child.process.valid(), "spawned the peer process")) return 1;
-  Info("peer pid " + std::to_string(child.pid));
-
-  std::unique_ptr<Link> peer = Accept(*listen_recorder, 60000);
-  if (!Check(peer != nullptr, "listener accepted the peer")) return 1;
-  Check(peer->connection->peer().pid == static_cast<int64_t>(child.pid),
-        "listener sees the client's real PID (== the child's PID)",
-        std::to_string(peer->connection->peer().pid) + " vs " + std::to_string(child.pid));
-  Check(peer->connection->peer().uid == -1 && peer->connection->peer().gid == -1, "uid/gid are -1 on Windows");
-  Expect(*peer, "hello");
-  {
-    // Control: the scan does see an inheritable section.
-    SECURITY_ATTRIBUTES inherit{sizeof inherit, nullptr, /*bInheritHandle=*/TRUE};
-    HANDLE control = ::CreateFileMappingW(INVALID_HANDLE_VALUE, &inherit, PAGE_READWRITE, 0, 4096, nullptr);
-    Check(!InheritableMemportHandles().empty(), "the inheritance scan detects an inheritable section (control)");
-    ::CloseHandle(control);
-  }
-  const std::string inheritable = InheritableMemportHandles();
-  Check(inheritable.empty(), "no pipe, process, section or completion-port handle here is inheritable", inheritable);
-  // The aux connection from the wrong-pid check: the client hung up at once.
-  for (auto& c : aux_recorder->connections) c->Close();
-  aux_recorder->connections.clear();
-  if (busy_client != INVALID_HANDLE_VALUE) ::CloseHandle(busy_client);
-  if (busy_server != INVALID_HANDLE_VALUE) ::CloseHandle(busy_server);
-  if (squat_server != INVALID_HANDLE_VALUE) ::CloseHandle(squat_server);
-
-  // --- Two regions, one read-only and one writable, plus data.
-  Result<SharedMemory> ro_source = SharedMemory::Create(4096);
-  Result<SharedMemory> rw = SharedMemory::Create(8192);
-  if (!ro_source.ok() || !rw.ok()) return 1;
-  Result<std::shared_ptr<Mapping>> ro_map = ro_source.value().Map();
-  Result<std::shared_ptr<Mapping>> rw_map = rw.value().Map();
-  Fill(ro_map.value()->data(), 4096, 11);
-  Fill(rw_map.value()->data(), 8192, 22);
-  Result<SharedMemory> ro = ro_source.value().DuplicateReadOnly();
-  if (!Check(ro.ok(), "DuplicateReadOnly")) return 1;
-  Check(peer->SendAndWait("regions", {&ro.value(), &rw.value()}), "MESSAGE with 2 regions written (OnWriteDone ok)");
-  Expect(*peer, "regions-done");
-  Check(HasPattern(rw_map.value()->data(), 8192, 33), "writes through the writable region are seen by the sender");
-  Check(HasPattern(ro_map.value()->data(), 4096, 11), "the receiver's copy-on-write write did not reach the sender");
-
-  // --- Bogus values in the receiver.
-  peer->SendAndWait("bogus");
-  Expect(*peer, "bogus-done");
-  // The connection still works (the receiver's pipe handle was not closed).
-  peer->SendAndWait("probe");
-  Check(!Expect(*peer, "probe").empty(), "the receiver's connection still works after the bogus values");
-
-  // --- DuplicateIntoProcess.
-  Result<uint32_t> value = ro.value().DuplicateIntoProcess(child.pid, /*read_only=*/true);
-  if (Check(value.ok(), "DuplicateIntoProcess (read-only) into the peer", value.ok() ? "" : Describe(value.error()))) {
-    peer->SendAndWait("dup-value " + std::to_string(value.value()) + " 4096");
-    Expect(*peer, "dup-done");
-  }
-  CheckErrorCode(ro_source.value().DuplicateIntoProcess(child.pid, /*read_only=*/false), "ACCESS_DENIED",
-                 "DuplicateIntoProcess refuses writable once a read-only twin exists");
-  CheckErrorCode(ro.value().DuplicateIntoProcess(child.pid, /*read_only=*/false), "ACCESS_DENIED",
-                 "DuplicateIntoProcess refuses writable from a read-only handle");
-  CheckErrorCode(rw.value().DuplicateIntoProcess(0, true), "INVALID_ARGUMENT", "DuplicateIntoProcess refuses pid 0");
-
-  // --- A failed Write revokes what it already duplicated into the peer.
-  {
-    // Counted by object type in the peer (exact); the measurement is still
-    // repeated up to three times in case the peer's runtime opens a file of
-    // its own meanwhile. A revocation leak spoils every attempt.
-    std::string before, after;
-    bool first_failed = false, second_failed = false;
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      peer->SendAndWait("objects");
-      before = Expect(*peer, "objects");
-      Frame big = TextFrame(std::string(kMaxDataLength + 1, 'x'));
-      Status too_big = peer->connection->Write(900 + 2 * attempt, big, {&rw.value(), &ro.value()});
-      first_failed = !too_big.ok() && too_big.error().code == "INVALID_ARGUMENT";
-      // The second region cannot go writable (it has a read-only twin): fails after the first was duplicated.
-      Status denied = peer->connection->Write(901 + 2 * attempt, TextFrame("x"), {&rw.value(), &ro_source.value()});
-      second_failed = !denied.ok() && denied.error().code == "ACCESS_DENIED";
-      after = PeerReplySettled(*peer, "objects", before);
-      if (after == before) break;
+  // The peer: its PID as the listener learns it, and no memport handle here
+  // that a child would inherit.
+  bool StartPeer(const std::string& squat_arg) {
+    child = Spawn("peer " + main_name + " " + busy_name + " " + squat_arg + " " + std::to_string(my_pid));
+    if (!Check(child.process.valid(), "spawned the peer process")) return false;
+    Info("peer pid " + std::to_string(child.pid));
+    peer = Accept(*listen_recorder, 60000);
+    if (!Check(peer != nullptr, "listener accepted the peer")) return false;
+    Check(peer->connection->peer().pid == static_cast<int64_t>(child.pid),
+          "listener sees the client's real PID (== the child's PID)",
+          std::to_string(peer->connection->peer().pid) + " vs " + std::to_string(child.pid));
+    Check(peer->connection->peer().uid == -1 && peer->connection->peer().gid == -1, "uid/gid are -1 on Windows");
+    Expect(*peer, "hello");
+    {
+      // Control: the scan does see an inheritable section.
+      SECURITY_ATTRIBUTES inherit{sizeof inherit, nullptr, /*bInheritHandle=*/TRUE};
+      HANDLE control = ::CreateFileMappingW(INVALID_HANDLE_VALUE, &inherit, PAGE_READWRITE, 0, 4096, nullptr);
+      Check(!InheritableMemportHandles().empty(), "the inheritance scan detects an inheritable section (control)");
+      ::CloseHandle(control);
     }
-    Check(first_failed, "Write with over-long data fails at once (after duplicating 2 handles)");
-    Check(second_failed, "Write of a writable region with a read-only twin fails at once (after duplicating 1 handle)");
+    const std::string inheritable = InheritableMemportHandles();
+    Check(inheritable.empty(), "no pipe, process, section or completion-port handle here is inheritable", inheritable);
+    return true;
+  }
+
+  // Two regions, one read-only and one writable: the peer checks them
+  // (inheritance, escalation) and writes into the writable one; its
+  // copy-on-write write into the read-only one stays its own.
+  bool SendRegions() {
+    Result<SharedMemory> source = SharedMemory::Create(4096);
+    Result<SharedMemory> writable = SharedMemory::Create(8192);
+    if (!source.ok() || !writable.ok()) return false;
+    ro_source = source.take();
+    rw = writable.take();
+    Result<std::shared_ptr<Mapping>> source_map = ro_source.Map();
+    Result<std::shared_ptr<Mapping>> writable_map = rw.Map();
+    if (!source_map.ok() || !writable_map.ok()) return false;
+    ro_map = source_map.take();
+    rw_map = writable_map.take();
+    Fill(ro_map->data(), 4096, 11);
+    Fill(rw_map->data(), 8192, 22);
+    Result<SharedMemory> twin = ro_source.DuplicateReadOnly();
+    if (!Check(twin.ok(), "DuplicateReadOnly")) return false;
+    ro = twin.take();
+    Check(peer->SendAndWait("regions", {&ro, &rw}), "MESSAGE with 2 regions written (OnWriteDone ok)");
+    Expect(*peer, "regions-done");
+    Check(HasPattern(rw_map->data(), 8192, 33), "writes through the writable region are seen by the sender");
+    Check(HasPattern(ro_map->data(), 4096, 11), "the receiver's copy-on-write write did not reach the sender");
+    return true;
+  }
+
+  void BogusValuesInPeer() {
+    peer->SendAndWait("bogus");
+    Expect(*peer, "bogus-done");
+    // The connection still works (the receiver's pipe handle was not closed).
+    Check(!Ask(*peer, "probe").empty(), "the receiver's connection still works after the bogus values");
+  }
+
+  void DuplicateIntoProcessChecks() {
+    Result<uint32_t> value = ro.DuplicateIntoProcess(child.pid, /*read_only=*/true);
+    if (Check(value.ok(), "DuplicateIntoProcess (read-only) into the peer", value.ok() ? "" : Describe(value.error()))) {
+      peer->SendAndWait("dup-value " + std::to_string(value.value()) + " 4096");
+      Expect(*peer, "dup-done");
+    }
+    CheckErrorCode(ro_source.DuplicateIntoProcess(child.pid, /*read_only=*/false), "ACCESS_DENIED",
+                   "DuplicateIntoProcess refuses writable once a read-only twin exists");
+    CheckErrorCode(ro.DuplicateIntoProcess(child.pid, /*read_only=*/false), "ACCESS_DENIED",
+                   "DuplicateIntoProcess refuses writable from a read-only handle");
+    CheckErrorCode(rw.DuplicateIntoProcess(0, true), "INVALID_ARGUMENT", "DuplicateIntoProcess refuses pid 0");
+  }
+
+  // A Write that fails at once revokes what it already duplicated into the
+  // peer (counted by object type in the peer, which is exact).
+  void FailedWriteRevokes() {
+    const std::string before = Ask(*peer, "objects");
+    Frame big = TextFrame(std::string(kMaxDataLength + 1, 'x'));
+    Status too_big = peer->connection->Write(900, big, {&rw, &ro});
+    Check(!too_big.ok() && too_big.error().code == "INVALID_ARGUMENT",
+          "Write with over-long data fails at once (after duplicating 2 handles)");
+    // The second region cannot go writable (it has a read-only twin): fails after the first was duplicated.
+    Status denied = peer->connection->Write(901, TextFrame("x"), {&rw, &ro_source});
+    Check(!denied.ok() && denied.error().code == "ACCESS_DENIED",
+          "Write of a writable region with a read-only twin fails at once (after duplicating 1 handle)");
+    const std::string after = PeerReplySettled(*peer, "objects", before);
     Check(!before.empty() && before == after, "handles duplicated before a failed Write were revoked in the peer",
           before + " -> " + after);
   }
 
-  // --- Close while a write is pending (the silent client never reads).
-  {
-    peer->SendAndWait("objects");
-    const std::string objects_before = Expect(*peer, "objects");
-    peer->SendAndWait("open-silent");
-    const std::string opened = Expect(*peer, "silent-open");
+  // A write waiting on a client that never reads, cancelled by Close: the
+  // section it duplicated into that client's process is taken back.
+  void CancelledWriteRevokedInPeer() {
+    const std::string objects_before = Ask(*peer, "objects");
+    Ask(*peer, "open-silent");
     std::unique_ptr<Link> silent = Accept(*listen_recorder);
     if (Check(silent != nullptr, "listener accepted a raw client that never reads")) {
       Check(silent->connection->peer().pid == static_cast<int64_t>(child.pid), "raw client's PID is the child's");
-      // Fill the pipe until a write stays pending.
-      std::vector<uint64_t> ids;
-      uint64_t stuck = 0;
-      for (int i = 0; i < 64 && stuck == 0; ++i) {
-        const uint64_t id = silent->Send(std::string(kMaxDataLength, 'f'));
-        ids.push_back(id);
-        if (!silent->WaitWrite(id, nullptr, 300)) stuck = id;
+      // Full-size frames until one waits (Write said it was not complete);
+      // the one with the region is full-size too, so it cannot fit behind it.
+      const std::string bulk(kMaxDataLength, 'f');
+      bool waiting = false;
+      uint64_t id = 1000;
+      for (int i = 0; i < 256 && !waiting; ++i) {
+        bool completed = false;
+        waiting = silent->connection->WriteInline(++id, TextFrame(bulk), {}, &completed).ok() && !completed;
       }
-      if (Check(stuck != 0, "a write to a peer that does not read stays pending")) {
-        const uint64_t with_region = silent->Send("region", {&ro.value()});
-        Check(with_region != 0, "a second write with a region is queued behind it");
-        silent->connection->Close();
-        // Close posted everything already; pump what is queued.
-        g_js->PumpFor(200);
-        WriteResult first = silent->recorder->writes[stuck];
-        WriteResult second = silent->recorder->writes[with_region];
-        Check(silent->recorder->writes.count(stuck) && !first.ok && first.error.code == "CLOSED",
-              "Close completes the pending write with CLOSED", Describe(first.error));
-        Check(silent->recorder->writes.count(with_region) && !second.ok && second.error.code == "CLOSED",
-              "Close completes the queued write with CLOSED", Describe(second.error));
-        Check(silent->recorder->closed && silent->recorder->close_error.code == "CLOSED" &&
-                  silent->recorder->closed_calls == 1,
-              "OnClosed(CLOSED) once after Close");
-        Status late = silent->connection->Write(999, TextFrame("late"), {});
-        Check(!late.ok() && late.error().code == "CLOSED", "Write after Close gives CLOSED");
-        silent->connection->Close();  // idempotent
-        g_js->PumpFor(100);
-        Check(silent->recorder->closed_calls == 1, "Close is idempotent (no second OnClosed)");
+      bool region_waits = false;
+      if (Check(waiting, "a write to a peer that does not read waits")) {
+        bool completed = true;
+        region_waits = silent->connection->WriteInline(++id, TextFrame(bulk), {&ro}, &completed).ok() && !completed;
+        Check(region_waits, "a write with a region waits behind it");
       }
-      // Give the I/O thread time to see the cancelled completions and revoke.
-      ::Sleep(300);
-      // The peer holds one more file now (its silent client) but no more
-      // sections: the one in the cancelled write was taken back.
+      silent->connection->Close();
+      Check(silent->WaitClosed() && silent->recorder->close_error.code == "CLOSED", "Close ends that connection");
       const std::string after = PeerReplySettled(*peer, "objects", [&](const std::string& now) {
         return SectionsOf(now) == SectionsOf(objects_before);
       });
       Check(!SectionsOf(after).empty() && SectionsOf(after) == SectionsOf(objects_before),
             "the handle in the write cancelled by Close was revoked in the peer", objects_before + " -> " + after);
     }
-    peer->SendAndWait("close-silent");
-    Expect(*peer, "silent-closed");
+    Ask(*peer, "close-silent");
   }
 
-  // --- Misbehaving clients: the listener drops them and carries on.
-  {
-    peer->SendAndWait("garbage");
-    std::unique_ptr<Link> bad = Accept(*listen_recorder);
-    if (Check(bad != nullptr, "listener accepted the garbage sender")) {
-      Check(bad->WaitClosed() && bad->recorder->close_error.code == "PROTOCOL",
-            "garbage bytes close that connection with PROTOCOL", Describe(bad->recorder->close_error));
-      Check(bad->recorder->frames.empty(), "and deliver no frame");
-    }
-    Expect(*peer, "garbage-sent");
-
-    peer->SendAndWait("oversize");
-    std::unique_ptr<Link> big = Accept(*listen_recorder);
-    if (Check(big != nullptr, "listener accepted the oversized sender")) {
-      Check(big->WaitClosed() && big->recorder->close_error.code == "PROTOCOL",
-            "a message over the frame cap closes that connection with PROTOCOL", Describe(big->recorder->close_error));
-    }
-    Expect(*peer, "oversize-sent");
-
+  // A frame naming one of our own handles (an Event) drops that connection
+  // with INVALID_HANDLE and leaves the Event alone.
+  void BogusHandleFrame() {
     HANDLE event = ::CreateEventW(nullptr, TRUE, FALSE, nullptr);
     peer->SendAndWait("bogus-frame " + std::to_string(reinterpret_cast<uintptr_t>(event)));
     std::unique_ptr<Link> liar = Accept(*listen_recorder);
@@ -1129,20 +1120,10 @@ int RunParent() {
     Check(::SetEvent(event) && ::WaitForSingleObject(event, 0) == WAIT_OBJECT_0,
           "the Event named by the bogus frame still works");
     ::CloseHandle(event);
-
-    peer->SendAndWait("new-client");
-    std::unique_ptr<Link> fresh = Accept(*listen_recorder);
-    if (Check(fresh != nullptr, "listener keeps serving: a new client after the bad ones")) {
-      InboundMessage hello;
-      Check(fresh->NextFrame(&hello) && TextOf(hello) == "hello-again", "the new client's frame arrives");
-      fresh->SendAndWait("welcome-again");
-      fresh->WaitClosed();
-    }
-    Expect(*peer, "new-client-done");
   }
 
-  // --- 64 clients at once.
-  {
+  // 64 clients at once: each gets its own answer while all are open.
+  void ManyClientsAtOnce() {
     peer->SendAndWait("many");
     std::vector<std::unique_ptr<Link>> links;
     size_t peak = 0;
@@ -1172,41 +1153,49 @@ int RunParent() {
       }
     }
     if (Check(done, "the 64-client round finished")) Absorb(reply);
+    // The peer closes none before every client has its answer, so all 64
+    // were open here at once.
     Check(peak >= 64, "the listener served 64 connections open at the same time", "peak " + std::to_string(peak));
     for (auto& l : links) l->connection->Close();
-    g_js->PumpFor(100);
+    PumpUntil([&] {
+      for (auto& l : links) {
+        if (!l->recorder->closed) return false;
+      }
+      return true;
+    });
   }
 
-  // --- 1000 transfers, regions both ways; handle counts back to baseline.
-  {
+  // One transfer: a region to the peer, and one back carrying the same byte.
+  bool TransferRound(unsigned i, SharedMemory& shared, const SharedMemory& shared_ro) {
+    // Even rounds: a fresh writable region; odd: the long-lived read-only twin.
+    Result<SharedMemory> fresh = SharedMemory::Create(4096);
+    if (!fresh.ok()) return false;
+    const SharedMemory* region = i % 2 == 0 ? &fresh.value() : &shared_ro;
+    {
+      Result<std::shared_ptr<Mapping>> map = (i % 2 == 0 ? fresh.value() : shared).Map();
+      if (!map.ok()) return false;
+      map.value()->data()[0] = static_cast<uint8_t>(i);
+    }
+    if (!peer->SendAndWait("xfer " + std::to_string(i), {region})) return false;
+    InboundMessage answer;
+    if (!peer->NextFrame(&answer)) return false;
+    if (TextOf(answer) != "xfer-ok " + std::to_string(i) || answer.regions.size() != 1) return false;
+    Result<std::shared_ptr<Mapping>> map = answer.regions[0].Map();
+    return map.ok() && map.value()->data()[0] == static_cast<uint8_t>(i);
+  }
+
+  // 1000 transfers, regions both ways; both processes' handles back to
+  // baseline. Two phases: the first 1000 round trips also absorb whatever
+  // the runtime allocates once, at a moment of its choosing; the second must
+  // then leave both handle tables as they were: the handle count where it is
+  // exact (Windows), and everywhere the number of handles of each kind
+  // memport makes (under Wine the count is only a slot probe, which Wine's
+  // own lazily made objects move). A leak per transfer shows.
+  void ThousandTransfers() {
     Result<SharedMemory> shared = SharedMemory::Create(4096);
     Result<SharedMemory> shared_ro = shared.value().DuplicateReadOnly();
-    auto round = [&](unsigned i) {
-      // Even rounds: a fresh writable region; odd: the long-lived read-only twin.
-      Result<SharedMemory> fresh = SharedMemory::Create(4096);
-      if (!fresh.ok()) return false;
-      const SharedMemory* region = &fresh.value();
-      {
-        Result<std::shared_ptr<Mapping>> map = (i % 2 == 0 ? fresh.value() : shared.value()).Map();
-        if (!map.ok()) return false;
-        map.value()->data()[0] = static_cast<uint8_t>(i);
-      }
-      if (i % 2 == 1) region = &shared_ro.value();
-      if (!peer->SendAndWait("xfer " + std::to_string(i), {region})) return false;
-      InboundMessage answer;
-      if (!peer->NextFrame(&answer)) return false;
-      if (TextOf(answer) != "xfer-ok " + std::to_string(i) || answer.regions.size() != 1) return false;
-      Result<std::shared_ptr<Mapping>> map = answer.regions[0].Map();
-      return map.ok() && map.value()->data()[0] == static_cast<uint8_t>(i);
-    };
-    bool ok = true;
-    // Two phases: the first 1000 round trips also absorb whatever the runtime
-    // allocates once, at a moment of its choosing; the second 1000 must then
-    // leave both processes' handle tables as they were: the handle count
-    // where it is exact (Windows), and everywhere the number of handles of
-    // each kind memport makes (under Wine the count is only a slot probe,
-    // which Wine's own lazily made objects move). A leak per transfer shows.
-    for (unsigned i = 0; i < 10 && ok; ++i) ok = round(i);  // warm-up
+    bool ok = shared_ro.ok();
+    for (unsigned i = 0; i < 10 && ok; ++i) ok = TransferRound(i, shared.value(), shared_ro.value());  // warm-up
     unsigned done = 0;
     int64_t parent_before = 0;
     std::string parent_objects_before, child_before, child_objects_before;
@@ -1215,22 +1204,18 @@ int RunParent() {
       g_js->PumpFor(50);
       parent_before = Probe();
       parent_objects_before = MemportObjects();
-      peer->SendAndWait("probe");
-      child_before = Expect(*peer, "probe");
-      peer->SendAndWait("objects");
-      child_objects_before = Expect(*peer, "objects");
+      child_before = Ask(*peer, "probe");
+      child_objects_before = Ask(*peer, "objects");
       done = 0;
       const auto start = std::chrono::steady_clock::now();
-      for (unsigned i = 0; i < 1000 && ok; ++i, ++done) ok = round(i);
+      for (unsigned i = 0; i < 1000 && ok; ++i, ++done) ok = TransferRound(i, shared.value(), shared_ro.value());
       ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
     }
     Check(ok && done == 1000, "1000 round trips, each with a region both ways", std::to_string(done) + " done");
     Info("1000 round trips took " + std::to_string(ms) + " ms");
-    g_js->PumpFor(50);
+    const std::string parent_objects_after = OwnObjectsSettled(parent_objects_before);
     const int64_t parent_after = Probe();
-    const std::string parent_objects_after = MemportObjects();
     const std::string child_objects_after = PeerReplySettled(*peer, "objects", child_objects_before);
-    const std::string child_after = PeerReplySettled(*peer, "probe", child_before);
     Check(parent_objects_after == parent_objects_before,
           "parent holds as many sections, files and processes after 1000 transfers",
           parent_objects_before + " -> " + parent_objects_after);
@@ -1238,77 +1223,65 @@ int RunParent() {
           "child holds as many sections, files and processes after 1000 transfers",
           child_objects_before + " -> " + child_objects_after);
     Result<HandleCensus> census = CountOpenHandles();
-    const bool exact = census.ok() && census.value().exact;
-    const std::string totals = "parent " + std::to_string(parent_before) + " -> " + std::to_string(parent_after) +
-                               ", child " + child_before + " -> " + child_after;
-    if (exact) {
+    if (census.ok() && census.value().exact) {
+      const std::string child_after = PeerReplySettled(*peer, "probe", child_before);
       Check(parent_before > 0 && parent_after == parent_before && child_before == child_after,
-            "handle counts of both processes back to baseline after 1000 transfers", totals);
+            "handle counts of both processes back to baseline after 1000 transfers (real Windows only)",
+            "parent " + std::to_string(parent_before) + " -> " + std::to_string(parent_after) + ", child " +
+                child_before + " -> " + child_after);
     } else {
-      Info("Wine slot probes (not counts; only reported): " + totals);
+      Info("Wine slot probes (not counts; only reported): parent " + std::to_string(parent_before) + " -> " +
+           std::to_string(parent_after));
     }
   }
 
-  // --- Killing a peer mid-session.
-  {
-    ChildProcess victim = Spawn("victim " + main_name + " " + std::to_string(my_pid));
-    std::unique_ptr<Link> link = Accept(*listen_recorder, 60000);
-    if (Check(link != nullptr, "listener accepted the victim")) {
-      Check(link->connection->peer().pid == static_cast<int64_t>(victim.pid), "victim's PID is right");
-      InboundMessage ready;
-      Check(link->NextFrame(&ready) && TextOf(ready) == "victim-ready", "victim said it is ready");
-      ::TerminateProcess(win::Get(victim.process), 9);
-      Check(link->WaitClosed() && link->recorder->close_error.code == "PEER_CLOSED",
-            "killing the peer mid-session gives PEER_CLOSED", Describe(link->recorder->close_error));
-      Status late = link->connection->Write(1, TextFrame("anyone?"), {&ro.value()});
-      Check(!late.ok() && late.error().code == "PEER_CLOSED", "Write to the dead peer fails with PEER_CLOSED",
-            late.ok() ? "succeeded" : Describe(late.error()));
+  // The peer leaves; its exit code is its failure count.
+  void Goodbye() {
+    peer->SendAndWait("bye");
+    Expect(*peer, "bye");
+    peer->WaitClosed();
+    DWORD exit_code = 1234;
+    if (::WaitForSingleObject(win::Get(child.process), 60000) == WAIT_OBJECT_0) {
+      ::GetExitCodeProcess(win::Get(child.process), &exit_code);
     }
-    ::WaitForSingleObject(win::Get(victim.process), 10000);
+    Check(exit_code == 0, "the peer process exited cleanly", "exit code " + std::to_string(exit_code));
   }
 
-  // --- Goodbye: orderly EOF is PEER_CLOSED; the child's exit code is its failure count.
-  peer->SendAndWait("bye");
-  Expect(*peer, "bye");
-  Check(peer->WaitClosed() && peer->recorder->close_error.code == "PEER_CLOSED",
-        "the peer closing its end gives PEER_CLOSED", Describe(peer->recorder->close_error));
-  DWORD exit_code = 1234;
-  if (::WaitForSingleObject(win::Get(child.process), 30000) == WAIT_OBJECT_0) {
-    ::GetExitCodeProcess(win::Get(child.process), &exit_code);
+  int Run() {
+    if (!ListenOnMainName()) return 1;
+    CheckPipeSecurity();
+    const std::string squat_arg = SetUpBusyAndSquattedPipes();
+    if (!StartPeer(squat_arg)) return 1;
+    CloseBusyAndSquattedPipes();
+    if (!SendRegions()) return 1;
+    BogusValuesInPeer();
+    DuplicateIntoProcessChecks();
+    FailedWriteRevokes();
+    CancelledWriteRevokedInPeer();
+    BogusHandleFrame();
+    ManyClientsAtOnce();
+    ThousandTransfers();
+    Goodbye();
+    return 0;
   }
-  Check(exit_code == 0, "the peer process exited cleanly", "exit code " + std::to_string(exit_code));
-
-  // --- Closing the listener frees the name at once.
-  listener.value()->Close();
-  Result<std::unique_ptr<Listener>> again = Listen(main_name, g_js, listen_recorder);
-  Check(again.ok(), "after Listener::Close the name can be listened on again",
-        again.ok() ? "" : Describe(again.error()));
-  if (again.ok()) again.value()->Close();
-  CheckErrorCode(ConnectAndWait(main_name, 500, 0), "NOT_FOUND", "after Close nobody listens on the name");
-  return 0;
-}
+};
 
 }  // namespace
 
 int main(int argc, char** argv) {
   g_js = std::make_shared<PumpedJsThread>();
   const std::string role = argc > 1 ? argv[1] : "parent";
-  if (role == "peer" && argc >= 8) {
+  if (role == "peer" && argc == 6) {
     g_is_child = true;
     PeerChild child;
     child.main_name = argv[2];
-    child.aux_name = argv[3];
-    child.busy_name = argv[4];
-    child.squat_name = argv[5];
-    child.missing_name = argv[6];
-    child.parent_pid = std::atoll(argv[7]);
+    child.busy_name = argv[3];
+    child.squat_name = argv[4];
+    child.parent_pid = std::atoll(argv[5]);
     return child.Run();
   }
-  if (role == "victim" && argc >= 4) {
-    g_is_child = true;
-    return RunVictim(argv[2], std::atoll(argv[3]));
-  }
-  RunParent();
+  Parent parent;
+  parent.Run();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   std::fflush(stdout);
   return g_failed == 0 ? 0 : 1;
