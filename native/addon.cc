@@ -50,6 +50,7 @@ Napi::Object DefaultLimits(Napi::Env env) {
   limits.Set("maxPendingRegionBytes", Number(env, defaults.max_pending_region_bytes));
   limits.Set("maxOwedControlFrames", Number(env, defaults.max_owed_control_frames));
   limits.Set("fdReserve", Number(env, defaults.fd_reserve));
+  limits.Set("acceptNamedRegions", Napi::Boolean::New(env, defaults.accept_named_regions));
   return limits;
 }
 

@@ -43,6 +43,8 @@ export interface ListenerLimits extends ConnectionLimits {
 /** Every limit, resolved, and whether the connection takes named regions (`acceptNamedRegions`). */
 export type ResolvedLimits = Required<ListenerLimits> & { acceptNamedRegions: boolean };
 
+// acceptNamedRegions is an option, not a limit: not part of DEFAULT_LIMITS.
+const { acceptNamedRegions: _notALimit, ...nativeDefaults } = NATIVE_DEFAULT_LIMITS;
 /**
  * The defaults of every limit (SECURITY.md, "Resource limits"): 4 MiB of
  * pending data, 1024 pending handles, 64 GiB of pending regions, 1024 owed
@@ -51,7 +53,7 @@ export type ResolvedLimits = Required<ListenerLimits> & { acceptNamedRegions: bo
  * which defines them once; the connection counts are TypeScript's own.
  */
 export const DEFAULT_LIMITS: Readonly<Required<ListenerLimits>> = Object.freeze({
-  ...NATIVE_DEFAULT_LIMITS,
+  ...nativeDefaults,
   maxConnections: 1024,
   maxConnectionsPerPeer: 64,
 });

@@ -127,13 +127,17 @@ Binding('the published limits are the addon\'s', () => {
   assert.is(MESSAGE_WINDOW, addon.protocol.messageWindow);
   assert.is(MAX_DATA_BYTES, addon.protocol.maxDataBytes);
   assert.is(MAX_REGIONS_PER_MESSAGE, addon.protocol.maxRegionsPerMessage);
-  for (const [key, value] of Object.entries(addon.defaultLimits)) assert.is(DEFAULT_LIMITS[key], value, key);
+  const { acceptNamedRegions, ...limits } = addon.defaultLimits;
+  for (const [key, value] of Object.entries(limits)) assert.is(DEFAULT_LIMITS[key], value, key);
+  // An option, not a limit: off unless a receiver asks for it (connect/listen { acceptNamedRegions }).
+  assert.is(acceptNamedRegions, false);
+  assert.not.ok('acceptNamedRegions' in DEFAULT_LIMITS, 'DEFAULT_LIMITS holds limits only');
   // The values docs/PROTOCOL.md and SECURITY.md state.
   assert.equal(
     [MESSAGE_WINDOW, MAX_DATA_BYTES, MAX_REGIONS_PER_MESSAGE, addon.protocol.version, addon.protocol.maxFrameBytes, addon.protocol.maxRegionBytes],
     [256, 128 * 1024, 64, 1, 16 + 16 * 64 + 128 * 1024, 2 ** 47],
   );
-  assert.equal({ ...addon.defaultLimits }, { maxPendingDataBytes: 4 * 1024 * 1024, maxPendingHandles: 1024, maxPendingRegionBytes: 64 * 1024 ** 3, maxOwedControlFrames: 1024, fdReserve: 256 });
+  assert.equal({ ...limits }, { maxPendingDataBytes: 4 * 1024 * 1024, maxPendingHandles: 1024, maxPendingRegionBytes: 64 * 1024 ** 3, maxOwedControlFrames: 1024, fdReserve: 256 });
 });
 
 Binding.run();
