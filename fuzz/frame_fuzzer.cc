@@ -49,7 +49,7 @@ constexpr size_t kSpecDescriptor = 16;
 constexpr size_t kSpecMaxRegions = 64;
 constexpr size_t kSpecMaxData = 131072;
 constexpr uint64_t kSpecMaxRegionSize = uint64_t{1} << 47;
-constexpr uint32_t kSpecKnownFlags = 1;  // bit 0, read-only
+constexpr uint32_t kSpecKnownFlags = 0x3;  // bit 0 read-only, bit 1 named (PROTOCOL.md section 2)
 constexpr uint8_t kMagic[4] = {0x4D, 0x50, 0x52, 0x54};  // "MPRT"
 constexpr uint8_t kWelcome = 1, kMessage = 3, kAck = 4;
 

@@ -123,7 +123,9 @@ class Connection {
   virtual Status Admit() = 0;
   // Starts reading (a listener calls it only once WELCOME is sent); the
   // observer must outlive the connection's callbacks. `limits` bound what
-  // the peer can make this process hold (inbox.h).
+  // the peer can make this process hold (inbox.h). A connection that has
+  // already ended (a WELCOME it could not write: the client had gone) still
+  // reports OnClosed to `observer`, once, so whoever waits for it is told.
   virtual void Start(std::shared_ptr<ConnectionObserver> observer, const PeerLimits& limits = PeerLimits{}) = 0;
   // Writes one frame carrying `regions` (frame.regions' handle fields are
   // filled in here: fd indices on Linux, values duplicated into the peer on

@@ -592,7 +592,12 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
 
   void Start(std::shared_ptr<ConnectionObserver> observer, const PeerLimits& limits) override {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (closed_) return;
+    if (closed_) {
+      // Ended before it started (the WELCOME could not be written): say so.
+      Error why = MakeError(close_code_, close_message_);
+      Deliver([observer, why] { observer->OnClosed(why); });
+      return;
+    }
     observer_ = std::move(observer);
     limits_ = limits;
     account_ = std::make_shared<InboxAccount>(limits, ProcessHandleLimit(limits.fd_reserve), peer_.pid);

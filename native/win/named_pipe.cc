@@ -540,7 +540,13 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
 
   void Start(std::shared_ptr<ConnectionObserver> observer, const PeerLimits& limits) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (started_ || closed_) return;
+    if (started_) return;
+    if (closed_) {
+      // Ended before it started (the WELCOME could not be written): say so.
+      Error why = close_reason_;
+      js_->Post([observer, why] { observer->OnClosed(why); });
+      return;
+    }
     started_ = true;
     observer_ = std::move(observer);
     limits_ = limits;

@@ -601,6 +601,33 @@ void CloseReasons() {
   CheckCensusSettles(baseline);
 }
 
+// A connection that ended before it was started (the listener wrote its
+// WELCOME to a client that had gone, and the write ended the connection)
+// still reports OnClosed, once, when started: the binding keeps the event
+// loop alive from Start until OnClosed, so a lost OnClosed is a process that
+// never exits.
+void EndedBeforeStart() {
+  const std::string baseline = contract_os::HandleCensus();
+  const std::string name = ChannelName("early-end");
+  {
+    Server server;
+    if (!server.Listen(name)) return;
+    std::unique_ptr<End> client = ConnectTo(name);
+    std::unique_ptr<End> accepted = server.Accept();
+    if (!client || !Check(accepted != nullptr, "the listener handed over the client")) return;
+    client->connection->Close();
+    client.reset();
+    Error failed;
+    for (int i = 0; i < 64 && failed.code.empty(); ++i) accepted->Write({1}, {}, &failed);  // the WELCOME, and more
+    accepted->Start();
+    Check(accepted->WaitClosed(), "Start on a connection that has ended reports OnClosed");
+    g_js->Drain();
+    Check(accepted->recorder->closed_calls == 1 && accepted->recorder->close_error.code == "PEER_CLOSED",
+          "once, with PEER_CLOSED", Describe(accepted->recorder->close_error));
+  }
+  CheckCensusSettles(baseline);
+}
+
 // Bytes that are not a frame drop that connection with PROTOCOL and deliver
 // nothing; the listener goes on serving other clients.
 void ProtocolViolation() {
@@ -772,6 +799,7 @@ int main(int argc, char** argv) {
       {"queued writes", QueuedWrites},
       {"peer death mid-write", PeerDeathMidWrite},
       {"close reasons", CloseReasons},
+      {"ended before start", EndedBeforeStart},
       {"protocol violation", ProtocolViolation},
       {"undelivered handles released", UndeliveredHandlesReleased},
   };
