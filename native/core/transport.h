@@ -1,7 +1,7 @@
 // The platform-neutral transport interface: a rendezvous name, a listener,
 // and message-oriented connections that carry frames plus shared-memory
 // handles. Linux implements it over SOCK_SEQPACKET Unix sockets with
-// SCM_RIGHTS (native/linux/unix_socket.cc), Windows over named pipes with
+// SCM_RIGHTS (native/linux/unix_*.cc), Windows over named pipes with
 // DuplicateHandle (native/win/named_pipe.cc).
 //
 // Threading: every backend does its waiting on a dedicated I/O thread of its
