@@ -2,7 +2,7 @@
 // and message-oriented connections that carry frames plus shared-memory
 // handles. Linux implements it over SOCK_SEQPACKET Unix sockets with
 // SCM_RIGHTS (native/linux/unix_*.cc), Windows over named pipes with
-// DuplicateHandle (native/win/named_pipe.cc).
+// DuplicateHandle (native/win/pipe_*.cc).
 //
 // Threading: every backend does its waiting on a dedicated I/O thread of its
 // own (epoll / an I/O completion port), never in the libuv pool, and delivers

@@ -11,7 +11,7 @@
 // See "CreateFileMappingW", "DuplicateHandle" and "SID Strings" on Microsoft Learn.
 //
 // Received handles arrive as bare numbers that the sender put into our handle
-// table (named_pipe.cc). Such a number may name anything we hold, so
+// table (pipe_connection.cc). Such a number may name anything we hold, so
 // FromReceived proves what it is before owning it, never closes it when the
 // proof fails, and refuses numbers that memport already owns (the
 // owned-sections registry in os_win.cc). Handles leave this process with
