@@ -252,6 +252,19 @@ Life('an Err settled later carries the stack of the call that started it', async
   listener.close();
 });
 
+Life('MEMPORT_CALL_SITES=0 turns the call-site capture off (it costs a few µs per wait)', async () => {
+  const run = async (env) => {
+    const child = spawn(process.execPath, [NEWCOMER, 'call-site', uniqueName('site')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    await new Promise((resolve) => child.once('close', resolve));
+    return out;
+  };
+  assert.match(await run({}), /^CALL-SITE yes TIMEOUT$/m, 'on by default');
+  assert.match(await run({ MEMPORT_CALL_SITES: '0' }), /^CALL-SITE no TIMEOUT$/m, 'off with MEMPORT_CALL_SITES=0');
+});
+
 Life('ALREADY_EXISTS names the process that holds the name, and what to do', async () => {
   const name = uniqueName('taken');
   const listener = unwrap(await listen(name));
