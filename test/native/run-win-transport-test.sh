@@ -19,7 +19,7 @@ mkdir -p "$out"
 # -posix: std::thread/std::mutex; -static: no libstdc++/libwinpthread DLLs next to the .exe.
 "$cxx" -std=c++17 -static -O1 -Wall -Wextra -Wno-unused-parameter \
   -D_WIN32_WINNT=0x0A00 -DUNICODE -D_UNICODE \
-  "$root"/native/core/*.cc "$root"/native/win/*.cc "$root/test/native/win_transport_test.cc" \
+  "$root"/native/core/*.cc "$root"/native/win/*.cc "$root/test/native/win_transport_test.cc" "$root/test/native/contract_os_win.cc" \
   -o "$exe" -ladvapi32
 echo "built $exe"
 [ "${1:-}" = "--build" ] && exit 0

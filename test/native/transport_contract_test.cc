@@ -35,6 +35,7 @@
 #include "../../native/core/frame.h"
 #include "../../native/core/shared_memory.h"
 #include "../../native/core/transport.h"
+#include "pumped_js_thread.h"
 #include "contract_os.h"
 
 using namespace memport;
@@ -65,53 +66,6 @@ bool Check(bool ok, const std::string& what, const std::string& detail = "") {
 }
 
 std::string Describe(const Error& error) { return error.code + " (" + error.message + ")"; }
-
-// ---------------------------------------------------------------------------
-// The "JS thread": a queue of tasks that the test's main thread runs.
-
-class PumpedJsThread : public JsThread {
- public:
-  void Post(std::function<void()> task) override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    tasks_.push_back(std::move(task));
-    ready_.notify_one();
-  }
-
-  // Runs tasks until done() holds or `timeout_ms` pass; returns done().
-  bool PumpUntil(const std::function<bool()>& done, int timeout_ms) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    for (;;) {
-      if (done()) return true;
-      std::function<void()> task;
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        if (!ready_.wait_until(lock, deadline, [&] { return !tasks_.empty(); })) return done();
-        task = std::move(tasks_.front());
-        tasks_.pop_front();
-      }
-      task();
-    }
-  }
-
-  // Runs every task queued now (and what they queue), without waiting.
-  void Drain() {
-    for (;;) {
-      std::function<void()> task;
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (tasks_.empty()) return;
-        task = std::move(tasks_.front());
-        tasks_.pop_front();
-      }
-      task();
-    }
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable ready_;
-  std::deque<std::function<void()>> tasks_;
-};
 
 std::shared_ptr<PumpedJsThread> g_js;
 

@@ -47,6 +47,8 @@
 #include "../../native/core/frame.h"
 #include "../../native/core/shared_memory.h"
 #include "../../native/core/transport.h"
+#include "contract_os.h"
+#include "pumped_js_thread.h"
 #include "../../native/win/ntdll.h"
 #include "../../native/win/win_internal.h"
 
@@ -93,44 +95,6 @@ bool CheckErrorCode(const Result<T>& result, const std::string& code, const std:
   if (result.ok()) return Check(false, name, "succeeded, expected " + code);
   return Check(result.error().code == code, name, "got " + Describe(result.error()) + ", expected " + code);
 }
-
-// ---------------------------------------------------------------------------
-// The "JS thread": a queue of tasks that main() runs.
-
-class PumpedJsThread : public JsThread {
- public:
-  void Post(std::function<void()> task) override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    tasks_.push_back(std::move(task));
-    ready_.notify_one();
-  }
-
-  // Runs tasks until done() holds or timeout_ms pass. Returns done().
-  bool PumpUntil(const std::function<bool()>& done, int timeout_ms) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    for (;;) {
-      if (done()) return true;
-      std::function<void()> task;
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        if (!ready_.wait_until(lock, deadline, [&] { return !tasks_.empty(); })) return done();
-        task = std::move(tasks_.front());
-        tasks_.pop_front();
-      }
-      task();
-    }
-  }
-
-  // Runs whatever is queued now, for about `ms`.
-  void PumpFor(int ms) {
-    PumpUntil([] { return false; }, ms);
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable ready_;
-  std::deque<std::function<void()>> tasks_;
-};
 
 std::shared_ptr<PumpedJsThread> g_js;
 constexpr int kWait = 20000;  // generous: Wine is slow to start processes
@@ -268,17 +232,7 @@ std::wstring TypeOf(HANDLE h) {
 // connection this process holds ("sections=N files=N processes=N"): exact,
 // unlike the slot probe, which also moves whenever Wine allocates an object
 // of its own (semaphores, events) or a handle is replaced by another.
-std::string MemportObjects() {
-  int sections = 0, files = 0, processes = 0;
-  for (uintptr_t v = 4; v < 0x4000; v += 4) {
-    const std::wstring type = TypeOf(reinterpret_cast<HANDLE>(v));
-    sections += type == L"Section";
-    files += type == L"File";
-    processes += type == L"Process";
-  }
-  return "sections=" + std::to_string(sections) + " files=" + std::to_string(files) +
-         " processes=" + std::to_string(processes);
-}
+std::string MemportObjects() { return contract_os::HandleCensus(); }
 
 // "objects sections=2 files=5 processes=1" -> "sections=2".
 std::string SectionsOf(const std::string& objects) {
