@@ -26,6 +26,23 @@ const root = join(here, '..');
 const INHERIT_CHILD = join(root, 'examples', 'interop', 'inherit-child.mjs');
 const PYTHON_SHM = join(here, 'fixtures', 'python-shm.py');
 const NAMED_PEER = join(here, 'fixtures', 'named-peer.mjs');
+
+/**
+ * A second memport process (test/fixtures/named-peer.mjs) connected to a fresh
+ * listener here; `ask(message)` sends it a message and returns its answer's data.
+ */
+async function secondMemportProcess(timeoutMs) {
+  const channel = uniqueName('ch').slice(0, 60);
+  const listener = unwrap(await listen(channel));
+  const peer = startUntil(process.execPath, [NAMED_PEER, channel], /^$/); // its answers come over the connection
+  peer.ready.catch(() => {});
+  const conn = unwrap(await listener.accept({ timeoutMs }), 'the second memport process connects');
+  const ask = async (message) => {
+    unwrap(await conn.send(message), 'send to the second process');
+    return unwrap(await conn.receive({ timeoutMs }), 'its answer').data;
+  };
+  return { listener, peer, conn, ask };
+}
 const uniqueName = (tag) => `memport-interop-${tag}-${process.pid}-${randomBytes(4).toString('hex')}`;
 const text = (bytes) => {
   const b = Buffer.from(bytes);
@@ -123,15 +140,7 @@ if (isLinux) {
     const python = startUntil('python3', [PYTHON_SHM, 'create', name, '8192', 'Message from Python'], /^READY (\S+)$/m);
     await python.ready;
     const region = unwrap(SharedRegion.openNamed(name), 'openNamed(Python’s object)');
-    const channel = uniqueName('ch').slice(0, 60);
-    const listener = unwrap(await listen(channel));
-    const peer = startUntil(process.execPath, [NAMED_PEER, channel], /^$/); // its answers come over the connection
-    peer.ready.catch(() => {});
-    const conn = unwrap(await listener.accept({ timeoutMs: 20_000 }), 'the second memport process connects');
-    const ask = async (message) => {
-      unwrap(await conn.send(message), 'send to the second process');
-      return unwrap(await conn.receive({ timeoutMs: 20_000 }), 'its answer').data;
-    };
+    const { listener, peer, conn, ask } = await secondMemportProcess(20_000);
     try {
       const arrived = await ask({ regions: [region] });
       assert.equal(arrived, { named: true, name: null, size: 8192, readOnly: false, head: 'Message from Pyt' }, 'the second process got Python’s memory, not its name');
@@ -252,15 +261,7 @@ if (isWindows) {
     const first = startUntil(program('first_process.exe'), [], /^READY\r?$/m);
     await first.ready;
     const region = unwrap(SharedRegion.openNamed(CLASSIC), 'openNamed(the first process’s section)');
-    const channel = uniqueName('ch').slice(0, 60);
-    const listener = unwrap(await listen(channel));
-    const peer = startUntil(process.execPath, [NAMED_PEER, channel], /^$/);
-    peer.ready.catch(() => {});
-    const conn = unwrap(await listener.accept({ timeoutMs: 30_000 }), 'the second memport process connects');
-    const ask = async (message) => {
-      unwrap(await conn.send(message), 'send to the second process');
-      return unwrap(await conn.receive({ timeoutMs: 30_000 }), 'its answer').data;
-    };
+    const { listener, peer, conn, ask } = await secondMemportProcess(30_000);
     try {
       const arrived = await ask({ regions: [region] });
       assert.is(arrived.named, true);
