@@ -38,18 +38,15 @@ Examples('every ```js block of the README runs as written', async () => {
     // The pair: the producer serves until stopped; the consumer connects by name.
     const producer = spawn(process.execPath, [write(producerAt, blocks[producerAt])], { cwd: root, stdio: 'ignore' });
     try {
-      let consumer;
-      for (let attempt = 0; attempt < 100; attempt++) {
-        consumer = await new Promise((resolve) => {
-          const c = spawn(process.execPath, [write(consumerAt, blocks[consumerAt])], { cwd: root, timeout: 20_000 });
-          let out = '';
-          c.stdout.on('data', (d) => (out += d));
-          c.stderr.on('data', (d) => (out += d));
-          c.once('exit', (status) => resolve({ status, out }));
-        });
-        if (consumer.status === 0 || !/NOT_FOUND/.test(consumer.out)) break;
-        await new Promise((r) => setTimeout(r, 100)); // the producer is still starting
-      }
+      // Started at once, while the producer may still be starting: the
+      // consumer waits for the listener (waitForListener), as written.
+      const consumer = await new Promise((resolve) => {
+        const c = spawn(process.execPath, [write(consumerAt, blocks[consumerAt])], { cwd: root, timeout: 20_000 });
+        let out = '';
+        c.stdout.on('data', (d) => (out += d));
+        c.stderr.on('data', (d) => (out += d));
+        c.once('exit', (status) => resolve({ status, out }));
+      });
       assert.is(consumer.status, 0, consumer.out);
       assert.is(consumer.out.trim(), '1280 true 0');
     } finally {
