@@ -117,8 +117,9 @@ class Attempt {
       if (native.isOk()) {
         return Connection._client(native.value, { signal: this.stop, timeoutMs: this.#remaining() }, this.limits);
       }
-      if (native.error.code !== 'NOT_FOUND' || this.stop.aborted) return err(withNextStep(native.error, this.name));
-      if (!this.waitForListener) return err(withNextStep(native.error, this.name));
+      if (native.error.code !== 'NOT_FOUND' || !this.waitForListener || this.stop.aborted) {
+        return err(withNextStep(native.error, this.name));
+      }
       await this.#nameMayHaveAppeared();
       if (this.stop.aborted) return err(native.error); // the overall waiter has settled already
     }
