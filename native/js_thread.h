@@ -10,11 +10,12 @@
 #include <memory>
 #include <vector>
 
+#include "core/loop_watch.h"
 #include "core/transport.h"
 
 namespace memport {
 
-class NapiJsThread : public JsThread {
+class NapiJsThread : public JsThread, public LoopHost {
  public:
   static std::shared_ptr<NapiJsThread> Create(napi_env env);
   ~NapiJsThread() override;
@@ -28,7 +29,7 @@ class NapiJsThread : public JsThread {
 
   // False once the environment is being torn down: objects destroyed after
   // that must not call into Node-API.
-  bool alive() const { return alive_->load(); }
+  bool alive() const override { return alive_->load(); }
   std::shared_ptr<std::atomic<bool>> alive_flag() const { return alive_; }
 
   // Called from the environment's cleanup hook.
@@ -38,16 +39,13 @@ class NapiJsThread : public JsThread {
   NapiJsThread() = default;
   static void CallJs(napi_env env, napi_value js_callback, void* context, void* data);
 
-  // Watches still open, so environment teardown can close them (libuv must
-  // have no open handles left when a worker's loop closes).
-  struct Watch;
-  class UvFdWatch;
-  static void OnWatchClosed(Watch* watch);
+  // Fds watched on the loop (native/core/loop_watch.h); null where the
+  // backend reads on its I/O thread. Closed at environment teardown (libuv
+  // must have no open handles left when a worker's loop closes).
   static void CloseWatchesAtTeardown(napi_async_cleanup_hook_handle handle, void* arg);
-  void RunAsCallback(const std::function<void()>& task);
+  void RunAsCallback(const std::function<void()>& task) override;
   std::weak_ptr<NapiJsThread> self_;
-  std::vector<Watch*> watches_;
-  napi_async_cleanup_hook_handle teardown_ = nullptr;
+  std::unique_ptr<LoopFdWatcher> watcher_;
   bool tearing_down_ = false;
   napi_ref resource_ = nullptr;
   napi_async_context async_context_ = nullptr;

@@ -1,4 +1,5 @@
-// Linux: a connection. Frames and their fds go out with sendmsg (a region's
+// Linux: a connection's OS half (its state machine is ConnectionCore,
+// native/core/connection_core.h). Frames and their fds go out with sendmsg (a region's
 // own fd when the socket takes the frame at once, a duplicate while it waits
 // in the queue) and come in with recvmsg, which always offers room for the
 // maximum fd count, uses MSG_CMSG_CLOEXEC and takes ownership of every fd at
@@ -20,9 +21,9 @@
 #include <string>
 #include <vector>
 
+#include "../core/connection_core.h"
 #include "../core/frame.h"
 #include "../core/inbox.h"
-#include "../core/named.h"
 #include "../core/shared_memory.h"
 #include "fd_budget.h"
 #include "io_thread.h"
@@ -33,131 +34,22 @@ namespace memport {
 namespace {
 
 // ---------------------------------------------------------------------------
-// A connection.
+// A connection: the OS half of ConnectionCore (connection_core.h).
 
 struct PendingWrite {
-  uint64_t id;
+  WriteToken token;
   std::vector<uint8_t> bytes;
   std::vector<OsHandle> fds;  // our own duplicates: the region may be closed before the write happens
-  // The regions' own fds, for a write sent before WriteInline returns (the
+  // The regions' own fds, for a write sent before OsSendLocked returns (the
   // regions cannot be closed meanwhile); duplicated into `fds` only if the
   // write has to wait in the queue.
   std::vector<int> borrowed;
 };
 
-class UnixConnection : public Connection, public Pollable, public std::enable_shared_from_this<UnixConnection> {
+class UnixConnection : public ConnectionCore, public Pollable {
  public:
-  UnixConnection(OsHandle fd, PeerIdentity peer, std::shared_ptr<JsThread> js)
-      : fd_(std::move(fd)), peer_(peer), js_(std::move(js)) {}
-
-  ~UnixConnection() override = default;
-
-  const PeerIdentity& peer() const override { return peer_; }
-
-  bool PeerRunning() const override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return !closed_ && PeerProcessState(static_cast<int>(fd_.get())) != PeerProcess::kExited;
-  }
-
-  Status Admit() override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (closed_) return MakeError(close_code_, close_message_);
-    // Peeks one byte and no ancillary data: fds queued with a frame stay in
-    // the kernel (and are released with the socket), never in our table.
-    uint8_t byte = 0;
-    const ssize_t n = ::recv(static_cast<int>(fd_.get()), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0 || (n == 0 && !PeerHungUp())) {
-      return MakeError("PROTOCOL", "the client sent a frame before it was admitted (before WELCOME)");
-    }
-    if (n == 0) return MakeError("PEER_CLOSED", "the client left before it was admitted");
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return Ok();
-    return errno == ECONNRESET ? MakeError("PEER_CLOSED", "the client left before it was admitted")
-                               : LastOsError("recv", "checking the client before admitting it");
-  }
-
-  void Start(std::shared_ptr<ConnectionObserver> observer, const PeerLimits& limits) override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (closed_) {
-      // Ended before it started (the WELCOME could not be written): say so.
-      Error why = MakeError(close_code_, close_message_);
-      Deliver([observer, why] { observer->OnClosed(why); });
-      return;
-    }
-    observer_ = std::move(observer);
-    limits_ = limits;
-    account_ = std::make_shared<InboxAccount>(limits, ProcessHandleLimit(limits.fd_reserve), peer_.pid);
-    std::weak_ptr<UnixConnection> weak = shared_from_this();
-    watch_ = js_->WatchFd(static_cast<int>(fd_.get()), [weak](uint32_t ready, Deliveries& deliveries) {
-      if (std::shared_ptr<UnixConnection> self = weak.lock()) self->OnJsThreadEvents(ready, deliveries);
-    });
-    if (watch_) return;
-    Status added = IoThread::Get().Add(static_cast<int>(fd_.get()), EPOLLIN | EPOLLRDHUP, shared_from_this());
-    if (!added.ok()) FailLocked(added.error());
-  }
-
-  // Completion reported through OnWriteDone, as the interface promises.
-  Status Write(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions) override {
-    return WriteInline(write_id, std::move(frame), regions, /*completed=*/nullptr);
-  }
-
-  // `completed` may be null: then every completion is posted.
-  Status WriteInline(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions,
-                     bool* completed) override {
-    if (completed != nullptr) *completed = false;
-    PendingWrite write{write_id, {}, {}, {}};
-    frame.regions.resize(regions.size());
-    for (size_t i = 0; i < regions.size(); ++i) {
-      const SharedMemory* region = regions[i];
-      if (region == nullptr || !region->valid()) return MakeError("CLOSED", "a region in the message is closed");
-      frame.regions[i].size = region->size();
-      frame.regions[i].flags = (region->read_only() ? kRegionReadOnly : 0) | (region->named() ? kRegionNamed : 0);
-      frame.regions[i].handle = static_cast<uint32_t>(i);
-      write.borrowed.push_back(static_cast<int>(region->raw()));
-    }
-    Result<std::vector<uint8_t>> encoded = EncodeFrame(frame);
-    if (!encoded.ok()) return encoded.error();
-    write.bytes = encoded.take();
-
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (closed_) return MakeError(close_code_, close_message_);
-    const bool send_now = queue_.empty();
-    if (!send_now) {
-      Status held = HoldFds(write);
-      if (!held.ok()) return held;
-    }
-    if (write_id == kUnreportedWrite && ++owed_control_ > limits_.max_owed_control_frames) {
-      // ACKs and NACKs pile up only for a peer that sends and never reads.
-      FailLocked(MakeError("PROTOCOL", "the peer does not read: more than " +
-                                           std::to_string(limits_.max_owed_control_frames) +
-                                           " acknowledgements are waiting for it (limits.maxOwedControlFrames)"));
-      return Ok();  // nobody waits for a control frame; OnClosed says why
-    }
-    queue_.push_back(std::move(write));
-    if (send_now) {
-      // Sent before FlushLocked returns: reported through *completed, not posted.
-      inline_write_ = completed != nullptr ? write_id : kUnreportedWrite;
-      FlushLocked();
-      if (completed != nullptr) *completed = inline_write_ == kUnreportedWrite && write_id != kUnreportedWrite;
-      inline_write_ = kUnreportedWrite;
-      // Not sent yet (the socket is full): it waits in the queue, so it needs
-      // fds of its own. A failure here leaves it unsent: take it back.
-      if (!closed_ && !queue_.empty() && queue_.front().id == write_id && !queue_.front().borrowed.empty()) {
-        Status held = HoldFds(queue_.front());
-        if (!held.ok()) {
-          queue_.pop_front();
-          SetWantWriteLocked(false);
-          return held;
-        }
-      }
-    }
-    return Ok();
-  }
-
-  void Close() override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!closed_ && !observer_) DiscardUnreadLocked();
-    FailLocked(MakeError("CLOSED", "the connection was closed"));
-  }
+  UnixConnection(OsHandle fd, const PeerIdentity& peer, std::shared_ptr<JsThread> js)
+      : ConnectionCore(peer, std::move(js)), fd_(std::move(fd)) {}
 
   void OnEvents(uint32_t ready) override {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -174,17 +66,121 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
     deliveries_ = nullptr;
   }
 
+ protected:
+  bool OsPeerRunningLocked() const override {
+    return PeerProcessState(static_cast<int>(fd_.get())) != PeerProcess::kExited;
+  }
+
+  Status OsAdmitLocked() override {
+    // Peeks one byte and no ancillary data: fds queued with a frame stay in
+    // the kernel (and are released with the socket), never in our table.
+    uint8_t byte = 0;
+    const ssize_t n = ::recv(static_cast<int>(fd_.get()), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n == 0 && !PeerHungUp())) {
+      return MakeError("PROTOCOL", "the client sent a frame before it was admitted (before WELCOME)");
+    }
+    if (n == 0) return MakeError("PEER_CLOSED", "the client left before it was admitted");
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return Ok();
+    return errno == ECONNRESET ? MakeError("PEER_CLOSED", "the client left before it was admitted")
+                               : LastOsError("recv", "checking the client before admitting it");
+  }
+
+  uint64_t OsProcessHandleLimit(const PeerLimits& limits) const override {
+    return ProcessHandleLimit(limits.fd_reserve);
+  }
+
+  void OsStartReadingLocked() override {
+    std::weak_ptr<UnixConnection> weak = std::static_pointer_cast<UnixConnection>(shared_from_this());
+    watch_ = js_->WatchFd(static_cast<int>(fd_.get()), [weak](uint32_t ready, Deliveries& deliveries) {
+      if (std::shared_ptr<UnixConnection> self = weak.lock()) self->OnJsThreadEvents(ready, deliveries);
+    });
+    if (watch_) return;
+    Status added = IoThread::Get().Add(static_cast<int>(fd_.get()), EPOLLIN | EPOLLRDHUP,
+                                       std::static_pointer_cast<UnixConnection>(shared_from_this()));
+    if (!added.ok()) EndLocked(added.error());
+  }
+
+  // Descriptor i names the i-th fd of the message's SCM_RIGHTS. Sent at once
+  // if nothing waits before it, else queued until the socket is writable.
+  Status OsSendLocked(WriteToken token, Frame frame, const std::vector<const SharedMemory*>& regions) override {
+    PendingWrite write{token, {}, {}, {}};
+    for (size_t i = 0; i < regions.size(); ++i) {
+      frame.regions[i].handle = static_cast<uint32_t>(i);
+      write.borrowed.push_back(static_cast<int>(regions[i]->raw()));
+    }
+    Result<std::vector<uint8_t>> encoded = EncodeFrame(frame);
+    if (!encoded.ok()) return encoded.error();
+    write.bytes = encoded.take();
+    const bool send_now = queue_.empty();
+    if (!send_now) {
+      Status held = HoldFds(write);
+      if (!held.ok()) return held;
+    }
+    queue_.push_back(std::move(write));
+    if (!send_now) return Ok();
+    FlushLocked();
+    // Not sent yet (the socket is full): it waits in the queue, so it needs
+    // fds of its own. A failure here leaves it unsent: take it back.
+    if (!closed_locked() && !queue_.empty() && queue_.front().token == token && !queue_.front().borrowed.empty()) {
+      Status held = HoldFds(queue_.front());
+      if (!held.ok()) {
+        queue_.pop_front();
+        SetWantWriteLocked(false);
+        return held;
+      }
+    }
+    return Ok();
+  }
+
+  void OsEndLocked() override {
+    if (watch_) {
+      watch_.reset();  // stops watching before the fd closes
+    } else {
+      IoThread::Get().Remove(static_cast<int>(fd_.get()));
+    }
+    ::shutdown(static_cast<int>(fd_.get()), SHUT_RDWR);
+    fd_.reset();
+    queue_.clear();  // the core fails every write still in it
+  }
+
+  // A connection closed before it was started (a refused client) was never
+  // read. What the client queued meanwhile is discarded first, unparsed:
+  // recv without a control buffer makes the kernel close the fds a frame
+  // carried without installing them here (MSG_CTRUNC). Closing with frames
+  // still queued would make the kernel report ECONNRESET to the client, which
+  // then could not read the REJECT written just before. Bounded: the
+  // socket's receive buffer holds few frames.
+  void OsDiscardUnreadLocked() override {
+    uint8_t scratch[256];
+    for (int i = 0; i < 4096; ++i) {
+      if (::recv(static_cast<int>(fd_.get()), scratch, sizeof scratch, MSG_DONTWAIT | MSG_TRUNC) <= 0) return;
+    }
+  }
+
+  // The fd reserve: a message whose fds took one of the numbers kept free
+  // for the application is refused (its fds released unmapped).
+  Status OsReserveFor(const InboundMessage& message) override {
+    int highest = -1;
+    for (const SharedMemory& region : message.regions) highest = std::max(highest, static_cast<int>(region.raw()));
+    if (highest >= 0 && !FdReserveKept(highest, limits().fd_reserve)) {
+      return MakeError("OUT_OF_MEMORY", "the receiver is close to its fd limit (it keeps " +
+                                            std::to_string(limits().fd_reserve) +
+                                            " fds free for itself); receive earlier messages first");
+    }
+    return Ok();
+  }
+
  private:
   // Writes what waits if the socket takes it, then reads what arrived.
   void OnReadyLocked(uint32_t ready) {
-    if (closed_) return;
+    if (closed_locked()) return;
     if (ready & kWritable) FlushLocked();
-    if (!closed_ && (ready & (kReadable | kHungUp | kFailed))) ReadLocked();
+    if (!closed_locked() && (ready & (kReadable | kHungUp | kFailed))) ReadLocked();
   }
 
   // Sends queued frames until the socket is full or the queue is empty.
   void FlushLocked() {
-    while (!queue_.empty() && !closed_) {
+    while (!queue_.empty() && !closed_locked()) {
       PendingWrite& w = queue_.front();
       iovec iov{w.bytes.data(), w.bytes.size()};
       msghdr msg{};
@@ -211,16 +207,15 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
         }
         if (errno == EINTR) continue;
         const bool gone = errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN;
-        FailLocked(gone ? MakeError("PEER_CLOSED", "the peer closed the connection")
-                        : LastOsError("sendmsg", "sending a message"));
+        EndLocked(gone ? MakeError("PEER_CLOSED", "the peer closed the connection")
+                       : LastOsError("sendmsg", "sending a message"));
         return;
       }
-      const uint64_t id = w.id;
-      if (id == kUnreportedWrite) --owed_control_;
+      const WriteToken token = w.token;
       queue_.pop_front();  // the kernel holds its own references to the fds now
-      PostWriteDone(id, nullptr);
+      FinishWriteLocked(token, nullptr);
     }
-    if (!closed_) SetWantWriteLocked(false);
+    if (!closed_locked()) SetWantWriteLocked(false);
   }
 
   // Gives a queued write fds of its own in place of the regions' (which may
@@ -263,8 +258,8 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
       if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) return;
         if (errno == EINTR) continue;
-        FailLocked(errno == ECONNRESET ? MakeError("PEER_CLOSED", "the peer closed the connection")
-                                       : LastOsError("recvmsg", "receiving a message"));
+        EndLocked(errno == ECONNRESET ? MakeError("PEER_CLOSED", "the peer closed the connection")
+                                      : LastOsError("recvmsg", "receiving a message"));
         return;
       }
       // Take ownership of every fd that arrived, before anything else can fail.
@@ -282,8 +277,8 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
       if (n == 0 && fds.empty()) {
         // On SOCK_SEQPACKET a zero-length record and end-of-stream both read
         // as 0; only end-of-stream leaves the socket read-hung-up.
-        FailLocked(PeerHungUp() ? MakeError("PEER_CLOSED", "the peer closed the connection")
-                                : MakeError("PROTOCOL", "the peer sent an empty frame"));
+        EndLocked(PeerHungUp() ? MakeError("PEER_CLOSED", "the peer closed the connection")
+                               : MakeError("PROTOCOL", "the peer sent an empty frame"));
         return;
       }
       if ((msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) == MSG_CTRUNC && !foreign_control) {
@@ -297,99 +292,49 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
           message.frame = declared.take();
           message.refused = MakeError("OUT_OF_MEMORY", "the receiver has no free fd for the message's regions (its fd limit is reached); "
                                                        "it was not received: send it again once the receiver has closed some fds");
-          PostFrame(std::move(message));  // `fds` that did arrive are closed on the way out
+          DeliverFrameLocked(std::move(message));  // `fds` that did arrive are closed on the way out
           continue;
         }
       }
       if (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) {
-        FailLocked(MakeError("PROTOCOL", (msg.msg_flags & MSG_CTRUNC) ? "the peer sent more fds than a frame may carry"
-                                                                      : "the peer sent a frame over the size cap"));
+        EndLocked(MakeError("PROTOCOL", (msg.msg_flags & MSG_CTRUNC) ? "the peer sent more fds than a frame may carry"
+                                                                     : "the peer sent a frame over the size cap"));
         return;
       }
       if (foreign_control) {
-        FailLocked(MakeError("PROTOCOL", "the peer sent unexpected ancillary data"));
+        EndLocked(MakeError("PROTOCOL", "the peer sent unexpected ancillary data"));
         return;
       }
       Result<Frame> decoded = DecodeFrame(buffer.data(), static_cast<size_t>(n));
       if (!decoded.ok()) {
-        FailLocked(decoded.error());
+        EndLocked(decoded.error());
         return;
       }
       InboundMessage message;
       message.frame = decoded.take();
       if (fds.size() != message.frame.regions.size()) {
-        FailLocked(MakeError("PROTOCOL", "the frame declares " + std::to_string(message.frame.regions.size()) +
-                                             " regions but " + std::to_string(fds.size()) + " fds arrived"));
+        EndLocked(MakeError("PROTOCOL", "the frame declares " + std::to_string(message.frame.regions.size()) +
+                                            " regions but " + std::to_string(fds.size()) + " fds arrived"));
         return;
       }
-      bool named = false;
+      std::vector<RawHandle> raws;
       for (size_t i = 0; i < fds.size(); ++i) {
-        const RegionDescriptor& d = message.frame.regions[i];
-        if (d.handle != i) {
-          FailLocked(MakeError("PROTOCOL", "region descriptor " + std::to_string(i) + " names fd index " +
-                                               std::to_string(d.handle)));
+        if (message.frame.regions[i].handle != i) {
+          EndLocked(MakeError("PROTOCOL", "region descriptor " + std::to_string(i) + " names fd index " +
+                                              std::to_string(message.frame.regions[i].handle)));
           return;
         }
-        named = named || d.named();
+        raws.push_back(fds[i].get());
       }
-      if (named && !limits_.accept_named_regions) {
-        // Not wanted here: every fd is closed unmapped (`fds` still owns them)
-        // and the sender's send() fails with this, saying what to do.
-        message.refused = MakeError("UNSUPPORTED", NamedRegionRefusedMessage());
-        PostFrame(std::move(message));
-        continue;
+      // A region flagged named may be unsealed POSIX shared memory (when
+      // opted in); every other region is held to the sealed-memfd rule.
+      Error failure = AdoptRegions(&message, raws, &fds, limits().accept_named_regions);
+      if (!failure.code.empty()) {
+        EndLocked(failure);  // `fds` still owned are closed on return
+        return;
       }
-      for (size_t i = 0; i < fds.size(); ++i) {
-        const RegionDescriptor& d = message.frame.regions[i];
-        // A region flagged named may be unsealed POSIX shared memory (opted
-        // in above); every other region is held to the sealed-memfd rule.
-        Result<SharedMemory> adopted =
-            d.named() ? SharedMemory::FromReceivedNamed(fds[i].get(), d.size, d.read_only())
-                      : SharedMemory::FromReceived(fds[i].get(), d.size, d.read_only(), /*from_transport=*/true);
-        if (!adopted.ok()) {
-          FailLocked(adopted.error());  // `fds` (still ours) are closed on return
-          return;
-        }
-        fds[i].release();  // now owned by the SharedMemory
-        message.regions.push_back(adopted.take());
-      }
-      if (message.frame.type == FrameType::kMessage) ChargeLocked(message);
-      PostFrame(std::move(message));
-    }
-  }
-
-  // Charges a validated MESSAGE to the budget, or releases its handles (never
-  // mapped) and marks it refused, to be answered with NACK.
-  void ChargeLocked(InboundMessage& message) {
-    int highest = -1;
-    for (const SharedMemory& region : message.regions) highest = std::max(highest, static_cast<int>(region.raw()));
-    if (highest >= 0 && !FdReserveKept(highest, limits_.fd_reserve)) {
-      message.regions.clear();
-      message.refused = MakeError("OUT_OF_MEMORY", "the receiver is close to its fd limit (it keeps " +
-                                                       std::to_string(limits_.fd_reserve) +
-                                                       " fds free for itself); receive earlier messages first");
-      return;
-    }
-    Result<std::unique_ptr<InboxCharge>> charge = account_->Charge(message.frame);
-    if (!charge.ok()) {
-      message.regions.clear();
-      message.refused = charge.error();
-      return;
-    }
-    message.charge = charge.take();
-  }
-
-  // A connection closed before it was started (a refused client) was never
-  // read. What the client queued meanwhile is discarded first, unparsed:
-  // recv without a control buffer makes the kernel close the fds a frame
-  // carried without installing them here (MSG_CTRUNC). Closing with frames
-  // still queued would make the kernel report ECONNRESET to the client, which
-  // then could not read the REJECT written just before (as Windows does in
-  // DiscardUnreadLocked). Bounded: the socket's receive buffer holds few frames.
-  void DiscardUnreadLocked() {
-    uint8_t scratch[256];
-    for (int i = 0; i < 4096; ++i) {
-      if (::recv(static_cast<int>(fd_.get()), scratch, sizeof scratch, MSG_DONTWAIT | MSG_TRUNC) <= 0) return;
+      Charge(message);
+      DeliverFrameLocked(std::move(message));
     }
   }
 
@@ -398,117 +343,16 @@ class UnixConnection : public Connection, public Pollable, public std::enable_sh
     return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
   }
 
-  // Ends the connection once: pending writes fail, the observer hears why.
-  void FailLocked(const Error& error) {
-    if (closed_) return;
-    closed_ = true;
-    // Writes still waiting, and any after, fail with the reason the
-    // connection ended, as OnClosed reports it: CLOSED, PEER_CLOSED, or what
-    // the peer was dropped for (PROTOCOL, INVALID_HANDLE, ...). The same on
-    // every backend (test/native/transport_contract_test.cc, "close reasons").
-    close_code_ = error.code;
-    close_message_ = error.code == "CLOSED" ? "the connection is closed" : "the connection was lost: " + error.message;
-    if (watch_) {
-      watch_.reset();  // stops watching before the fd closes
-    } else {
-      IoThread::Get().Remove(static_cast<int>(fd_.get()));
-    }
-    ::shutdown(static_cast<int>(fd_.get()), SHUT_RDWR);
-    fd_.reset();
-    owed_control_ = 0;
-    while (!queue_.empty()) {
-      const uint64_t id = queue_.front().id;
-      queue_.pop_front();
-      Error failed = MakeError(close_code_, close_message_);
-      PostWriteDone(id, &failed);
-    }
-    std::shared_ptr<ConnectionObserver> observer = observer_;
-    if (observer) Deliver([observer, error] { observer->OnClosed(error); });
-    // Nothing is reported after OnClosed; dropping the observer here lets the
-    // JS side (whose callbacks it holds) be collected.
-    observer_.reset();
-  }
-
-  void PostWriteDone(uint64_t id, const Error* error) {
-    if (id != kUnreportedWrite && id == inline_write_ && error == nullptr) {
-      inline_write_ = kUnreportedWrite;  // WriteInline reports it
-      return;
-    }
-    std::shared_ptr<ConnectionObserver> observer = observer_;
-    if (!observer || id == kUnreportedWrite) return;
-    if (error == nullptr) {
-      Deliver([observer, id] { observer->OnWriteDone(id, nullptr); });
-    } else {
-      Error copy = *error;
-      Deliver([observer, id, copy] { observer->OnWriteDone(id, &copy); });
-    }
-  }
-
-  // Inside OnJsThreadEvents observer calls are made when it returns;
-  // anywhere else (the I/O thread, or Write/Close called from JS, which must
-  // not be re-entered) they are posted.
-  void Deliver(std::function<void()> task) {
-    if (deliveries_ != nullptr) {
-      deliveries_->push_back(std::move(task));
-    } else {
-      js_->Post(std::move(task));
-    }
-  }
-
-  void PostFrame(InboundMessage message) {
-    std::shared_ptr<ConnectionObserver> observer = observer_;
-    if (!observer) return;
-    auto shared = std::make_shared<InboundMessage>(std::move(message));
-    Deliver([observer, shared] { observer->OnFrame(std::move(*shared)); });
-  }
-
-  mutable std::mutex mutex_;
   OsHandle fd_;
-  PeerIdentity peer_;
-  std::shared_ptr<JsThread> js_;
-  std::shared_ptr<ConnectionObserver> observer_;
   std::deque<PendingWrite> queue_;
   std::unique_ptr<FdWatch> watch_;  // set when read on the JS thread
-  Deliveries* deliveries_ = nullptr;  // set while OnJsThreadEvents runs
-  uint64_t inline_write_ = kUnreportedWrite;  // the write WriteInline is flushing
-  PeerLimits limits_;
-  std::shared_ptr<InboxAccount> account_;
-  uint64_t owed_control_ = 0;  // control frames queued here, not yet taken by the kernel
-  bool closed_ = false;
   bool want_write_ = false;
-  std::string close_code_;
-  std::string close_message_;
-};
-
-// The binding holds a unique_ptr<Connection>; the I/O thread needs shared
-// ownership of the same object, so the handed-out object is a thin owner.
-class ConnectionHandle : public Connection {
- public:
-  explicit ConnectionHandle(std::shared_ptr<UnixConnection> impl) : impl_(std::move(impl)) {}
-  ~ConnectionHandle() override { impl_->Close(); }
-  const PeerIdentity& peer() const override { return impl_->peer(); }
-  bool PeerRunning() const override { return impl_->PeerRunning(); }
-  Status Admit() override { return impl_->Admit(); }
-  void Start(std::shared_ptr<ConnectionObserver> observer, const PeerLimits& limits) override {
-    impl_->Start(std::move(observer), limits);
-  }
-  Status Write(uint64_t id, Frame frame, const std::vector<const SharedMemory*>& regions) override {
-    return impl_->Write(id, std::move(frame), regions);
-  }
-  Status WriteInline(uint64_t id, Frame frame, const std::vector<const SharedMemory*>& regions,
-                     bool* completed) override {
-    return impl_->WriteInline(id, std::move(frame), regions, completed);
-  }
-  void Close() override { impl_->Close(); }
-
- private:
-  std::shared_ptr<UnixConnection> impl_;
 };
 
 }  // namespace
 
 std::unique_ptr<Connection> NewUnixConnection(OsHandle socket, const PeerIdentity& peer, std::shared_ptr<JsThread> js) {
-  return std::make_unique<ConnectionHandle>(std::make_shared<UnixConnection>(std::move(socket), peer, std::move(js)));
+  return ConnectionCore::Own(std::make_shared<UnixConnection>(std::move(socket), peer, std::move(js)));
 }
 
 }  // namespace memport

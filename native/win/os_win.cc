@@ -14,6 +14,7 @@
 
 #include "../core/connect.h"
 #include "../core/error.h"
+#include "../core/loop_watch.h"
 #include "../core/os_handle.h"
 #include "../core/shared_memory.h"
 #include "win_internal.h"
@@ -195,5 +196,9 @@ Status StartDetachedThread(std::function<void()> task) {
   ::CloseHandle(thread);  // detached: it ends by itself
   return Ok();
 }
+
+// Named pipes cannot be polled: connections complete their I/O on the
+// completion port's thread (io_service.h), never on the JS thread's loop.
+std::unique_ptr<LoopFdWatcher> NewLoopFdWatcher(void* /*uv_loop*/) { return nullptr; }
 
 }  // namespace memport

@@ -1,17 +1,19 @@
-// Windows: a connection. Frames are pipe messages; a region travels as a
+// Windows: a connection's OS half (its state machine is ConnectionCore,
+// native/core/connection_core.h). Frames are pipe messages; a region travels as a
 // handle value DuplicateHandle put into the peer's table, revoked
 // (DUPLICATE_CLOSE_SOURCE) if the frame provably was not written. Received
 // values are validated before anything maps or closes them.
 #include "pipe_connection.h"
 
-#include <chrono>
 #include <cstring>
-#include <deque>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
+#include "../core/connection_core.h"
 #include "../core/frame.h"
 #include "../core/inbox.h"
-#include "../core/named.h"
 #include "../core/shared_memory.h"
 #include "io_service.h"
 #include "pipe_security.h"
@@ -76,22 +78,21 @@ class ReadOp : public IoOp {
 
 class WriteOp : public IoOp {
  public:
-  WriteOp(std::shared_ptr<IoTarget> target, uint64_t write_id, uint32_t seq, std::vector<uint8_t> bytes,
+  WriteOp(std::shared_ptr<IoTarget> target, WriteToken token, uint32_t seq, std::vector<uint8_t> bytes,
           std::unique_ptr<PeerHandles> handles)
-      : IoOp(std::move(target)), write_id(write_id), seq(seq), bytes(std::move(bytes)), handles(std::move(handles)) {}
-  const uint64_t write_id;
+      : IoOp(std::move(target)), token(token), seq(seq), bytes(std::move(bytes)), handles(std::move(handles)) {}
+  const WriteToken token;
   const uint32_t seq;  // the MESSAGE's number, which its ACK/NACK names
   const std::vector<uint8_t> bytes;
   std::unique_ptr<PeerHandles> handles;
-  bool owed = false;  // a control frame still waiting for the peer to read (counted in owed_control_)
+  bool reported = false;  // WriteFile completed inline and the core was told then
 };
 
-Error ClosedError() { return MakeError("CLOSED", "the connection is closed"); }
 Error PeerClosedError() { return MakeError("PEER_CLOSED", "the peer closed the connection"); }
 
 Error WriteError(DWORD err) {
   if (IsPeerGone(err)) return PeerClosedError();
-  if (err == ERROR_OPERATION_ABORTED) return ClosedError();
+  if (err == ERROR_OPERATION_ABORTED) return MakeError("CLOSED", "the connection is closed");
   return OsError(err, "WriteFile", "sending a message to the peer");
 }
 
@@ -104,28 +105,29 @@ Error ReadError(DWORD err) {
   return OsError(err, "ReadFile", "reading from the peer");
 }
 
-// The state of one connection, shared between the Connection object (JS
-// thread) and the operations in flight (I/O thread). Every member below the
-// mutex is guarded by it.
-class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState> {
+// The OS half of one connection (ConnectionCore, connection_core.h), shared
+// between the binding's owner (JS thread) and the operations in flight (I/O
+// thread). Every member is guarded by the core's mutex_.
+class PipeState : public ConnectionCore, public IoTarget {
  public:
-  PipeState(OsHandle pipe, OsHandle peer_process, PeerIdentity peer, std::shared_ptr<JsThread> js)
-      : peer_(peer),
-        js_(std::move(js)),
-        user_closed_(std::make_shared<std::atomic<bool>>(false)),
-        pipe_(std::move(pipe)),
-        peer_process_(std::move(peer_process)) {}
+  PipeState(OsHandle pipe, OsHandle peer_process, const PeerIdentity& peer, std::shared_ptr<JsThread> js)
+      : ConnectionCore(peer, std::move(js)), pipe_(std::move(pipe)), peer_process_(std::move(peer_process)) {}
 
-  const PeerIdentity& peer() const { return peer_; }
-
-  bool PeerRunning() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return !closed_ && peer_process_.valid() && ::WaitForSingleObject(Get(peer_process_), 0) == WAIT_TIMEOUT;
+  void OnIoComplete(std::unique_ptr<IoOp> op, DWORD bytes, DWORD error) override {
+    if (auto* write = dynamic_cast<WriteOp*>(op.get())) {
+      CompleteWrite(write, bytes, error);
+    } else {
+      CompleteRead(bytes, error);
+    }
+    // `op` (and with it the revocation decision made above) goes here.
   }
 
-  Status Admit() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (closed_) return close_reason_;
+ protected:
+  bool OsPeerRunningLocked() const override {
+    return peer_process_.valid() && ::WaitForSingleObject(Get(peer_process_), 0) == WAIT_TIMEOUT;
+  }
+
+  Status OsAdmitLocked() override {
     DWORD available = 0;
     if (!::PeekNamedPipe(Get(pipe_), /*lpBuffer=*/nullptr, 0, /*lpBytesRead=*/nullptr, &available,
                          /*lpBytesLeftThisMessage=*/nullptr)) {
@@ -137,48 +139,22 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
     return Ok();
   }
 
-  void Start(std::shared_ptr<ConnectionObserver> observer, const PeerLimits& limits) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (started_) return;
-    if (closed_) {
-      // Ended before it started (the WELCOME could not be written): say so.
-      Error why = close_reason_;
-      js_->Post([observer, why] { observer->OnClosed(why); });
-      return;
-    }
-    started_ = true;
-    observer_ = std::move(observer);
-    limits_ = limits;
-    account_ = std::make_shared<InboxAccount>(limits, kProcessHandleLimit, peer_.pid);
+  uint64_t OsProcessHandleLimit(const PeerLimits& /*limits*/) const override { return kProcessHandleLimit; }
+
+  void OsStartReadingLocked() override {
     read_buffer_.resize(kWaitingReadSize);
     IssueReadLocked();
   }
 
-  // `*completed` (may be null: then every completion is posted): the pipe
-  // took the whole frame before WriteFile returned, so the caller reports it
-  // and no OnWriteDone follows (the completion packet still arrives and only
-  // frees the operation).
-  Status Write(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions, bool* completed) {
-    if (completed != nullptr) *completed = false;
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (closed_) return close_reason_;
-    if (regions.size() > kMaxRegionsPerFrame) {
-      return MakeError("INVALID_ARGUMENT", "at most " + std::to_string(kMaxRegionsPerFrame) + " regions per message");
-    }
-    if (!frame.regions.empty() && frame.regions.size() != regions.size()) {
-      return MakeError("INVALID_ARGUMENT", "the frame declares a different number of regions than were given");
-    }
-    frame.regions.resize(regions.size());
-
+  // Descriptor i names the value DuplicateHandle put into the peer's table.
+  // Every completion packet arrives on the I/O thread, also for a write that
+  // completed inline (which is reported to the core at once).
+  Status OsSendLocked(WriteToken token, Frame frame, const std::vector<const SharedMemory*>& regions) override {
     // Revokes every value duplicated so far on any early return below.
     auto handles = std::make_unique<PeerHandles>(Get(peer_process_));
     for (size_t i = 0; i < regions.size(); ++i) {
-      const SharedMemory* region = regions[i];
-      if (region == nullptr || !region->valid()) {
-        named_writing_.erase(frame.seq);
-        return MakeError("CLOSED", "a region in the message is closed");
-      }
-      Result<RawHandle> remote = win::DuplicateSectionInto(*region, Get(peer_process_), region->read_only());
+      const SharedMemory& region = *regions[i];
+      Result<RawHandle> remote = win::DuplicateSectionInto(region, Get(peer_process_), region.read_only());
       if (!remote.ok()) {
         named_writing_.erase(frame.seq);
         // Duplicating into a process that just died fails before the pipe
@@ -186,16 +162,13 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
         if (::WaitForSingleObject(Get(peer_process_), 0) == WAIT_OBJECT_0) return PeerClosedError();
         return remote.error();
       }
-      if (region->named()) {
+      if (region.named()) {
         handles->AddNamed(remote.value());
         named_writing_.insert(frame.seq);
       } else {
         handles->Add(remote.value());
       }
-      RegionDescriptor& descriptor = frame.regions[i];
-      descriptor.size = region->size();
-      descriptor.flags = (region->read_only() ? kRegionReadOnly : 0) | (region->named() ? kRegionNamed : 0);
-      descriptor.handle = static_cast<uint32_t>(static_cast<uintptr_t>(remote.value()));
+      frame.regions[i].handle = static_cast<uint32_t>(static_cast<uintptr_t>(remote.value()));
     }
     Result<std::vector<uint8_t>> encoded = EncodeFrame(frame);
     if (!encoded.ok()) {
@@ -203,7 +176,8 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
       return encoded.error();
     }
 
-    auto op = std::make_unique<WriteOp>(shared_from_this(), write_id, frame.seq, encoded.take(), std::move(handles));
+    auto op = std::make_unique<WriteOp>(std::static_pointer_cast<PipeState>(shared_from_this()), token, frame.seq,
+                                        encoded.take(), std::move(handles));
     const BOOL done = ::WriteFile(Get(pipe_), op->bytes.data(), static_cast<DWORD>(op->bytes.size()),
                                   /*lpNumberOfBytesWritten=*/nullptr, op->overlapped());
     if (!done) {
@@ -216,54 +190,73 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
       }
     }
     // Completed or pending: either way one completion packet will arrive.
-    // A write that completed here is reported by the caller, not posted.
-    if (done && completed != nullptr && write_id != kUnreportedWrite) {
-      *completed = true;
-    } else {
-      pending_writes_.insert(op.get());
-    }
     ++outstanding_;
     WriteOp* issued = op.release();
-    if (!done && write_id == kUnreportedWrite) {
-      // ACKs and NACKs pile up only for a peer that sends and never reads.
-      issued->owed = true;
-      if (++owed_control_ > limits_.max_owed_control_frames) {
-        ShutdownLocked(MakeError("PROTOCOL", "the peer does not read: more than " +
-                                                 std::to_string(limits_.max_owed_control_frames) +
-                                                 " acknowledgements are waiting for it (limits.maxOwedControlFrames)"));
-      }
+    if (done) {
+      issued->reported = true;
+      FinishWriteLocked(token, nullptr);
     }
     return Ok();
   }
 
-  // Close() from the JS thread: report CLOSED, and suppress frames already
-  // posted but not yet delivered (transport.h: nothing after Close returns).
-  void CloseByUser() {
-    user_closed_->store(true);
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!started_ && !closed_) DiscardUnreadLocked();
-    ShutdownLocked(ClosedError());
+  // Ends the OS side: I/O in flight is cancelled and the pipe closed now, so
+  // the peer sees EOF at once. The peer's process handle stays until every
+  // write has completed, because revoking needs it.
+  void OsEndLocked() override {
+    for (auto& pushed : named_in_peer_) ForgetNamedLocked(std::move(pushed.second));
+    named_in_peer_.clear();
+    named_settled_early_.clear();
+    // Closing the handle alone would also abort our I/O; cancelling first
+    // makes the completions (ERROR_OPERATION_ABORTED) explicit. Their packets
+    // still reach the port: the file object lives until its I/O completes.
+    if (outstanding_ > 0) ::CancelIoEx(Get(pipe_), /*lpOverlapped=*/nullptr);
+    pipe_.reset();
+    ReleaseHandlesIfIdleLocked();
   }
 
-  void OnIoComplete(std::unique_ptr<IoOp> op, DWORD bytes, DWORD error) override {
-    if (auto* write = dynamic_cast<WriteOp*>(op.get())) {
-      CompleteWrite(write, bytes, error);
-    } else {
-      CompleteRead(bytes, error);
+  // A connection closed before it was started (a client refused, or dropped
+  // for sending before WELCOME) was never read. Unlike fds queued on a Linux
+  // socket, section handles a client duplicated into us are in our table
+  // already, named in the messages waiting in the pipe: read those messages
+  // now (no read was ever issued, so the buffer is ours) and close every
+  // value that validates as a section, unmapped and undelivered. A value
+  // that fails validation is left alone, as always (it may name anything).
+  void OsDiscardUnreadLocked() override {
+    std::vector<uint8_t> buffer(kMaxFrameSize);
+    for (int i = 0; i < kMaxDiscardedMessages; ++i) {
+      DWORD available = 0;
+      if (!::PeekNamedPipe(Get(pipe_), nullptr, 0, nullptr, &available, nullptr) || available == 0) return;
+      DWORD bytes = 0;
+      if (ReadNowLocked(buffer.data(), static_cast<DWORD>(buffer.size()), &bytes) != ERROR_SUCCESS) return;
+      Result<Frame> frame = DecodeFrame(buffer.data(), bytes);
+      if (!frame.ok()) return;
+      InboundMessage message;
+      message.frame = frame.take();
+      AdoptRegions(&message, ValuesOf(message.frame), /*owned=*/nullptr, /*accept_named=*/false);
+      // the adopted ones close with `message`
     }
-    // `op` (and with it the revocation decision made above) goes here.
   }
 
  private:
+  // The handle values a frame's descriptors name here: a u32 on the wire,
+  // sign-extended like a 32-bit process's handle.
+  static std::vector<RawHandle> ValuesOf(const Frame& frame) {
+    std::vector<RawHandle> values;
+    for (const RegionDescriptor& descriptor : frame.regions) {
+      values.push_back(static_cast<RawHandle>(static_cast<int32_t>(descriptor.handle)));
+    }
+    return values;
+  }
+
   void IssueReadLocked() {
-    auto op = std::make_unique<ReadOp>(shared_from_this());
+    auto op = std::make_unique<ReadOp>(std::static_pointer_cast<PipeState>(shared_from_this()));
     if (!::ReadFile(Get(pipe_), read_buffer_.data(), static_cast<DWORD>(read_buffer_.size()),
                     /*lpNumberOfBytesRead=*/nullptr, op->overlapped())) {
       const DWORD err = ::GetLastError();
       // ERROR_MORE_DATA is a warning status: a completion packet is queued
       // for it as for success, and the handler treats it as a violation.
       if (err != ERROR_IO_PENDING && err != ERROR_MORE_DATA) {
-        ShutdownLocked(ReadError(err));
+        EndLocked(ReadError(err));
         return;
       }
     }
@@ -280,7 +273,7 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
       // Longer than the waiting buffer: the rest of the message is in the
       // pipe already. More than the largest frame is still a violation.
       std::lock_guard<std::mutex> lock(mutex_);
-      if (!closed_ && bytes <= large->size()) {
+      if (!closed_locked() && bytes <= large->size()) {
         std::memcpy(large->data(), read_buffer_.data(), bytes);
         DWORD rest = 0;
         error = ReadNowLocked(large->data() + bytes, static_cast<DWORD>(large->size() - bytes), &rest);
@@ -296,17 +289,8 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
       Result<Frame> frame = DecodeFrame(frame_bytes, frame_length);
       if (frame.ok()) {
         message.frame = frame.take();
-        failure = AdoptRegions(&message, limits_.accept_named_regions);
-        if (failure.code.empty() && message.frame.type == FrameType::kMessage && message.refused.code.empty()) {
-          // Validated, never mapped; over a bound, released at once and refused.
-          Result<std::unique_ptr<InboxCharge>> charge = account_->Charge(message.frame);
-          if (charge.ok()) {
-            message.charge = charge.take();
-          } else {
-            message.regions.clear();
-            message.refused = charge.error();
-          }
-        }
+        failure = AdoptRegions(&message, ValuesOf(message.frame), /*owned=*/nullptr, limits().accept_named_regions);
+        if (failure.code.empty()) Charge(message);  // validated, never mapped; over a bound, released and refused
       } else {
         failure = frame.error();
       }
@@ -314,61 +298,23 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
 
     std::lock_guard<std::mutex> lock(mutex_);
     --outstanding_;
-    if (closed_) {
+    if (closed_locked()) {
       ReleaseHandlesIfIdleLocked();
       return;  // `message` and the regions it adopted are released here.
     }
     if (error != ERROR_SUCCESS) {
-      ShutdownLocked(ReadError(error));
+      EndLocked(ReadError(error));
       return;
     }
     if (!failure.code.empty()) {
-      ShutdownLocked(failure);
+      EndLocked(failure);
       return;
     }
     if (message.frame.type == FrameType::kAck || message.frame.type == FrameType::kNack) {
       SettleNamedLocked(message.frame.seq);
     }
-    auto shared = std::make_shared<InboundMessage>(std::move(message));
-    js_->Post([observer = observer_, user_closed = user_closed_, shared] {
-      if (user_closed->load()) return;
-      observer->OnFrame(std::move(*shared));
-    });
+    DeliverFrameLocked(std::move(message));
     IssueReadLocked();
-  }
-
-  // Validates and takes ownership of every handle the frame names, or of
-  // none: on the first failure the ones already adopted are closed (they were
-  // proven to be our sections), and the failing value and all after it are
-  // left untouched, because they may name anything in our handle table.
-  // A region flagged named is never adopted: a duplicate of it is
-  // (FromReceivedNamed), and only with `accept_named`; without it the message
-  // is refused (NACK UNSUPPORTED), its unnamed regions adopted and released,
-  // its named values left for the sender to close.
-  static Error AdoptRegions(InboundMessage* message, bool accept_named) {
-    bool named = false;
-    for (const RegionDescriptor& descriptor : message->frame.regions) named = named || descriptor.named();
-    const bool refuse = named && !accept_named;
-    for (size_t i = 0; i < message->frame.regions.size(); ++i) {
-      const RegionDescriptor& descriptor = message->frame.regions[i];
-      if (refuse && descriptor.named()) continue;
-      // A u32 on the wire, sign-extended like a 32-bit process's handle.
-      const RawHandle raw = static_cast<RawHandle>(static_cast<int32_t>(descriptor.handle));
-      Result<SharedMemory> region = descriptor.named()
-                                        ? SharedMemory::FromReceivedNamed(raw, descriptor.size, descriptor.read_only())
-                                        : SharedMemory::FromReceived(raw, descriptor.size, descriptor.read_only());
-      if (!region.ok()) {
-        message->regions.clear();
-        return MakeError("INVALID_HANDLE", "region " + std::to_string(i) + " of message " +
-                                               std::to_string(message->frame.seq) + ": " + region.error().message);
-      }
-      message->regions.push_back(region.take());
-    }
-    if (refuse) {
-      message->regions.clear();
-      message->refused = MakeError("UNSUPPORTED", NamedRegionRefusedMessage());
-    }
-    return Error{};
   }
 
   // MESSAGE `seq` was answered (ACK or NACK): the receiver holds its own
@@ -392,7 +338,7 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
   // closing it first would let that number name something else there by
   // then: the values are left (held by the peer until it exits; SECURITY.md).
   void ForgetNamedLocked(std::vector<RawHandle> values) {
-    if (close_reason_.code == "CLOSED" || !peer_process_.valid()) return;
+    if (close_reason_locked().code == "CLOSED" || !peer_process_.valid()) return;
     for (RawHandle value : values) win::RevokeFromProcess(Get(peer_process_), value);
   }
 
@@ -412,56 +358,21 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
     if (named_writing_.erase(op->seq) != 0 && !named.empty()) {
       if (named_settled_early_.erase(op->seq) != 0) {
         for (RawHandle value : named) win::RevokeFromProcess(Get(peer_process_), value);
-      } else if (closed_) {
+      } else if (closed_locked()) {
         ForgetNamedLocked(std::move(named));
       } else {
         named_in_peer_[op->seq] = std::move(named);
       }
     }
     --outstanding_;
-    if (op->owed) --owed_control_;
-    const bool unreported = pending_writes_.erase(op) != 0;
-    if (unreported && observer_ && op->write_id != kUnreportedWrite) {
-      std::shared_ptr<Error> result;
-      if (error != ERROR_SUCCESS) result = std::make_shared<Error>(WriteError(error));
-      js_->Post([observer = observer_, write_id = op->write_id, result] {
-        observer->OnWriteDone(write_id, result.get());
-      });
-    }
-    ReleaseHandlesIfIdleLocked();
-  }
-
-  // Ends the connection once: pending writes and then OnClosed get `reason`,
-  // I/O in flight is cancelled, and the pipe is closed now so the peer sees
-  // EOF at once. The peer's process handle stays until every write has
-  // completed, because revoking needs it.
-  void ShutdownLocked(const Error& reason) {
-    if (closed_) return;
-    closed_ = true;
-    close_reason_ = reason;
-    if (observer_) {
-      for (WriteOp* op : pending_writes_) {
-        if (op->write_id == kUnreportedWrite) continue;
-        auto error = std::make_shared<Error>(reason);
-        js_->Post([observer = observer_, write_id = op->write_id, error] {
-          observer->OnWriteDone(write_id, error.get());
-        });
+    if (!op->reported) {
+      if (error == ERROR_SUCCESS) {
+        FinishWriteLocked(op->token, nullptr);
+      } else {
+        const Error failed = WriteError(error);
+        FinishWriteLocked(op->token, &failed);
       }
-      auto error = std::make_shared<Error>(reason);
-      js_->Post([observer = observer_, error] { observer->OnClosed(*error); });
     }
-    // Nothing is reported after OnClosed; dropping the observer here lets the
-    // JS side (whose callbacks it holds) be collected.
-    observer_.reset();
-    pending_writes_.clear();
-    for (auto& pushed : named_in_peer_) ForgetNamedLocked(std::move(pushed.second));
-    named_in_peer_.clear();
-    named_settled_early_.clear();
-    // Closing the handle alone would also abort our I/O; cancelling first
-    // makes the completions (ERROR_OPERATION_ABORTED) explicit. Their packets
-    // still reach the port: the file object lives until its I/O completes.
-    if (outstanding_ > 0) ::CancelIoEx(Get(pipe_), /*lpOverlapped=*/nullptr);
-    pipe_.reset();
     ReleaseHandlesIfIdleLocked();
   }
 
@@ -474,49 +385,14 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
     return io.value()->ReadNow(Get(pipe_), buffer, size, got);
   }
 
-  // A connection closed before it was started (a client refused, or dropped
-  // for sending before WELCOME) was never read. Unlike fds queued on a Linux
-  // socket, section handles a client duplicated into us are in our table
-  // already, named in the messages waiting in the pipe: read those messages
-  // now (no read was ever issued, so the buffer is ours) and close every
-  // value that validates as a section, unmapped and undelivered. A value
-  // that fails validation is left alone, as always (it may name anything).
-  void DiscardUnreadLocked() {
-    std::vector<uint8_t> buffer(kMaxFrameSize);
-    for (int i = 0; i < kMaxDiscardedMessages; ++i) {
-      DWORD available = 0;
-      if (!::PeekNamedPipe(Get(pipe_), nullptr, 0, nullptr, &available, nullptr) || available == 0) return;
-      DWORD bytes = 0;
-      if (ReadNowLocked(buffer.data(), static_cast<DWORD>(buffer.size()), &bytes) != ERROR_SUCCESS) return;
-      Result<Frame> frame = DecodeFrame(buffer.data(), bytes);
-      if (!frame.ok()) return;
-      InboundMessage message;
-      message.frame = frame.take();
-      AdoptRegions(&message, /*accept_named=*/false);  // the adopted ones close with `message`
-    }
-  }
-
   void ReleaseHandlesIfIdleLocked() {
-    if (closed_ && outstanding_ == 0) peer_process_.reset();
+    if (closed_locked() && outstanding_ == 0) peer_process_.reset();
   }
 
-  const PeerIdentity peer_;
-  const std::shared_ptr<JsThread> js_;
-  const std::shared_ptr<std::atomic<bool>> user_closed_;
-
-  std::mutex mutex_;
   OsHandle pipe_;
-  OsHandle peer_process_;  // PROCESS_DUP_HANDLE, opened when the peer was identified
-  std::shared_ptr<ConnectionObserver> observer_;
-  bool started_ = false;
-  bool closed_ = false;
-  Error close_reason_;                         // what Write returns once closed
-  size_t outstanding_ = 0;                     // operations the kernel still holds
-  std::unordered_set<WriteOp*> pending_writes_;  // in flight and not yet reported
-  std::vector<uint8_t> read_buffer_;           // written by the kernel while a read is pending
-  PeerLimits limits_;
-  std::shared_ptr<InboxAccount> account_;
-  uint64_t owed_control_ = 0;                  // control frames written but not yet taken by the peer
+  OsHandle peer_process_;                // PROCESS_DUP_HANDLE, opened when the peer was identified
+  size_t outstanding_ = 0;               // operations the kernel still holds
+  std::vector<uint8_t> read_buffer_;     // written by the kernel while a read is pending
   // Named regions' values pushed into the peer (PeerHandles::AddNamed), by
   // MESSAGE seq: being written, written and awaiting ACK/NACK, answered
   // before the write's completion arrived.
@@ -525,37 +401,11 @@ class PipeState : public IoTarget, public std::enable_shared_from_this<PipeState
   std::unordered_set<uint32_t> named_settled_early_;
 };
 
-class PipeConnection : public Connection {
- public:
-  explicit PipeConnection(std::shared_ptr<PipeState> state) : state_(std::move(state)) {}
-  // Dropping the object closes the connection, reporting like Close().
-  ~PipeConnection() override { state_->CloseByUser(); }
-
-  const PeerIdentity& peer() const override { return state_->peer(); }
-  bool PeerRunning() const override { return state_->PeerRunning(); }
-  Status Admit() override { return state_->Admit(); }
-  void Start(std::shared_ptr<ConnectionObserver> observer, const PeerLimits& limits) override {
-    state_->Start(std::move(observer), limits);
-  }
-  Status Write(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions) override {
-    return state_->Write(write_id, std::move(frame), regions, /*completed=*/nullptr);
-  }
-  Status WriteInline(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions,
-                     bool* completed) override {
-    return state_->Write(write_id, std::move(frame), regions, completed);
-  }
-  void Close() override { state_->CloseByUser(); }
-
- private:
-  std::shared_ptr<PipeState> state_;
-};
-
 }  // namespace
 
 std::unique_ptr<Connection> NewPipeConnection(OsHandle pipe, OsHandle peer_process, const PeerIdentity& peer,
                                               std::shared_ptr<JsThread> js) {
-  return std::unique_ptr<Connection>(
-      new PipeConnection(std::make_shared<PipeState>(std::move(pipe), std::move(peer_process), peer, std::move(js))));
+  return ConnectionCore::Own(std::make_shared<PipeState>(std::move(pipe), std::move(peer_process), peer, std::move(js)));
 }
 
 }  // namespace memport

@@ -41,6 +41,12 @@ class PumpedJsThread : public JsThread {
     PumpUntil([] { return false; }, ms);
   }
 
+  // Tasks waiting to run (posted, not yet run).
+  size_t Queued() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return tasks_.size();
+  }
+
   // Runs every task queued now (and what they queue), without waiting.
   void Drain() {
     for (;;) {

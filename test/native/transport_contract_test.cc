@@ -582,6 +582,43 @@ void EndedBeforeStart() {
   CheckCensusSettles(baseline);
 }
 
+// Frames already read and on their way to the JS thread when Close() is
+// called are not delivered: after Close returns, only the OnWriteDone and
+// OnClosed it causes arrive (transport.h). Both backends read on an I/O
+// thread here (the pumped JS thread watches no fds), which posts each frame.
+void NothingAfterClose() {
+  const std::string baseline = contract_os::HandleCensus();
+  const std::string name = ChannelName("after-close");
+  {
+    Server server;
+    if (!server.Listen(name)) return;
+    std::unique_ptr<End> client = ConnectTo(name);
+    std::unique_ptr<End> accepted = server.Accept();
+    if (!client || !Check(accepted != nullptr, "the listener handed over the client")) return;
+    client->Start();
+    accepted->Start();
+    SharedMemory region = MakeRegion(4096, 9);
+    for (int i = 0; i < 8; ++i) client->WriteText("frame " + std::to_string(i), {&region});
+    // Not pumped: the I/O thread reads the frames and posts each; they wait
+    // in the queue.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
+    while (g_js->Queued() < 8 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    Check(g_js->Queued() >= 8, "the frames were read and posted", std::to_string(g_js->Queued()) + " tasks queued");
+    accepted->connection->Close();
+    g_js->Drain();
+    Check(accepted->recorder->frames.empty(), "no frame read before Close() is delivered after it",
+          std::to_string(accepted->recorder->frames.size()) + " delivered");
+    Check(accepted->recorder->closed_calls == 1 && accepted->recorder->close_error.code == "CLOSED",
+          "OnClosed(CLOSED) once", Describe(accepted->recorder->close_error));
+    accepted.reset();
+    Check(client->WaitClosed() && client->recorder->close_error.code == "PEER_CLOSED",
+          "the writer sees PEER_CLOSED", Describe(client->recorder->close_error));
+  }
+  CheckCensusSettles(baseline);
+}
+
 // Bytes that are not a frame drop that connection with PROTOCOL and deliver
 // nothing; the listener goes on serving other clients.
 void ProtocolViolation() {
@@ -754,6 +791,7 @@ int main(int argc, char** argv) {
       {"peer death mid-write", PeerDeathMidWrite},
       {"close reasons", CloseReasons},
       {"ended before start", EndedBeforeStart},
+      {"nothing after close", NothingAfterClose},
       {"protocol violation", ProtocolViolation},
       {"undelivered handles released", UndeliveredHandlesReleased},
   };
