@@ -102,7 +102,7 @@ void ConnectionCore::EndLocked(const Error& why) {
                                                             : "the connection was lost: " + why.message);
   OsEndLocked();
   owed_control_ = 0;
-  std::unordered_map<WriteToken, WriteRecord> failed;
+  std::map<WriteToken, WriteRecord> failed;
   failed.swap(writes_);
   std::shared_ptr<ConnectionObserver> observer = observer_;
   if (observer) {

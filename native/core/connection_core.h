@@ -20,7 +20,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
+#include <map>
 #include <vector>
 
 #include "error.h"
@@ -145,7 +145,7 @@ class ConnectionCore : public std::enable_shared_from_this<ConnectionCore> {
   bool started_ = false;
   bool closed_ = false;
   Error close_reason_;
-  std::unordered_map<WriteToken, WriteRecord> writes_;  // in flight, not yet reported
+  std::map<WriteToken, WriteRecord> writes_;  // in flight, not yet reported; failed in write order
   WriteToken next_token_ = 0;
   WriteToken inline_token_ = 0;  // the write Write() is sending now, if its caller reports it
   bool inline_done_ = false;
