@@ -21,6 +21,13 @@
 //   handle        child.send(msg, socket) of a TCP net.Socket (keepOpen), the child
 //                 closes its copy and replies
 //   region-create SharedRegion.create(--size) + region.bytes, in this process
+//   socket-records  --count records of --size bytes (64), each u32-length-prefixed and
+//                 written with its own socket.write() over a Unix socket / named pipe;
+//                 the consumer parses them and answers once per --count; a sample is
+//                 the nanoseconds per record
+//   sab-records   the in-process ceiling: --count records of --size bytes through a
+//                 SharedArrayBuffer ring of --slots between two worker_threads
+//                 (Atomics, sleeping only when full/empty); nanoseconds per record
 import { fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
@@ -29,6 +36,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SharedRegion, listen } from '../dist/index.js';
+import { sabRecords } from './peers/sab-ring.mjs';
 import { FILL_BYTE } from './lib/bytes.mjs';
 import { eventQueue, sampleIterations, timeIterations } from './lib/loop.mjs';
 
@@ -79,6 +87,47 @@ const benchmarks = {
     await exited;
     conn.close();
     region.close();
+    return { samples: { main: samples } };
+  },
+
+  async 'socket-records'() {
+    const count = Number(option('count', 100_000));
+    const recordBytes = Number(option('size', 64));
+    const address = streamAddress();
+    const server = net.createServer();
+    await new Promise((resolve, reject) => server.once('error', reject).listen(address, resolve));
+    const child = spawn(process.execPath, [...peerArgs, join(peers, 'records-consumer.mjs'), address, String(count)], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    const socket = await new Promise((resolve, reject) => {
+      server.once('connection', resolve);
+      child.once('exit', (code) => reject(new Error(`the records consumer exited (code ${code})`)));
+    });
+    const replies = eventQueue(socket, 'data');
+    const samples = await sampleIterations(async () => {
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < count; i++) {
+        // A fresh record per write, as a producer of changing data has.
+        const record = Buffer.allocUnsafe(4 + recordBytes);
+        record.writeUInt32LE(recordBytes, 0);
+        record.fill(i & 0xff, 4);
+        if (!socket.write(record)) await new Promise((resolve) => socket.once('drain', resolve));
+      }
+      await replies.next();
+      return Number(process.hrtime.bigint() - t0) / count;
+    }, plan);
+    socket.end();
+    await new Promise((resolve) => child.once('exit', resolve));
+    server.close();
+    if (process.platform !== 'win32') rmSync(address, { force: true });
+    return { samples: { main: samples } };
+  },
+
+  async 'sab-records'() {
+    const count = Number(option('count', 1_000_000));
+    const recordBytes = Number(option('size', 64));
+    const slots = Number(option('slots', 256));
+    const samples = await sampleIterations(async () => (await sabRecords({ count, recordBytes, slots })) / count, plan);
     return { samples: { main: samples } };
   },
 

@@ -205,6 +205,50 @@ export function buildPlan({ quick, wine }) {
     },
   });
 
+  // ---- 6. Streams: wake-ups and small records -------------------------------------
+  // What a user would pick instead of memport's notifiers and streams (issue 11):
+  // the raw OS wake-up, Node's IPC round trip, length-prefixed records over a
+  // socket, and worker_threads with a SharedArrayBuffer (in-process ceiling).
+  const RECORD = 64;
+  const streamBaselines = (platform) => {
+    const wineRun = platform === 'wine';
+    const budget = budgetFor(ROUNDTRIP_SIZE, { quick, wine: wineRun });
+    const records = { warmup: 1, min: quick ? 2 : 8, max: 200, budgetMs: quick ? 300 : 3000 };
+    jobs.push(
+      nodeJob({ id: 'stream.node-ipc', platform, section: 6, name: 'Node child_process IPC round trip, 64-byte JSON', measure: 'ipc', options: budget }),
+      nodeJob({
+        id: 'stream.socket-64',
+        platform,
+        section: 6,
+        name: `Node ${wineRun ? 'named pipe' : 'Unix socket'}: ${RECORD}-byte length-prefixed records, one write() each`,
+        measure: 'socket-records',
+        options: { size: RECORD, count: quick ? 10_000 : wineRun ? 20_000 : 100_000, ...records },
+        unit: 'ns',
+      }),
+    );
+  };
+  jobs.push({
+    id: 'stream.c-eventfd',
+    platform: 'linux',
+    title: 'C: eventfd ping-pong between two processes',
+    run: () => {
+      const r = runProgram('eventfd_pingpong', C.rt);
+      return [{ id: 'stream.c-eventfd', platform: 'linux', section: 6, name: 'C: eventfd ping-pong round trip (two processes)', unit: 'us', kind: 'latency', samples: r.roundtrip_ns }];
+    },
+  });
+  streamBaselines('linux');
+  jobs.push(
+    nodeJob({
+      id: 'stream.sab-64',
+      platform: 'linux',
+      section: 6,
+      name: `worker_threads + SharedArrayBuffer ring: ${RECORD}-byte records (in-process ceiling)`,
+      measure: 'sab-records',
+      options: { size: RECORD, count: quick ? 100_000 : 1_000_000, slots: 256, warmup: 1, min: quick ? 2 : 8, max: 200, budgetMs: quick ? 300 : 3000 },
+      unit: 'ns',
+    }),
+  );
+
   // ---- Windows under Wine ----------------------------------------------------------
   if (wine) {
     jobs.push({
@@ -220,6 +264,17 @@ export function buildPlan({ quick, wine }) {
     roundTrips('wine');
     transfers('wine', LARGE_SIZES, { withChildProcess: true });
     lifecycle('wine');
+    jobs.push({
+      id: 'wine.stream.c-event',
+      platform: 'wine',
+      title: 'C: Event ping-pong between two processes',
+      run: () => {
+        const [iterations, warmup] = quick ? [500, 50] : [5000, 500];
+        const r = runProgramUnderWine('win_event_pingpong', [iterations, warmup]);
+        return [{ id: 'wine.stream.c-event', platform: 'wine', section: 6, name: 'C: Event ping-pong round trip (two processes)', unit: 'us', kind: 'latency', samples: r.roundtrip_ns }];
+      },
+    });
+    streamBaselines('wine');
   }
   return jobs;
 }

@@ -36,6 +36,9 @@ export const COMPARISONS = [
   { metric: 'ceiling.fresh-map', baseline: 'ceiling.read' },
   { metric: 'ceiling.populate-map', baseline: 'ceiling.read' },
   { metric: 'ceiling.kept-map', baseline: 'ceiling.read' },
+  { metric: 'stream.node-ipc', baseline: 'stream.c-eventfd' },
+  { metric: 'stream.socket-64', baseline: 'stream.sab-64' },
+  { metric: 'wine.stream.node-ipc', baseline: 'wine.stream.c-event' },
   { metric: 'wine.rt.memport', baseline: 'wine.rt.c', target: { max: 1.5, text: 'under Wine: handoff round trip ≤ 1.5× the raw C baseline under Wine (DuplicateHandle + pipe + MapViewOfFile)' } },
   { metric: 'wine.rt.memport', baseline: 'wine.rt.node-handle' },
   { metric: 'wine.rt.memport', baseline: 'wine.rt.node-ipc' },
@@ -58,6 +61,11 @@ function shortName(id) {
     [/\.cp\./, () => 'child_process send'],
     [/^create\.c$/, () => 'C memfd'],
     [/^ceiling\.read$/, () => 'memory read bandwidth'],
+    [/stream\.c-eventfd$/, () => 'C eventfd ping-pong'],
+    [/stream\.c-event$/, () => 'C Event ping-pong'],
+    [/stream\.sab-64$/, () => 'worker_threads + SharedArrayBuffer'],
+    [/stream\.socket-64$/, (w) => (w ? 'named-pipe records' : 'Unix-socket records')],
+    [/stream\.node-ipc$/, () => 'Node IPC'],
   ];
   const wine = id.startsWith('wine.');
   for (const [pattern, name] of rules) if (pattern.test(id)) return name(wine);
@@ -188,6 +196,7 @@ const SECTIONS = {
   2: () => '2. Large data (time to make available; read-all in GB/s)',
   3: () => '3. Region lifecycle',
   4: () => '4. Reference ceiling (C, this machine)',
+  6: () => '6. Streams: wake-ups and small records (per record / per round trip)',
 };
 
 function pad(text, width, right = false) {
@@ -204,10 +213,10 @@ export function renderTable({ records, comparisons, header }) {
   const row = (name, median, p99, n, note) =>
     `  ${pad(name, NAME)} ${pad(median, 10, true)} ${pad(p99, 10, true)} ${pad(n, 7, true)}  ${note}`.trimEnd();
   for (const platform of Object.values(PLATFORMS)) {
-    const mine = records.filter((r) => r.platform === platform && r.section <= 4);
+    const mine = records.filter((r) => r.platform === platform && (r.section <= 4 || r.section === 6));
     if (!mine.length) continue;
     lines.push(`${platform === PLATFORMS.linux ? 'Linux' : 'Windows Node under Wine (Wine figures only, not Windows figures)'}`);
-    for (const section of [1, 2, 3, 4]) {
+    for (const section of [1, 2, 3, 4, 6]) {
       const rows = mine.filter((r) => r.section === section);
       if (!rows.length) continue;
       lines.push(row(SECTIONS[section](formatSize(1 << 20) + ' region'), 'median', 'p99', 'n', 'compared with'));
