@@ -190,10 +190,26 @@ Napi::Value NotifierFromHandle(const Napi::CallbackInfo& info) {
   return NativeNotifier::Wrap(env, ValueOrThrow(env, Notifier::FromReceived(static_cast<RawHandle>(value))));
 }
 
+// closeUnownedHandle(value): test hook; closes a handle value that memport
+// does not own (one a test duplicated and memport refused to adopt, which
+// JavaScript has no other way to close on Windows). A value memport owns is
+// refused with ALREADY_EXISTS, so this can never close one of memport's own.
+Napi::Value CloseUnownedHandle(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const RawHandle raw = static_cast<RawHandle>(ReadSize(info[0], 0xFFFFFFFFu, "handle"));
+  if (OwnedHandles().Contains(raw)) {
+    throw ToJsError(env, MakeError("ALREADY_EXISTS", "handle " + std::to_string(raw) + " belongs to a live memport "
+                                                     "object; close that object instead"));
+  }
+  if (platform::IsValidHandle(raw)) platform::CloseRawHandle(raw);
+  return env.Undefined();
+}
+
 }  // namespace
 
 void ExportNotifierFunctions(Napi::Env env, Napi::Object exports) {
   exports.Set("createNotifier", Napi::Function::New(env, CreateNotifier, "createNotifier"));
+  exports.Set("closeUnownedHandle", Napi::Function::New(env, CloseUnownedHandle, "closeUnownedHandle"));
   exports.Set("notifierFromHandle", Napi::Function::New(env, NotifierFromHandle, "notifierFromHandle"));
 }
 

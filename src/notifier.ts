@@ -16,7 +16,7 @@ const INTERNAL = Symbol('memport.Notifier');
  * A wake-up signal, auto-reset and coalescing, backed by an OS object that
  * can be shared with another process by handle: an eventfd on Linux, an
  * unnamed auto-reset Event on Windows. It carries no data: pair it with a
- * {@link SharedRegion} (a ring buffer, say) and notify after writing.
+ * shared region (a ring buffer, say) and notify after writing.
  *
  * - {@link Notifier.notify} makes one notification pending. Notifications
  *   coalesce: three notifies before anyone waits wake one wait, once.
@@ -31,9 +31,10 @@ const INTERNAL = Symbol('memport.Notifier');
  *
  * const created = Notifier.create();
  * if (created.isErr()) throw created.error;
- * using notifier = created.value;
+ * const notifier = created.value;
  * setTimeout(() => notifier.notify(), 10);
  * const woke = await notifier.wait({ timeoutMs: 1000 }); // Ok(undefined), or Err TIMEOUT
+ * notifier.close();
  * ```
  */
 export class Notifier implements Disposable, AsyncIterable<Result<void, MemportError>> {

@@ -121,3 +121,12 @@ export function notifierFromHandle(value: number): Result<Notifier, MemportError
     Result.fromThrowable(() => Notifier._fromNative(binding.notifierFromHandle(value)), toMemportError)(),
   );
 }
+
+/**
+ * Closes a handle value memport does not own: one a test duplicated with
+ * {@link duplicateNotifierHandle} and memport refused to adopt. A value a
+ * live memport object owns is refused with `ALREADY_EXISTS`.
+ */
+export function closeUnownedHandle(value: number): Result<void, MemportError> {
+  return loadNative().andThen((binding) => Result.fromThrowable(() => binding.closeUnownedHandle(value), toMemportError)());
+}

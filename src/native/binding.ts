@@ -230,6 +230,8 @@ export interface Binding {
    * another kind of object, ACCESS_DENIED for wrong rights (left open then).
    */
   notifierFromHandle(value: number): NativeNotifier;
+  /** Test hook: closes a handle value memport does not own (ALREADY_EXISTS for one it does). */
+  closeUnownedHandle(value: number): void;
   countOpenHandles(): HandleCensus;
   setMaxBufferLength(length: number): void;
   /** Test hook: behave as if external ArrayBuffers were forbidden (Electron's V8 sandbox). */
