@@ -191,7 +191,7 @@ Napi::Value NotifierFromHandle(const Napi::CallbackInfo& info) {
 }
 
 // closeUnownedHandle(value): test hook; closes a handle value that memport
-// does not own (one a test duplicated and memport refused to adopt, which
+// does not own (INVALID_HANDLE if it was not open) (one a test duplicated and memport refused to adopt, which
 // JavaScript has no other way to close on Windows). A value memport owns is
 // refused with ALREADY_EXISTS, so this can never close one of memport's own.
 Napi::Value CloseUnownedHandle(const Napi::CallbackInfo& info) {
@@ -201,7 +201,7 @@ Napi::Value CloseUnownedHandle(const Napi::CallbackInfo& info) {
     throw ToJsError(env, MakeError("ALREADY_EXISTS", "handle " + std::to_string(raw) + " belongs to a live memport "
                                                      "object; close that object instead"));
   }
-  if (platform::IsValidHandle(raw)) platform::CloseRawHandle(raw);
+  ValueOrThrow(env, Notifier::CloseUnowned(raw));
   return env.Undefined();
 }
 

@@ -125,7 +125,8 @@ export function notifierFromHandle(value: number): Result<Notifier, MemportError
 /**
  * Closes a handle value memport does not own: one a test duplicated with
  * {@link duplicateNotifierHandle} and memport refused to adopt. A value a
- * live memport object owns is refused with `ALREADY_EXISTS`.
+ * live memport object owns is refused with `ALREADY_EXISTS`; one that was not
+ * open is `INVALID_HANDLE` (so `Ok` proves it was open).
  */
 export function closeUnownedHandle(value: number): Result<void, MemportError> {
   return loadNative().andThen((binding) => Result.fromThrowable(() => binding.closeUnownedHandle(value), toMemportError)());

@@ -85,6 +85,11 @@ class Notifier {
   // eventfd. Windows: DuplicateHandle with `access` (0: kNotifierShareAccess).
   Result<RawHandle> DuplicateUnowned(uint32_t access) const;
 
+  // Test hook: closes `raw`, a value memport does not own (the caller checked
+  // the registry), and reports whether the OS had it open: a test's proof
+  // that a refused value was left open.
+  static Status CloseUnowned(RawHandle raw);
+
   bool valid() const { return handle_.valid(); }
   RawHandle raw() const { return handle_.get(); }
   // Stops watching and closes the handle (idempotent).

@@ -185,4 +185,11 @@ Result<RawHandle> Notifier::DuplicateUnowned(uint32_t /*access*/) const {
   return static_cast<RawHandle>(copy);
 }
 
+Status Notifier::CloseUnowned(RawHandle raw) {
+  if (raw < 0 || raw > INT32_MAX) return MakeError("INVALID_HANDLE", "not a file descriptor");
+  // Linux releases the fd even when close() fails with EINTR: never retried.
+  if (::close(static_cast<int>(raw)) != 0 && errno == EBADF) return LastOsError("close", "closing an unowned fd");
+  return Ok();
+}
+
 }  // namespace memport

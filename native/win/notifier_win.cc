@@ -218,6 +218,13 @@ Result<RawHandle> Notifier::DuplicateUnowned(uint32_t access) const {
   return AsRaw(copy);
 }
 
+Status Notifier::CloseUnowned(RawHandle raw) {
+  Status shape = win::CheckReceivedHandleValue(raw);
+  if (!shape.ok()) return shape.error();
+  if (!::CloseHandle(AsHandle(raw))) return LastOsError("CloseHandle", "closing an unowned handle");
+  return Ok();
+}
+
 namespace win {
 
 Result<RawHandle> DuplicateNotifierInto(const Notifier& notifier, HANDLE process) {

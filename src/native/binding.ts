@@ -230,7 +230,7 @@ export interface Binding {
    * another kind of object, ACCESS_DENIED for wrong rights (left open then).
    */
   notifierFromHandle(value: number): NativeNotifier;
-  /** Test hook: closes a handle value memport does not own (ALREADY_EXISTS for one it does). */
+  /** Test hook: closes a handle value memport does not own (ALREADY_EXISTS for one it does, INVALID_HANDLE if it was not open). */
   closeUnownedHandle(value: number): void;
   countOpenHandles(): HandleCensus;
   setMaxBufferLength(length: number): void;
