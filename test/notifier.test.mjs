@@ -197,6 +197,34 @@ Life('unref(): a process whose only pending work is a wait exits by itself; ref\
   await refd.exited;
 });
 
+Life('a worker thread that is terminated, or exits, with a wait pending ends cleanly', async () => {
+  const { Worker } = await import('node:worker_threads');
+  const index = new URL('../dist/index.js', import.meta.url).href;
+  const code = `import(${JSON.stringify(index)}).then(async ({ Notifier }) => {
+    const pending = Notifier.create().value;
+    pending.wait();
+    const other = Notifier.create().value;
+    other.notify();
+    await other.wait();
+    require('node:worker_threads').parentPort.postMessage('waiting');
+    if (require('node:worker_threads').workerData === 'exit') process.exit(0);
+  });`;
+  for (let i = 0; i < 6; i++) {
+    const worker = new Worker(code, { eval: true, workerData: i % 2 ? 'exit' : 'terminate' });
+    await new Promise((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    if (i % 2 === 0) await worker.terminate();
+    const code_ = await new Promise((resolve) => (worker.threadId === -1 ? resolve(0) : worker.once('exit', resolve)));
+    assert.type(code_, 'number');
+  }
+  // This thread's notifiers are unaffected.
+  const notifier = created();
+  unwrap(notifier.notify());
+  unwrap(await notifier.wait({ timeoutMs: WAIT }));
+});
+
 // -----------------------------------------------------------------------------
 const Handles = suite('Notifier: handles and receipt checks');
 
