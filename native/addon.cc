@@ -9,6 +9,7 @@
 #include "core/shared_memory.h"
 #include "core/transport.h"
 #include "napi_error.h"
+#include "notifier_binding.h"
 #include "region_binding.h"
 
 namespace memport {
@@ -16,7 +17,7 @@ namespace {
 
 // Bumped whenever the binding's shape changes (src/native/binding.ts, which
 // holds the version it expects: the loader refuses any other).
-constexpr int kAbiVersion = 10;
+constexpr int kAbiVersion = 11;
 
 Napi::Number Number(Napi::Env env, uint64_t value) { return Napi::Number::New(env, static_cast<double>(value)); }
 
@@ -151,6 +152,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("connect", Napi::Function::New(env, ConnectJs, "connect"));
   exports.Set("channelAddress", Napi::Function::New(env, ChannelAddressJs, "channelAddress"));
   ExportRegionFunctions(env, exports);
+  Napi::Function notifier = NativeNotifier::Define(env);
+  data->notifier_constructor = Napi::Persistent(notifier);
+  exports.Set("NativeNotifier", notifier);
+  ExportNotifierFunctions(env, exports);
   exports.Set("forbidExternalBuffers", Napi::Function::New(env, ForbidExternalBuffers, "forbidExternalBuffers"));
   exports.Set("externalBuffersAllowed", Napi::Function::New(env, ExternalBuffersAllowed, "externalBuffersAllowed"));
   exports.Set("countOpenHandles", Napi::Function::New(env, CountOpenHandlesJs, "countOpenHandles"));

@@ -16,6 +16,7 @@ struct AddonData {
   Napi::FunctionReference region_constructor;
   Napi::FunctionReference connection_constructor;
   Napi::FunctionReference listener_constructor;
+  Napi::FunctionReference notifier_constructor;
   std::shared_ptr<NapiJsThread> js_thread;
   // Mapping references held by live external ArrayBuffers. Node calls an
   // external buffer's finalizer itself when creating the buffer fails, so the

@@ -36,6 +36,7 @@ export {
 } from './channel.js';
 export { DEFAULT_LIMITS, type ConnectionLimits, type ListenerLimits } from './limits.js';
 export { spawnWithRegions, connectToParent, PARENT_CHANNEL_ENV, PARENT_PID_ENV, type SpawnWithRegionsOptions } from './child.js';
+export { Notifier } from './notifier.js';
 export type { WaitOptions } from './waiter.js';
 export {
   MEMPORT_ERROR_CODES,

@@ -8,6 +8,7 @@ import { memportError, toMemportError, type MemportError } from './errors.js';
 import { loadNative } from './native/load.js';
 import { nativeOf, type SharedRegion } from './region.js';
 import { _setDefaultSendTimeout } from './channel/protocol.js';
+import { Notifier } from './notifier.js';
 
 /**
  * Makes this process behave as Electron's V8 sandbox does: zero-copy views
@@ -78,4 +79,55 @@ export function writeSharingAllowed(region: SharedRegion): boolean {
  */
 export function setDefaultSendTimeout(ms: number): void {
   _setDefaultSendTimeout(ms);
+}
+
+function liveNotifier(notifier: Notifier): Result<NonNullable<ReturnType<Notifier['_native']>>, MemportError> {
+  const native = notifier instanceof Notifier ? notifier._native() : undefined;
+  if (!native) return Result.fromThrowable(() => { throw memportError('CLOSED', 'not an open Notifier'); }, toMemportError)();
+  return Result.fromThrowable(() => native, toMemportError)();
+}
+
+/** The notifier's eventfd (Linux) or Event HANDLE value (Windows); -1 once closed. */
+export function notifierHandle(notifier: Notifier): number {
+  return notifier._native()?.osHandle() ?? -1;
+}
+
+/**
+ * A second handle to the notifier in this process that memport does not own,
+ * as if it had just arrived from a peer: Linux, a dup of the eventfd;
+ * Windows, a duplicate with `access` (default: SYNCHRONIZE | EVENT_MODIFY_STATE,
+ * the rights a shared notifier has).
+ */
+export function duplicateNotifierHandle(notifier: Notifier, access = 0): Result<number, MemportError> {
+  return liveNotifier(notifier).andThen((native) => Result.fromThrowable(() => native.duplicateUnowned(access), toMemportError)());
+}
+
+/**
+ * Windows: duplicates the notifier into process `pid` with exactly
+ * SYNCHRONIZE | EVENT_MODIFY_STATE; the value valid there. Linux: `UNSUPPORTED`.
+ */
+export function duplicateNotifierInto(notifier: Notifier, pid: number): Result<number, MemportError> {
+  return liveNotifier(notifier).andThen((native) => Result.fromThrowable(() => native.duplicateInto(pid), toMemportError)());
+}
+
+/**
+ * Adopts a notifier handle by value, with the checks a received one gets:
+ * `ALREADY_EXISTS` if memport already owns it, `INVALID_HANDLE` for another
+ * kind of object, `ACCESS_DENIED` for the wrong rights. A refused value is
+ * left open (it may be somebody else's).
+ */
+export function notifierFromHandle(value: number): Result<Notifier, MemportError> {
+  return loadNative().andThen((binding) =>
+    Result.fromThrowable(() => Notifier._fromNative(binding.notifierFromHandle(value)), toMemportError)(),
+  );
+}
+
+/**
+ * Closes a handle value memport does not own: one a test duplicated with
+ * {@link duplicateNotifierHandle} and memport refused to adopt. A value a
+ * live memport object owns is refused with `ALREADY_EXISTS`; one that was not
+ * open is `INVALID_HANDLE` (so `Ok` proves it was open).
+ */
+export function closeUnownedHandle(value: number): Result<void, MemportError> {
+  return loadNative().andThen((binding) => Result.fromThrowable(() => binding.closeUnownedHandle(value), toMemportError)());
 }

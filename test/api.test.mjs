@@ -15,6 +15,8 @@ API('exports the region API and error helpers', () => {
   for (const mod of [esm, cjs]) {
     assert.type(mod.SharedRegion, 'function');
     assert.type(mod.SharedRegion.create, 'function');
+    assert.type(mod.Notifier, 'function');
+    assert.type(mod.Notifier.create, 'function');
     assert.type(mod.isMemportError, 'function');
     assert.type(mod.openHandles, 'function');
     assert.type(mod.handlesLeaked, 'function');

@@ -1,6 +1,6 @@
 // Compile-time checks of the public types (run by `npm run typecheck`).
 import type { Result } from 'neverthrow';
-import { SharedRegion, isMemportError, type ConnectOptions, type ListenOptions, type MemportError, type MemportErrorCode, type RegionToken } from '../dist/index.js';
+import { Notifier, SharedRegion, isMemportError, type ConnectOptions, type ListenOptions, type MemportError, type MemportErrorCode, type RegionToken } from '../dist/index.js';
 
 type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 function expectType<T extends true>(): T | void {}
@@ -89,3 +89,21 @@ const adopted = token.andThen((t) => SharedRegion.fromWorkerToken(t));
 expectType<Equals<typeof adopted, Result<SharedRegion, MemportError>>>();
 // @ts-expect-error a token is not a handle number
 SharedRegion.fromWorkerToken(3);
+
+// Notifiers: Result for create/notify, ResultAsync for wait, Results per wake, Disposable.
+const notifier = Notifier.create();
+expectType<Equals<typeof notifier, Result<Notifier, MemportError>>>();
+if (notifier.isOk()) {
+  const n = notifier.value;
+  expectType<Equals<ReturnType<typeof n.notify>, Result<void, MemportError>>>();
+  const waited = n.wait({ timeoutMs: 10 });
+  expectType<Equals<Awaited<typeof waited>, Result<void, MemportError>>>();
+  const notifierDisposable: Disposable = n;
+  const iterable: AsyncIterable<Result<void, MemportError>> = n;
+  void notifierDisposable;
+  void iterable;
+  // @ts-expect-error wait takes wait options only
+  void n.wait({ timeout: 10 });
+  // @ts-expect-error a Notifier comes from Notifier.create()
+  void new Notifier();
+}

@@ -134,6 +134,15 @@ win::nt::NTSTATUS QueryObjectString(HANDLE handle, ULONG information_class, std:
 
 namespace win {
 
+// The same protected, owner-only DACL and the same value checks serve every
+// kind of object memport shares (sections here, notifier Events in
+// notifier_win.cc), so they are defined once.
+SECURITY_ATTRIBUTES* ProtectedObjectAttributes() { return SectionAttributes(); }
+Status CheckReceivedHandleValue(RawHandle raw) { return CheckHandleValueShape(raw); }
+nt::NTSTATUS QueryObjectTypeName(HANDLE handle, std::wstring* type_name) {
+  return QueryObjectString(handle, nt::kObjectTypeInformation, type_name);
+}
+
 Status VerifySectionByTrialMapping(HANDLE handle, uint64_t size, bool read_only) {
   if (size > SIZE_MAX) return MakeError("UNSUPPORTED", "the region is larger than this process can map");
   // Trial mappings prove what they can; MapViewOfFile neither closes nor

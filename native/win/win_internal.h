@@ -18,6 +18,7 @@
 #include "../core/error.h"
 #include "../core/os_handle.h"
 #include "../core/owned_handles.h"
+#include "../core/notifier.h"
 #include "../core/shared_memory.h"
 
 namespace memport {
@@ -73,6 +74,29 @@ void RevokeFromProcess(HANDLE process, RawHandle remote);
 // named, on a connection that opted in); otherwise it is refused.
 Status VerifyReceivedSection(HANDLE handle, uint64_t size, bool read_only, bool allow_named = false);
 Status VerifySectionByTrialMapping(HANDLE handle, uint64_t size, bool read_only);
+
+// Rights a notifier's Event gets when it leaves this process, and exactly
+// what a received one must have: wait on it and set it, nothing more.
+constexpr DWORD kNotifierShareAccess = SYNCHRONIZE | EVENT_MODIFY_STATE;
+
+// Duplicates `notifier`'s Event into `process` with kNotifierShareAccess;
+// returns the value valid there. The caller revokes it (RevokeFromProcess)
+// if the value provably never reaches that process.
+Result<RawHandle> DuplicateNotifierInto(const Notifier& notifier, HANDLE process);
+
+// Non-inheritable security attributes with the protected DACL every object
+// memport creates gets (shared_memory_win.cc explains it): no handle to the
+// object can later be duplicated to rights it did not already have. nullptr
+// if the descriptor could not be built.
+SECURITY_ATTRIBUTES* ProtectedObjectAttributes();
+
+// The shape checks a received 32-bit handle value must pass before any call
+// is made with it: not 0, not a pseudo-handle, in range, no tag bits.
+Status CheckReceivedHandleValue(RawHandle raw);
+
+// NtQueryObject(ObjectTypeInformation): "Section", "Event", "File", ...
+// Returns the NTSTATUS (negative on failure, `*type_name` then untouched).
+LONG QueryObjectTypeName(HANDLE handle, std::wstring* type_name);
 
 }  // namespace win
 }  // namespace memport

@@ -38,6 +38,37 @@ export interface NativeRegion {
   forWorker(): number;
 }
 
+/**
+ * One notifier (native/core/notifier.h): an eventfd (Linux) or an unnamed
+ * auto-reset Event (Windows). The wait queue and wake policy live in
+ * src/notifier.ts; this only notifies, consumes and reports readiness.
+ */
+export interface NativeNotifier {
+  /** Makes one notification pending; more before it is taken coalesce. */
+  notify(): void;
+  /** Takes the pending notification without waiting: true if there was one. */
+  tryConsume(): boolean;
+  /**
+   * Until disarm()/close(), calls `onReady` on the JS thread when a
+   * notification may be pending (then call tryConsume). Call again after each
+   * report to keep watching. `onReady` must not throw.
+   */
+  arm(onReady: () => void): void;
+  /** Stops the reports; idempotent. */
+  disarm(): void;
+  /** Whether an armed notifier keeps the event loop alive (default true). */
+  setRef(ref: boolean): void;
+  /** Stops watching and closes the OS handle; idempotent. */
+  close(): void;
+  closed(): boolean;
+  /** The eventfd (Linux) or Event HANDLE value (Windows); -1 once closed. */
+  osHandle(): number;
+  /** Windows: a handle with SYNCHRONIZE | EVENT_MODIFY_STATE in process `pid`; its value there. */
+  duplicateInto(pid: number): number;
+  /** Test hook: an unowned second handle in this process (Windows: with `access`, 0 = the sharing rights). */
+  duplicateUnowned(access: number): number;
+}
+
 /** The kernel's word on who is at the other end. */
 export interface NativePeer {
   pid: number;
@@ -168,6 +199,7 @@ export interface Binding {
   readonly NativeRegion: NativeClass<NativeRegion>;
   readonly NativeConnection: NativeClass<NativeConnection>;
   readonly NativeListener: NativeClass<NativeListener>;
+  readonly NativeNotifier: NativeClass<NativeNotifier>;
   /** The wire format's limits (native/core/frame.h). */
   readonly protocol: NativeProtocol;
   /** The defaults of the per-connection limits (native/core/inbox.h, PeerLimits). */
@@ -190,6 +222,16 @@ export interface Binding {
   readonly abiVersion: number;
   readonly maxRegionSize: number;
   createRegion(size: number): NativeRegion;
+  /** A new notifier with nothing pending (ABI 11). */
+  createNotifier(): NativeNotifier;
+  /**
+   * Adopts an fd (Linux) or HANDLE value (Windows) after checking it is a
+   * notifier: ALREADY_EXISTS if memport owns it already, INVALID_HANDLE for
+   * another kind of object, ACCESS_DENIED for wrong rights (left open then).
+   */
+  notifierFromHandle(value: number): NativeNotifier;
+  /** Test hook: closes a handle value memport does not own (ALREADY_EXISTS for one it does, INVALID_HANDLE if it was not open). */
+  closeUnownedHandle(value: number): void;
   countOpenHandles(): HandleCensus;
   setMaxBufferLength(length: number): void;
   /** Test hook: behave as if external ArrayBuffers were forbidden (Electron's V8 sandbox). */
@@ -223,4 +265,4 @@ export interface ReceivedMappingStats {
   misses: number;
 }
 
-export const EXPECTED_ABI_VERSION = 10;
+export const EXPECTED_ABI_VERSION = 11;

@@ -1,0 +1,223 @@
+// A wake-up signal between processes (issue 11, "Streams"): the wait queue,
+// timeouts and wake policy; the OS object lives in native/core/notifier.h.
+import { inspect } from 'node:util';
+import { ResultAsync, err, errAsync, ok, Result } from 'neverthrow';
+import { memportError, toMemportError, type MemportError } from './errors.js';
+import type { NativeNotifier } from './native/binding.js';
+import { loadNative } from './native/load.js';
+import { readWaitOptions } from './options.js';
+import { Waiter, type WaitOptions } from './waiter.js';
+
+const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
+/** Only this module's factories may construct a Notifier. */
+const INTERNAL = Symbol('memport.Notifier');
+
+/**
+ * A wake-up signal, auto-reset and coalescing, backed by an OS object that
+ * can be shared with another process by handle: an eventfd on Linux, an
+ * unnamed auto-reset Event on Windows. It carries no data: pair it with a
+ * shared region (a ring buffer, say) and notify after writing.
+ *
+ * - {@link Notifier.notify} makes one notification pending. Notifications
+ *   coalesce: three notifies before anyone waits wake one wait, once.
+ * - A notification is never lost: one sent before a wait wakes that wait.
+ * - One wake releases every {@link Notifier.wait} pending at that moment
+ *   (a broadcast: each waiter should then check the shared state it cares
+ *   about). Waits that start later wait for the next notification.
+ * - Waiting never blocks the JS thread and uses no libuv pool thread.
+ *
+ * ```ts
+ * import { Notifier } from 'memport';
+ *
+ * const created = Notifier.create();
+ * if (created.isErr()) throw created.error;
+ * const notifier = created.value;
+ * setTimeout(() => notifier.notify(), 10);
+ * const woke = await notifier.wait({ timeoutMs: 1000 }); // Ok(undefined), or Err TIMEOUT
+ * notifier.close();
+ * ```
+ */
+export class Notifier implements Disposable, AsyncIterable<Result<void, MemportError>> {
+  readonly #native: NativeNotifier;
+  /** Waits pending, all released by the next wake. */
+  readonly #waiters: Array<Waiter<void>> = [];
+  #armed = false;
+  #closed = false;
+  #ref = true;
+  readonly #onReady = (): void => this.#drain();
+
+  private constructor(native: NativeNotifier, token: symbol) {
+    if (token !== INTERNAL) throw new TypeError('memport: a Notifier comes from Notifier.create(); it cannot be constructed directly');
+    this.#native = native;
+  }
+
+  /**
+   * A new notifier with nothing pending. Errors: `OUT_OF_MEMORY` or `OS`
+   * when the system has no room for another eventfd or Event (close some),
+   * or the addon's load error.
+   */
+  static create(): Result<Notifier, MemportError> {
+    return loadNative().andThen((binding) =>
+      Result.fromThrowable(() => new Notifier(binding.createNotifier(), INTERNAL), toMemportError)(),
+    );
+  }
+
+  /** @internal Wraps a native notifier (adopted from a handle). */
+  static _fromNative(native: NativeNotifier): Notifier {
+    return new Notifier(native, INTERNAL);
+  }
+
+  /** True once {@link Notifier.close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Makes one notification pending and wakes the waits pending on this
+   * notifier, in this process or any other that holds it. Never blocks.
+   * Errors: `CLOSED`.
+   */
+  notify(): Result<void, MemportError> {
+    if (this.#closed) return err(closedError());
+    return Result.fromThrowable(() => this.#native.notify(), toMemportError)();
+  }
+
+  /**
+   * Resolves `Ok` at the next notification — at once if one is already
+   * pending (it is taken). Every wait pending when a notification arrives is
+   * released by it. Errors: `TIMEOUT` (`timeoutMs` passed), `ABORTED`
+   * (`signal` aborted), `CLOSED` (closed before or while waiting),
+   * `INVALID_ARGUMENT` (bad options).
+   */
+  wait(options?: WaitOptions): ResultAsync<void, MemportError> {
+    const wait = readWaitOptions(options, 'wait');
+    if (wait.isErr()) return errAsync(wait.error);
+    if (this.#closed) return errAsync(closedError());
+    const waiter = new Waiter<void>('waiting for a notification', wait.value);
+    waiter.enqueue(this.#waiters);
+    const forget = waiter.onGiveUp;
+    waiter.onGiveUp = () => {
+      forget?.();
+      // Nobody left to wake: stop watching, so a notification stays pending
+      // in the OS object for the next wait instead of being taken now.
+      if (this.#waiters.length === 0) this.#disarm();
+    };
+    this.#drain();
+    return waiter.toResultAsync();
+  }
+
+  /**
+   * Yields `Ok` once per wake, until the notifier is closed (then the loop
+   * ends). Should waiting fail otherwise, the `Err` is yielded once and the
+   * loop ends.
+   *
+   * ```ts
+   * for await (const woke of notifier) {
+   *   if (woke.isErr()) break;
+   *   drainTheRing();
+   * }
+   * ```
+   */
+  async *[Symbol.asyncIterator](): AsyncIterator<Result<void, MemportError>> {
+    for (;;) {
+      const next = await this.wait();
+      if (next.isErr() && next.error.code === 'CLOSED' && this.#closed) return;
+      yield next;
+      if (next.isErr()) return;
+    }
+  }
+
+  /**
+   * Closes this process's handle; idempotent. Pending waits end with
+   * `CLOSED`. Other processes holding the notifier keep theirs.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#armed = false;
+    this.#native.close();
+    const closed = closedError();
+    for (const waiter of this.#waiters.splice(0)) waiter.settle(err(closed));
+  }
+
+  /**
+   * Lets the process exit while a wait is pending on this notifier and
+   * nothing else keeps it alive, as `net.Socket#unref` does. Returns the notifier.
+   */
+  unref(): this {
+    this.#ref = false;
+    if (!this.#closed) this.#native.setRef(false);
+    return this;
+  }
+
+  /** Undoes {@link Notifier.unref}: a pending wait keeps the process alive (the default). */
+  ref(): this {
+    this.#ref = true;
+    if (!this.#closed) this.#native.setRef(true);
+    return this;
+  }
+
+  /** Closes the notifier (`using n = …`); same as {@link Notifier.close}. */
+  [dispose](): void {
+    this.close();
+  }
+
+  /** @internal util.inspect: the state, never the handle's value. */
+  [inspect.custom](_depth: number, options: { stylize: (text: string, style: string) => string }): string {
+    const fields = this.#closed ? ['closed'] : ['open', `${this.#waiters.length} waiting`, ...(this.#ref ? [] : ['unref'])];
+    return `${options.stylize('Notifier', 'special')} { ${fields.join(', ')} }`;
+  }
+
+  /** @internal The native object (testing hooks). */
+  _native(): NativeNotifier | undefined {
+    return this.#closed ? undefined : this.#native;
+  }
+
+  // --- internals -------------------------------------------------------------
+
+  /**
+   * Takes a pending notification if anyone waits, releasing every waiter;
+   * otherwise watches for one while anyone waits. Runs on each wait() and
+   * on each report from the native watch. Never throws.
+   */
+  #drain(): void {
+    if (this.#closed) return;
+    if (this.#waiters.length === 0) {
+      this.#disarm();
+      return;
+    }
+    const taken = Result.fromThrowable(() => this.#native.tryConsume(), toMemportError)();
+    if (taken.isErr()) {
+      this.#failAll(taken.error);
+      return;
+    }
+    if (taken.value) {
+      for (const waiter of this.#waiters.splice(0)) waiter.settle(ok(undefined));
+      this.#disarm();
+      return;
+    }
+    // Nothing pending yet (or a process sharing the notifier took it first):
+    // watch. Re-arming after a report is what Windows needs; elsewhere a no-op.
+    const armed = Result.fromThrowable(() => this.#native.arm(this.#onReady), toMemportError)();
+    if (armed.isErr()) {
+      this.#failAll(armed.error);
+      return;
+    }
+    this.#armed = true;
+  }
+
+  #disarm(): void {
+    if (!this.#armed || this.#closed) return;
+    this.#armed = false;
+    this.#native.disarm();
+  }
+
+  #failAll(error: MemportError): void {
+    this.#disarm();
+    for (const waiter of this.#waiters.splice(0)) waiter.settle(err(error));
+  }
+}
+
+function closedError(): MemportError {
+  return memportError('CLOSED', 'the notifier is closed; create a new one with Notifier.create()');
+}
