@@ -50,6 +50,7 @@ constexpr size_t kSpecMaxRegions = 64;
 constexpr size_t kSpecMaxData = 131072;
 constexpr uint64_t kSpecMaxRegionSize = uint64_t{1} << 47;
 constexpr uint32_t kSpecKnownFlags = 0x3;  // bit 0 read-only, bit 1 named (PROTOCOL.md section 2)
+constexpr uint32_t kSpecNotifier = 0x4;    // bit 2: a notifier, size 0, no other bit
 constexpr uint8_t kMagic[4] = {0x4D, 0x50, 0x52, 0x54};  // "MPRT"
 constexpr uint8_t kWelcome = 1, kMessage = 3, kAck = 4;
 
@@ -78,6 +79,7 @@ void WriteLE(uint8_t* p, uint64_t v, int bytes) {
 }
 
 bool RegionAllowed(uint64_t size, uint32_t flags) {
+  if (flags == kSpecNotifier) return size == 0;
   return size >= 1 && size <= kSpecMaxRegionSize && (flags & ~kSpecKnownFlags) == 0;
 }
 
@@ -133,10 +135,7 @@ void CheckDecode(const uint8_t* bytes, size_t length) {
   FUZZ_CHECK(length == kSpecHeader + kSpecDescriptor * frame.regions.size() + frame.data.size());
   FUZZ_CHECK(type == kMessage || frame.regions.empty());
   FUZZ_CHECK((type != kWelcome && type != kAck) || frame.data.empty());
-  for (const RegionDescriptor& region : frame.regions) {
-    FUZZ_CHECK(region.size >= 1 && region.size <= kSpecMaxRegionSize);
-    FUZZ_CHECK((region.flags & ~kSpecKnownFlags) == 0);
-  }
+  for (const RegionDescriptor& region : frame.regions) FUZZ_CHECK(RegionAllowed(region.size, region.flags));
 
   // The round trip: the encoding is canonical, so an accepted frame that
   // re-encodes differently means a field was misread or ignored.
@@ -263,7 +262,7 @@ uint64_t InterestingRegionSize(std::minstd_rand& rng) {
   return rng() % 4 == 0 ? (uint64_t{rng()} << 32 | rng()) : Pick(rng, sizes);
 }
 uint32_t InterestingFlags(std::minstd_rand& rng) {
-  const uint32_t flags[] = {0, 1, 2, 3, 0x80000000u, 0xFFFFFFFFu};
+  const uint32_t flags[] = {0, 1, 2, 3, 4, 5, 6, 7, 0x80000000u, 0xFFFFFFFFu};
   return rng() % 4 == 0 ? (1u << (rng() % 32)) : Pick(rng, flags);
 }
 size_t InterestingDataLength(std::minstd_rand& rng, size_t current) {

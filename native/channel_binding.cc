@@ -7,6 +7,7 @@
 
 #include "addon_data.h"
 #include "napi_error.h"
+#include "notifier_binding.h"
 #include "region_binding.h"
 
 namespace memport {
@@ -189,6 +190,7 @@ InboundMessage& UnwrapInbound(const Napi::Value& value) {
 // its budget given back) rather than when the collector gets to it.
 void ReleaseInbound(InboundMessage& message) {
   message.regions.clear();
+  message.notifiers.clear();
   std::vector<uint8_t>().swap(message.frame.data);
   message.charge.reset();
 }
@@ -305,7 +307,8 @@ Napi::Value NativeConnection::SetRef(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// takeMessage(message) -> [regions: NativeRegion[], data: Uint8Array | undefined]:
+// takeMessage(message) -> [regions: NativeRegion[], data: Uint8Array | undefined,
+// notifiers: NativeNotifier[]]:
 // the application receives it, so its regions are mapped now (memory received
 // before may still be mapped: ReceivedMappings) and its budget is given back.
 // If one region cannot be mapped, every region is released and the error
@@ -333,10 +336,15 @@ Napi::Value NativeConnection::TakeMessage(const Napi::CallbackInfo& info) {
   if (!message.frame.data.empty()) {
     data = Napi::Buffer<uint8_t>::Copy(env, message.frame.data.data(), message.frame.data.size());
   }
+  Napi::Array notifiers = Napi::Array::New(env, message.notifiers.size());
+  for (size_t i = 0; i < message.notifiers.size(); ++i) {
+    notifiers.Set(static_cast<uint32_t>(i), NativeNotifier::Wrap(env, std::move(message.notifiers[i])));
+  }
   ReleaseInbound(message);
-  Napi::Array out = Napi::Array::New(env, 2);
+  Napi::Array out = Napi::Array::New(env, 3);
   out.Set(0u, regions);
   out.Set(1u, data);
+  out.Set(2u, notifiers);
   return out;
 }
 
@@ -346,7 +354,8 @@ Napi::Value NativeConnection::ReleaseMessage(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// write(id, type, seq, regions: NativeRegion[], data?: Uint8Array). Throws a
+// write(id, type, seq, regions: NativeRegion[], data?: Uint8Array,
+// notifiers?: NativeNotifier[]). Throws a
 // native error (nothing sent) on immediate failure; returns true when the
 // frame was handed to the OS already (no onWriteDone follows for `id`).
 Napi::Value NativeConnection::Write(const Napi::CallbackInfo& info) {
@@ -383,8 +392,23 @@ Napi::Value NativeConnection::Write(const Napi::CallbackInfo& info) {
     Napi::Uint8Array data = info[4].As<Napi::Uint8Array>();
     frame.data.assign(data.Data(), data.Data() + data.ByteLength());
   }
+  std::vector<const Notifier*> notifiers;
+  if (info.Length() > 5 && !info[5].IsUndefined()) {
+    if (!info[5].IsArray()) throw ToJsError(env, MakeError("INVALID_ARGUMENT", "notifiers must be an array"));
+    Napi::Array given = info[5].As<Napi::Array>();
+    if (list.Length() + given.Length() > kMaxRegionsPerFrame) {
+      throw ToJsError(env, MakeError("INVALID_ARGUMENT", "at most " + std::to_string(kMaxRegionsPerFrame) +
+                                                             " handles (regions and notifiers) per message"));
+    }
+    for (uint32_t i = 0; i < given.Length(); ++i) {
+      const Notifier* notifier = NativeNotifier::NotifierOf(env, given.Get(i));
+      if (notifier == nullptr) throw ToJsError(env, MakeError("INVALID_ARGUMENT", "notifiers must be Notifier objects"));
+      if (!notifier->valid()) throw ToJsError(env, MakeError("CLOSED", "notifier " + std::to_string(i) + " is closed"));
+      notifiers.push_back(notifier);
+    }
+  }
   bool completed = false;
-  Status written = connection(env).WriteInline(id, std::move(frame), regions, &completed);
+  Status written = connection(env).WriteInline(id, std::move(frame), regions, &completed, notifiers);
   if (!written.ok()) throw ToJsError(env, written.error());
   return Napi::Boolean::New(env, completed);
 }

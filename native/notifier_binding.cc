@@ -56,6 +56,13 @@ NativeNotifier::~NativeNotifier() {
   if (!js_->alive()) reporter_->on_ready.SuppressDestruct();
 }
 
+const Notifier* NativeNotifier::NotifierOf(Napi::Env env, const Napi::Value& value) {
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(AddonData::Get(env).notifier_constructor.Value())) {
+    return nullptr;
+  }
+  return &Unwrap(value.As<Napi::Object>())->notifier_;
+}
+
 Napi::Object NativeNotifier::Wrap(Napi::Env env, Notifier notifier) {
   PendingNotifier pending{std::move(notifier)};
   auto token = Napi::External<PendingNotifier>::New(env, &pending);

@@ -18,6 +18,9 @@ class NativeNotifier : public Napi::ObjectWrap<NativeNotifier> {
   static Napi::Object Wrap(Napi::Env env, Notifier notifier);
   explicit NativeNotifier(const Napi::CallbackInfo& info);
   ~NativeNotifier() override;
+  // The notifier behind a JS object, for a message that carries it
+  // (channel_binding.cc); nullptr if `value` is not a NativeNotifier.
+  static const Notifier* NotifierOf(Napi::Env env, const Napi::Value& value);
 
  private:
   Napi::Value Notify(const Napi::CallbackInfo& info);

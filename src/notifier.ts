@@ -13,6 +13,16 @@ const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.disp
 const INTERNAL = Symbol('memport.Notifier');
 
 /**
+ * @internal The native notifier behind a genuine Notifier, for a message
+ * that carries it (src/channel/codec.ts); undefined for anything else,
+ * without running any of its code (a brand check on the private field).
+ */
+export function notifierNativeOf(value: unknown): NativeNotifier | undefined {
+  return typeof value === 'object' && value !== null ? nativeAccess(value) : undefined;
+}
+let nativeAccess: (value: object) => NativeNotifier | undefined;
+
+/**
  * A wake-up signal, auto-reset and coalescing, backed by an OS object that
  * can be shared with another process by handle: an eventfd on Linux, an
  * unnamed auto-reset Event on Windows. It carries no data: pair it with a
@@ -37,6 +47,7 @@ const INTERNAL = Symbol('memport.Notifier');
  * notifier.close();
  * ```
  */
+
 export class Notifier implements Disposable, AsyncIterable<Result<void, MemportError>> {
   readonly #native: NativeNotifier;
   /** Waits pending, all released by the next wake. */
@@ -45,6 +56,10 @@ export class Notifier implements Disposable, AsyncIterable<Result<void, MemportE
   #closed = false;
   #ref = true;
   readonly #onReady = (): void => this.#drain();
+
+  static {
+    nativeAccess = (value) => (#native in value ? value.#native : undefined);
+  }
 
   private constructor(native: NativeNotifier, token: symbol) {
     if (token !== INTERNAL) throw new TypeError('memport: a Notifier comes from Notifier.create(); it cannot be constructed directly');

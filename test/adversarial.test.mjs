@@ -1046,6 +1046,21 @@ for (const [kind, mode, code, what] of WRONG_FDS) {
   });
 }
 
+// Notifiers (issue 11): a descriptor flagged notifier must carry an eventfd
+// (not in semaphore mode) and declare no size.
+const WRONG_NOTIFIERS = [
+  ['memfd-writable', 0, 'INVALID_HANDLE', 'a memfd declared a notifier'],
+  ['pipe', 0, 'INVALID_HANDLE', 'a pipe declared a notifier'],
+  ['eventfd-semaphore', 0, 'INVALID_HANDLE', 'an eventfd in semaphore mode declared a notifier'],
+  ['eventfd', 8, 'PROTOCOL', 'a notifier descriptor that declares a size'],
+];
+for (const [kind, size, code, what] of WRONG_NOTIFIERS) {
+  Fds(`${what}: ${code}, closed unused`, async () => {
+    if (!isLinux) return;
+    await clientAttack('fd', [kind, 'notifier', size], code);
+  });
+}
+
 Fds('an unsealed memfd is refused before mapping, so the sender truncating it cannot raise SIGBUS here', async () => {
   if (!isLinux) return;
   await clientAttack('fd', ['memfd-unsealed', 'rw', 4096], 'INVALID_HANDLE', {
@@ -1459,6 +1474,21 @@ for (const [[scenario, ...args], what, code = 'INVALID_HANDLE'] of FOREIGN) {
   Handles(`${what}, duplicated into us: ${code}, and left alone for its owner to take back`, async () => {
     if (!isWindows) return;
     await clientAttack(scenario, args, code, { hold: true });
+  });
+}
+
+// Notifiers (issue 11): a value declared a notifier must name an Event with
+// exactly SYNCHRONIZE | EVENT_MODIFY_STATE; anything else is refused and left
+// alone (it may be the receiver's own).
+const FOREIGN_NOTIFIERS = [
+  ['event', 'ACCESS_DENIED', 'an Event with all rights'],
+  ['section', 'INVALID_HANDLE', 'a section'],
+  ['mutex', 'INVALID_HANDLE', 'a Mutex'],
+];
+for (const [kind, code, what] of FOREIGN_NOTIFIERS) {
+  Handles(`${what}, duplicated into us and declared a notifier: ${code}, and left alone for its owner to take back`, async () => {
+    if (!isWindows) return;
+    await clientAttack('foreign-notifier', [kind], code, { hold: true });
   });
 }
 

@@ -39,20 +39,29 @@ void ConnectionCore::Start(std::shared_ptr<ConnectionObserver> observer, const P
 }
 
 Status ConnectionCore::Write(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions,
-                             bool* completed) {
+                             const std::vector<const Notifier*>& notifiers, bool* completed) {
   if (completed != nullptr) *completed = false;
-  if (regions.size() > kMaxRegionsPerFrame) {
-    return MakeError("INVALID_ARGUMENT", "at most " + std::to_string(kMaxRegionsPerFrame) + " regions per message");
+  const size_t handles = regions.size() + notifiers.size();
+  if (handles > kMaxRegionsPerFrame) {
+    return MakeError("INVALID_ARGUMENT",
+                     "at most " + std::to_string(kMaxRegionsPerFrame) + " handles (regions and notifiers) per message");
   }
-  if (!frame.regions.empty() && frame.regions.size() != regions.size()) {
-    return MakeError("INVALID_ARGUMENT", "the frame declares a different number of regions than were given");
+  if (!frame.regions.empty() && frame.regions.size() != handles) {
+    return MakeError("INVALID_ARGUMENT", "the frame declares a different number of handles than were given");
   }
-  frame.regions.resize(regions.size());
+  frame.regions.resize(handles);
   for (size_t i = 0; i < regions.size(); ++i) {
     const SharedMemory* region = regions[i];
     if (region == nullptr || !region->valid()) return MakeError("CLOSED", "a region in the message is closed");
     frame.regions[i].size = region->size();
     frame.regions[i].flags = (region->read_only() ? kRegionReadOnly : 0) | (region->named() ? kRegionNamed : 0);
+  }
+  for (size_t i = 0; i < notifiers.size(); ++i) {
+    const Notifier* notifier = notifiers[i];
+    if (notifier == nullptr || !notifier->valid()) return MakeError("CLOSED", "a notifier in the message is closed");
+    RegionDescriptor& descriptor = frame.regions[regions.size() + i];
+    descriptor.size = 0;
+    descriptor.flags = kDescriptorNotifier;
   }
 
   std::lock_guard<std::mutex> lock(mutex_);
@@ -63,7 +72,7 @@ Status ConnectionCore::Write(uint64_t write_id, Frame frame, const std::vector<c
   // *completed, not posted: one hop to the JS thread saved.
   inline_token_ = (completed != nullptr && write_id != kUnreportedWrite) ? token : 0;
   inline_done_ = false;
-  Status sent = OsSendLocked(token, std::move(frame), regions);
+  Status sent = OsSendLocked(token, std::move(frame), regions, notifiers);
   inline_token_ = 0;
   if (!sent.ok()) {
     writes_.erase(token);
@@ -138,18 +147,16 @@ void ConnectionCore::FinishWriteLocked(WriteToken token, const Error* error) {
 
 void ConnectionCore::Charge(InboundMessage& message) {
   if (message.frame.type != FrameType::kMessage || !message.refused.code.empty()) return;
+  // A refusal releases every handle the message brought, unused.
+  auto refuse = [&message](Error why) {
+    message.regions.clear();
+    message.notifiers.clear();
+    message.refused = std::move(why);
+  };
   Status reserved = OsReserveFor(message);
-  if (!reserved.ok()) {
-    message.regions.clear();
-    message.refused = reserved.error();
-    return;
-  }
+  if (!reserved.ok()) return refuse(reserved.error());
   Result<std::unique_ptr<InboxCharge>> charge = account_->Charge(message.frame);
-  if (!charge.ok()) {
-    message.regions.clear();
-    message.refused = charge.error();
-    return;
-  }
+  if (!charge.ok()) return refuse(charge.error());
   message.charge = charge.take();
 }
 
@@ -174,7 +181,7 @@ void ConnectionCore::Deliver(std::function<void()> task) {
   }
 }
 
-Error ConnectionCore::AdoptRegions(InboundMessage* message, const std::vector<RawHandle>& raws,
+Error ConnectionCore::AdoptHandles(InboundMessage* message, const std::vector<RawHandle>& raws,
                                    std::vector<OsHandle>* owned, bool accept_named) {
   const std::vector<RegionDescriptor>& descriptors = message->frame.regions;
   bool named = false;
@@ -183,22 +190,38 @@ Error ConnectionCore::AdoptRegions(InboundMessage* message, const std::vector<Ra
   for (size_t i = 0; i < descriptors.size(); ++i) {
     const RegionDescriptor& descriptor = descriptors[i];
     if (refuse && descriptor.named()) continue;
-    Result<SharedMemory> region =
-        descriptor.named() ? SharedMemory::FromReceivedNamed(raws[i], descriptor.size, descriptor.read_only())
-                           : SharedMemory::FromReceived(raws[i], descriptor.size, descriptor.read_only(),
-                                                        /*from_transport=*/true);
-    if (!region.ok()) {
-      message->regions.clear();  // closes the ones proven ours; `owned` closes the rest
-      const Error& why = region.error();
-      return MakeError(why.code == "ACCESS_DENIED" ? "ACCESS_DENIED" : "INVALID_HANDLE",
-                       "region " + std::to_string(i) + " of message " + std::to_string(message->frame.seq) + ": " +
-                           why.message);
+    Error why;
+    if (descriptor.notifier()) {
+      Result<Notifier> notifier = Notifier::FromReceived(raws[i], /*from_transport=*/true);
+      if (notifier.ok()) {
+        message->notifiers.push_back(notifier.take());
+      } else {
+        why = notifier.error();
+      }
+    } else {
+      Result<SharedMemory> region =
+          descriptor.named() ? SharedMemory::FromReceivedNamed(raws[i], descriptor.size, descriptor.read_only())
+                             : SharedMemory::FromReceived(raws[i], descriptor.size, descriptor.read_only(),
+                                                          /*from_transport=*/true);
+      if (region.ok()) {
+        message->regions.push_back(region.take());
+      } else {
+        why = region.error();
+      }
     }
-    if (owned != nullptr) (*owned)[i].release();  // now owned by the SharedMemory
-    message->regions.push_back(region.take());
+    if (!why.code.empty()) {
+      // Closes the ones proven ours; `owned` closes the rest.
+      message->regions.clear();
+      message->notifiers.clear();
+      return MakeError(why.code == "ACCESS_DENIED" ? "ACCESS_DENIED" : "INVALID_HANDLE",
+                       (descriptor.notifier() ? "notifier " : "region ") + std::to_string(i) + " of message " +
+                           std::to_string(message->frame.seq) + ": " + why.message);
+    }
+    if (owned != nullptr) (*owned)[i].release();  // now owned by the SharedMemory or Notifier
   }
   if (refuse) {
     message->regions.clear();
+    message->notifiers.clear();
     message->refused = MakeError("UNSUPPORTED", NamedRegionRefusedMessage());
   }
   return Error{};
@@ -219,12 +242,13 @@ class OwnedConnection : public Connection {
   void Start(std::shared_ptr<ConnectionObserver> observer, const PeerLimits& limits) override {
     core_->Start(std::move(observer), limits);
   }
-  Status Write(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions) override {
-    return core_->Write(write_id, std::move(frame), regions, /*completed=*/nullptr);
+  Status Write(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions,
+               const std::vector<const Notifier*>& notifiers) override {
+    return core_->Write(write_id, std::move(frame), regions, notifiers, /*completed=*/nullptr);
   }
-  Status WriteInline(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions,
-                     bool* completed) override {
-    return core_->Write(write_id, std::move(frame), regions, completed);
+  Status WriteInline(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions, bool* completed,
+                     const std::vector<const Notifier*>& notifiers) override {
+    return core_->Write(write_id, std::move(frame), regions, notifiers, completed);
   }
   void Close() override { core_->Close(); }
 

@@ -26,6 +26,7 @@
 #include "error.h"
 #include "frame.h"
 #include "inbox.h"
+#include "notifier.h"
 #include "os_handle.h"
 #include "shared_memory.h"
 #include "transport.h"
@@ -51,7 +52,8 @@ class ConnectionCore : public std::enable_shared_from_this<ConnectionCore> {
   // `completed` may be null: then every completion is reported through
   // OnWriteDone. Otherwise *completed says whether the OS took the whole
   // frame before this returned (then no OnWriteDone follows).
-  Status Write(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions, bool* completed);
+  Status Write(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions,
+               const std::vector<const Notifier*>& notifiers, bool* completed);
   // Close() from the JS thread (or the owner's destructor): frames posted
   // but not yet delivered are dropped (transport.h: nothing after Close
   // returns but the OnWriteDone/OnClosed already posted).
@@ -61,20 +63,21 @@ class ConnectionCore : public std::enable_shared_from_this<ConnectionCore> {
   // I/O callbacks keep the core itself alive through shared pointers.
   static std::unique_ptr<Connection> Own(std::shared_ptr<ConnectionCore> core);
 
-  // Validates and takes ownership of every region `message`'s frame names,
-  // or of none. raws[i] is the handle descriptor i names here. `owned`
-  // (Linux: fds that arrived with the frame are ours from the start) holds
-  // them: each adopted one is released into its SharedMemory, the rest close
-  // with `owned`. Without it (Windows: a value may name anything in our
-  // table) a value that fails validation, and every one after it, is left
-  // untouched, and the regions already adopted (proven ours) are closed.
+  // Validates and takes ownership of every handle `message`'s frame names
+  // (regions and notifiers), or of none. raws[i] is the handle descriptor i
+  // names here. `owned` (Linux: fds that arrived with the frame are ours from
+  // the start) holds them: each adopted one is released into its
+  // SharedMemory or Notifier, the rest close with `owned`. Without it
+  // (Windows: a value may name anything in our table) a value that fails
+  // validation, and every one after it, is left untouched, and the handles
+  // already adopted (proven ours) are closed.
   // A region flagged named is adopted as a duplicate (FromReceivedNamed),
   // and only when `accept_named`; without it the message is refused (NACK
-  // UNSUPPORTED): its named values are never touched, its other regions are
+  // UNSUPPORTED): its named values are never touched, its other handles are
   // released unmapped. Returns the error the peer is dropped for (code
-  // empty: none): ACCESS_DENIED for a region with other rights than
+  // empty: none): ACCESS_DENIED for a handle with other rights than
   // declared, INVALID_HANDLE for anything else.
-  static Error AdoptRegions(InboundMessage* message, const std::vector<RawHandle>& raws,
+  static Error AdoptHandles(InboundMessage* message, const std::vector<RawHandle>& raws,
                             std::vector<OsHandle>* owned, bool accept_named);
 
  protected:
@@ -87,12 +90,14 @@ class ConnectionCore : public std::enable_shared_from_this<ConnectionCore> {
   virtual uint64_t OsProcessHandleLimit(const PeerLimits& limits) const = 0;
   // Starts reading; a failure ends the connection (EndLocked).
   virtual void OsStartReadingLocked() = 0;
-  // Sends `frame` (its descriptors' size and flags filled in; the handle
-  // fields are the backend's) carrying `regions`. Reports the outcome with
+  // Sends `frame` (its descriptors' size and flags filled in, regions first,
+  // then notifiers; the handle fields are the backend's) carrying `regions`
+  // and `notifiers`. Reports the outcome with
   // FinishWriteLocked(token, ...), from inside this call when the OS took
   // the frame at once, else later. An error returned means nothing was sent
   // (no FinishWriteLocked follows).
-  virtual Status OsSendLocked(WriteToken token, Frame frame, const std::vector<const SharedMemory*>& regions) = 0;
+  virtual Status OsSendLocked(WriteToken token, Frame frame, const std::vector<const SharedMemory*>& regions,
+                              const std::vector<const Notifier*>& notifiers) = 0;
   // The connection ended: release the OS side (stop watching, cancel or drop
   // queued I/O, shut down) so the peer sees the end at once.
   virtual void OsEndLocked() = 0;

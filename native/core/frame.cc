@@ -35,6 +35,11 @@ Error Violation(const std::string& what) { return MakeError("PROTOCOL", "malform
 
 }  // namespace
 
+bool DescriptorShapeValid(const RegionDescriptor& descriptor) {
+  if (descriptor.notifier()) return descriptor.flags == kDescriptorNotifier && descriptor.size == 0;
+  return descriptor.size >= 1 && descriptor.size <= kMaxRegionSize && (descriptor.flags & ~kKnownRegionFlags) == 0;
+}
+
 Result<std::vector<uint8_t>> EncodeFrame(const Frame& frame) {
   // Everything is checked before anything is allocated, and nothing a peer
   // would have to drop (DecodeFrame's rules) is ever produced.
@@ -55,9 +60,7 @@ Result<std::vector<uint8_t>> EncodeFrame(const Frame& frame) {
     return MakeError("INVALID_ARGUMENT", "only MESSAGE frames carry regions");
   }
   for (const RegionDescriptor& region : frame.regions) {
-    if (region.size == 0 || region.size > kMaxRegionSize || (region.flags & ~kKnownRegionFlags) != 0) {
-      return MakeError("INVALID_ARGUMENT", "region descriptor out of range");
-    }
+    if (!DescriptorShapeValid(region)) return MakeError("INVALID_ARGUMENT", "handle descriptor out of range");
   }
   std::vector<uint8_t> out(kHeaderSize + kDescriptorSize * frame.regions.size() + frame.data.size());
   uint8_t* p = out.data();
@@ -108,6 +111,11 @@ Result<Frame> DecodeFrame(const uint8_t* bytes, size_t length) {
     region.size = GetU64(p);
     region.flags = GetU32(p + 8);
     region.handle = GetU32(p + 12);
+    if (region.notifier()) {
+      if (region.flags != kDescriptorNotifier) return Violation("a notifier descriptor with region flags");
+      if (region.size != 0) return Violation("a notifier descriptor with a size");
+      continue;
+    }
     if (region.size == 0 || region.size > kMaxRegionSize) return Violation("region size out of range");
     if ((region.flags & ~kKnownRegionFlags) != 0) return Violation("unknown region flags");
   }

@@ -11,11 +11,13 @@
 //     6  u16  region_count  0..kMaxRegionsPerFrame
 //     8  u32  seq           message number (MESSAGE) or the one answered (ACK/NACK)
 //     12 u32  data_length   0..kMaxDataLength
-//   region_count descriptors (16 bytes each)
-//     0  u64  size          1..kMaxRegionSize
+//   region_count descriptors (16 bytes each): one per handle the frame carries
+//     0  u64  size          a region: 1..kMaxRegionSize; a notifier: 0
 //     8  u32  flags         bit 0: read-only; bit 1: named (memory the sender
 //                           opened or created by name; the receiver takes it
-//                           only when it opted in); every other bit must be 0
+//                           only when it opted in); bit 2: a notifier (an
+//                           eventfd / an Event, not a region; no other bit
+//                           set); every other bit must be 0
 //     12 u32  handle        Linux: index of the fd in SCM_RIGHTS (== descriptor index)
 //                           Windows: the handle value in the receiver's table
 //   data (data_length bytes)
@@ -54,6 +56,10 @@ constexpr uint32_t kRegionReadOnly = 1u << 0;
 // version 1 receivers from before this bit drop the connection (unknown flag).
 constexpr uint32_t kRegionNamed = 1u << 1;
 constexpr uint32_t kKnownRegionFlags = kRegionReadOnly | kRegionNamed;
+// The descriptor carries a notifier (core/notifier.h), not a region: size 0,
+// no other flag. Protocol version 1 receivers from before this bit drop the
+// connection (unknown flag).
+constexpr uint32_t kDescriptorNotifier = 1u << 2;
 // MESSAGE frames one sender may have unacknowledged at once (docs/PROTOCOL.md
 // section 3, "Window"); enforced by the receiver, which drops a peer past it.
 constexpr uint32_t kMessageWindow = 256;
@@ -64,7 +70,13 @@ struct RegionDescriptor {
   uint32_t handle = 0;
   bool read_only() const { return (flags & kRegionReadOnly) != 0; }
   bool named() const { return (flags & kRegionNamed) != 0; }
+  bool notifier() const { return (flags & kDescriptorNotifier) != 0; }
 };
+
+// Whether a descriptor's size and flags are well-formed: a region's size in
+// 1..kMaxRegionSize with only region flags, or a notifier's (size 0, only the
+// notifier flag).
+bool DescriptorShapeValid(const RegionDescriptor& descriptor);
 
 struct Frame {
   FrameType type = FrameType::kMessage;

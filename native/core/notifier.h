@@ -23,7 +23,7 @@
 
 #include "error.h"
 #include "os_handle.h"
-#include "transport.h"
+#include "event_loop.h"
 
 namespace memport {
 

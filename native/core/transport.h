@@ -22,49 +22,13 @@
 #include <vector>
 
 #include "error.h"
+#include "event_loop.h"
 #include "frame.h"
 #include "inbox.h"
+#include "notifier.h"
 #include "shared_memory.h"
 
 namespace memport {
-
-// What a watched fd is ready for: neutral bits, whatever reports them (libuv
-// on the JS thread, native/js_thread.cc; epoll on the Linux I/O thread).
-enum Readiness : uint32_t {
-  kReadable = 1u << 0,
-  kWritable = 1u << 1,
-  kHungUp = 1u << 2,  // the other end closed, or the fd hung up
-  kFailed = 1u << 3,  // an error is pending on the fd
-};
-
-// An fd watched from the JS thread's event loop. Destroyed on the JS thread,
-// which stops the watch at once.
-class FdWatch {
- public:
-  virtual ~FdWatch() = default;
-  // Also report writability (kWritable) while `want` is true.
-  virtual void WantWritable(bool want) = 0;
-};
-
-// Observer calls a watch callback wants made, in order, once it has returned
-// (so they run outside the backend's locks, each as its own JS callback).
-using Deliveries = std::vector<std::function<void()>>;
-
-// Runs tasks on the JS thread. Implemented by the binding (a Node-API
-// thread-safe function), so no backend needs libuv or Node-API symbols.
-class JsThread {
- public:
-  virtual ~JsThread() = default;
-  // Thread-safe. Tasks run in order; tasks posted after the environment is
-  // torn down are dropped (their captured state is destroyed on that thread).
-  virtual void Post(std::function<void()> task) = 0;
-  // JS thread only. Calls `on_ready` on the JS thread whenever `fd` is
-  // readable, hung up or in error (and writable, if wanted), with Readiness
-  // bits; the calls it adds to `deliveries` are made right after it
-  // returns. nullptr where the binding cannot (Windows): use an I/O thread.
-  using FdCallback = std::function<void(uint32_t ready, Deliveries& deliveries)>;
-  virtual std::unique_ptr<FdWatch> WatchFd(int /*fd*/, FdCallback /*on_events*/) { return nullptr; }
-};
 
 struct PeerIdentity {
   int64_t pid = -1;  // from the kernel: SO_PEERCRED / GetNamedPipe{Client,Server}ProcessId
@@ -72,14 +36,17 @@ struct PeerIdentity {
   int64_t gid = -1;  // Linux only (-1 on Windows)
 };
 
-// A MESSAGE as received: the decoded frame, and one validated, owned,
-// unmapped SharedMemory per region descriptor (same order, same size and
-// mode). Mapping waits until the application receives the message.
+// A MESSAGE as received: the decoded frame, one validated, owned, unmapped
+// SharedMemory per region descriptor and one owned Notifier per notifier
+// descriptor (each in descriptor order, same size and mode). Mapping waits
+// until the application receives the message.
 struct InboundMessage {
   Frame frame;
   std::vector<SharedMemory> regions;
+  std::vector<Notifier> notifiers;
   // Set when the message passed a bound (inbox.h): its handles were released
-  // unmapped (`regions` is empty) and the receiver answers NACK with this.
+  // unmapped (`regions` and `notifiers` are empty) and the receiver answers
+  // NACK with this.
   Error refused;
   // What the message holds against the connection's budget until the
   // application receives it or it is released.
@@ -127,20 +94,19 @@ class Connection {
   // already ended (a WELCOME it could not write: the client had gone) still
   // reports OnClosed to `observer`, once, so whoever waits for it is told.
   virtual void Start(std::shared_ptr<ConnectionObserver> observer, const PeerLimits& limits = PeerLimits{}) = 0;
-  // Writes one frame carrying `regions` (frame.regions' handle fields are
-  // filled in here: fd indices on Linux, values duplicated into the peer on
+  // Writes one frame carrying `regions`, then `notifiers` (frame.regions,
+  // the descriptors, are filled in here: sizes and flags, and handle fields
+  // that are fd indices on Linux, values duplicated into the peer on
   // Windows). An immediate failure is returned and nothing was sent (on
   // Windows any handle already duplicated into the peer is revoked).
   // Otherwise completion is reported through OnWriteDone.
-  virtual Status Write(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions) = 0;
+  virtual Status Write(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions,
+                       const std::vector<const Notifier*>& notifiers = {}) = 0;
   // Write, and on success says whether the whole frame was already handed to
   // the OS when it returned; then no OnWriteDone follows for it (a hop to the
-  // JS thread saved). Backends that never complete inline keep the default.
+  // JS thread saved).
   virtual Status WriteInline(uint64_t write_id, Frame frame, const std::vector<const SharedMemory*>& regions,
-                             bool* completed) {
-    *completed = false;
-    return Write(write_id, std::move(frame), regions);
-  }
+                             bool* completed, const std::vector<const Notifier*>& notifiers = {}) = 0;
   // Idempotent. Pending writes complete with CLOSED; OnClosed("CLOSED") follows.
   virtual void Close() = 0;
 };

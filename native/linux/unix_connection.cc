@@ -102,12 +102,12 @@ class UnixConnection : public ConnectionCore, public Pollable {
 
   // Descriptor i names the i-th fd of the message's SCM_RIGHTS. Sent at once
   // if nothing waits before it, else queued until the socket is writable.
-  Status OsSendLocked(WriteToken token, Frame frame, const std::vector<const SharedMemory*>& regions) override {
+  Status OsSendLocked(WriteToken token, Frame frame, const std::vector<const SharedMemory*>& regions,
+                      const std::vector<const Notifier*>& notifiers) override {
     PendingWrite write{token, {}, {}, {}};
-    for (size_t i = 0; i < regions.size(); ++i) {
-      frame.regions[i].handle = static_cast<uint32_t>(i);
-      write.borrowed.push_back(static_cast<int>(regions[i]->raw()));
-    }
+    for (const SharedMemory* region : regions) write.borrowed.push_back(static_cast<int>(region->raw()));
+    for (const Notifier* notifier : notifiers) write.borrowed.push_back(static_cast<int>(notifier->raw()));
+    for (size_t i = 0; i < frame.regions.size(); ++i) frame.regions[i].handle = static_cast<uint32_t>(i);
     Result<std::vector<uint8_t>> encoded = EncodeFrame(frame);
     if (!encoded.ok()) return encoded.error();
     write.bytes = encoded.take();
@@ -162,6 +162,7 @@ class UnixConnection : public ConnectionCore, public Pollable {
   Status OsReserveFor(const InboundMessage& message) override {
     int highest = -1;
     for (const SharedMemory& region : message.regions) highest = std::max(highest, static_cast<int>(region.raw()));
+    for (const Notifier& notifier : message.notifiers) highest = std::max(highest, static_cast<int>(notifier.raw()));
     if (highest >= 0 && !FdReserveKept(highest, limits().fd_reserve)) {
       return MakeError("OUT_OF_MEMORY", "the receiver is close to its fd limit (it keeps " +
                                             std::to_string(limits().fd_reserve) +
@@ -314,21 +315,22 @@ class UnixConnection : public ConnectionCore, public Pollable {
       message.frame = decoded.take();
       if (fds.size() != message.frame.regions.size()) {
         EndLocked(MakeError("PROTOCOL", "the frame declares " + std::to_string(message.frame.regions.size()) +
-                                            " regions but " + std::to_string(fds.size()) + " fds arrived"));
+                                            " handles but " + std::to_string(fds.size()) + " fds arrived"));
         return;
       }
       std::vector<RawHandle> raws;
       for (size_t i = 0; i < fds.size(); ++i) {
         if (message.frame.regions[i].handle != i) {
-          EndLocked(MakeError("PROTOCOL", "region descriptor " + std::to_string(i) + " names fd index " +
+          EndLocked(MakeError("PROTOCOL", "descriptor " + std::to_string(i) + " names fd index " +
                                               std::to_string(message.frame.regions[i].handle)));
           return;
         }
         raws.push_back(fds[i].get());
       }
       // A region flagged named may be unsealed POSIX shared memory (when
-      // opted in); every other region is held to the sealed-memfd rule.
-      Error failure = AdoptRegions(&message, raws, &fds, limits().accept_named_regions);
+      // opted in); every other region is held to the sealed-memfd rule, and
+      // a notifier must be an eventfd.
+      Error failure = AdoptHandles(&message, raws, &fds, limits().accept_named_regions);
       if (!failure.code.empty()) {
         EndLocked(failure);  // `fds` still owned are closed on return
         return;

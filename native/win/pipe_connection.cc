@@ -17,6 +17,7 @@
 #include "../core/shared_memory.h"
 #include "io_service.h"
 #include "pipe_security.h"
+#include "win_internal.h"
 
 namespace memport {
 
@@ -149,7 +150,8 @@ class PipeState : public ConnectionCore, public IoTarget {
   // Descriptor i names the value DuplicateHandle put into the peer's table.
   // Every completion packet arrives on the I/O thread, also for a write that
   // completed inline (which is reported to the core at once).
-  Status OsSendLocked(WriteToken token, Frame frame, const std::vector<const SharedMemory*>& regions) override {
+  Status OsSendLocked(WriteToken token, Frame frame, const std::vector<const SharedMemory*>& regions,
+                      const std::vector<const Notifier*>& notifiers) override {
     // Revokes every value duplicated so far on any early return below.
     auto handles = std::make_unique<PeerHandles>(Get(peer_process_));
     for (size_t i = 0; i < regions.size(); ++i) {
@@ -169,6 +171,18 @@ class PipeState : public ConnectionCore, public IoTarget {
         handles->Add(remote.value());
       }
       frame.regions[i].handle = static_cast<uint32_t>(static_cast<uintptr_t>(remote.value()));
+    }
+    for (size_t i = 0; i < notifiers.size(); ++i) {
+      // SYNCHRONIZE | EVENT_MODIFY_STATE only: the peer can wait and signal,
+      // nothing else (win_internal.h kNotifierShareAccess).
+      Result<RawHandle> remote = win::DuplicateNotifierInto(*notifiers[i], Get(peer_process_));
+      if (!remote.ok()) {
+        named_writing_.erase(frame.seq);
+        if (::WaitForSingleObject(Get(peer_process_), 0) == WAIT_OBJECT_0) return PeerClosedError();
+        return remote.error();
+      }
+      handles->Add(remote.value());
+      frame.regions[regions.size() + i].handle = static_cast<uint32_t>(static_cast<uintptr_t>(remote.value()));
     }
     Result<std::vector<uint8_t>> encoded = EncodeFrame(frame);
     if (!encoded.ok()) {
@@ -232,7 +246,7 @@ class PipeState : public ConnectionCore, public IoTarget {
       if (!frame.ok()) return;
       InboundMessage message;
       message.frame = frame.take();
-      AdoptRegions(&message, ValuesOf(message.frame), /*owned=*/nullptr, /*accept_named=*/false);
+      AdoptHandles(&message, ValuesOf(message.frame), /*owned=*/nullptr, /*accept_named=*/false);
       // the adopted ones close with `message`
     }
   }
@@ -289,7 +303,7 @@ class PipeState : public ConnectionCore, public IoTarget {
       Result<Frame> frame = DecodeFrame(frame_bytes, frame_length);
       if (frame.ok()) {
         message.frame = frame.take();
-        failure = AdoptRegions(&message, ValuesOf(message.frame), /*owned=*/nullptr, limits().accept_named_regions);
+        failure = AdoptHandles(&message, ValuesOf(message.frame), /*owned=*/nullptr, limits().accept_named_regions);
         if (failure.code.empty()) Charge(message);  // validated, never mapped; over a bound, released and refused
       } else {
         failure = frame.error();

@@ -2,7 +2,8 @@
 // carries, and how a peer's text is made safe to show (docs/PROTOCOL.md).
 import { err, ok, type Result } from 'neverthrow';
 import { MEMPORT_ERROR_CODES, memportError, peerText, toMemportError, type MemportError, type MemportErrorCode } from '../errors.js';
-import type { NativeRegion } from '../native/binding.js';
+import type { NativeNotifier, NativeRegion } from '../native/binding.js';
+import { notifierNativeOf } from '../notifier.js';
 import { describe, readArray, readOptions, thrownText } from '../options.js';
 import { nativeOf } from '../region.js';
 import { MAX_DATA_BYTES, MAX_REGIONS_PER_MESSAGE } from './protocol.js';
@@ -10,9 +11,10 @@ import { MAX_DATA_BYTES, MAX_REGIONS_PER_MESSAGE } from './protocol.js';
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
-/** A message ready for the native write: its regions' native objects and its serialised data. */
+/** A message ready for the native write: its regions' and notifiers' native objects and its serialised data. */
 export interface EncodedMessage {
   natives: NativeRegion[];
+  notifiers: NativeNotifier[];
   bytes: Uint8Array | undefined;
 }
 
@@ -23,15 +25,18 @@ export interface EncodedMessage {
  */
 export function encodeMessage(message: unknown): Result<EncodedMessage, MemportError> {
   if (message === null || typeof message !== 'object') {
-    return err(memportError('INVALID_ARGUMENT', `send() takes { regions?, data? }, got ${describe(message)}`));
+    return err(memportError('INVALID_ARGUMENT', `send() takes { regions?, notifiers?, data? }, got ${describe(message)}`));
   }
-  const read = readOptions(message, ['regions', 'data'], 'send');
+  const read = readOptions(message, ['regions', 'notifiers', 'data'], 'send');
   if (read.isErr()) return err(read.error);
-  const { regions: given = [], data } = read.value;
+  const { regions: given = [], notifiers: givenNotifiers = [], data } = read.value;
   const regions = readArray(given, 'send: regions');
   if (regions.isErr()) return err(regions.error);
-  if (regions.value.length > MAX_REGIONS_PER_MESSAGE) {
-    return err(memportError('INVALID_ARGUMENT', `at most ${MAX_REGIONS_PER_MESSAGE} regions per message, got ${regions.value.length}`));
+  const notifierList = readArray(givenNotifiers, 'send: notifiers');
+  if (notifierList.isErr()) return err(notifierList.error);
+  const handles = regions.value.length + notifierList.value.length;
+  if (handles > MAX_REGIONS_PER_MESSAGE) {
+    return err(memportError('INVALID_ARGUMENT', `at most ${MAX_REGIONS_PER_MESSAGE} regions and notifiers together per message, got ${handles}`));
   }
   const natives: NativeRegion[] = [];
   for (const [i, region] of regions.value.entries()) {
@@ -40,7 +45,14 @@ export function encodeMessage(message: unknown): Result<EncodedMessage, MemportE
     if (native.closed()) return err(memportError('CLOSED', `regions[${i}] is closed`));
     natives.push(native);
   }
-  if (data === undefined) return ok({ natives, bytes: undefined });
+  const notifiers: NativeNotifier[] = [];
+  for (const [i, notifier] of notifierList.value.entries()) {
+    const native = notifierNativeOf(notifier);
+    if (!native) return err(memportError('INVALID_ARGUMENT', `notifiers[${i}] is not a Notifier`));
+    if (native.closed()) return err(memportError('CLOSED', `notifiers[${i}] is closed`));
+    notifiers.push(native);
+  }
+  if (data === undefined) return ok({ natives, notifiers, bytes: undefined });
   let json: string | undefined;
   try {
     json = JSON.stringify(data);
@@ -52,7 +64,7 @@ export function encodeMessage(message: unknown): Result<EncodedMessage, MemportE
   if (bytes.length > MAX_DATA_BYTES) {
     return err(memportError('INVALID_ARGUMENT', `data is ${bytes.length} bytes once serialised; the limit is ${MAX_DATA_BYTES} (put bulk bytes in a region)`));
   }
-  return ok({ natives, bytes });
+  return ok({ natives, notifiers, bytes });
 }
 
 /** A received message's data: undefined, or the JSON value; Err when it is not UTF-8 JSON. */

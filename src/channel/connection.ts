@@ -4,7 +4,8 @@ import { inspect } from 'node:util';
 import { ResultAsync, err, errAsync, ok, okAsync, Result } from 'neverthrow';
 import { memportError, toMemportError, type MemportError, type MemportErrorCode } from '../errors.js';
 import { nativeLimits, type ResolvedLimits } from '../limits.js';
-import { FrameType, type NativeConnection, type NativeInbound, type NativeRegion } from '../native/binding.js';
+import { FrameType, type NativeConnection, type NativeInbound, type NativeNotifier, type NativeRegion } from '../native/binding.js';
+import { Notifier } from '../notifier.js';
 import { readWaitOptions } from '../options.js';
 import { SharedRegion } from '../region.js';
 import { Waiter, type WaitOptions } from '../waiter.js';
@@ -163,8 +164,11 @@ export class Connection implements Disposable {
       }
       const seq = this.#takeSeq();
       const writeId = this.#nextWriteId++;
-      const { natives, bytes } = encoded.value;
-      const written = Result.fromThrowable(() => this.#native.write(writeId, FrameType.Message, seq, natives, bytes), toMemportError)();
+      const { natives, notifiers, bytes } = encoded.value;
+      const written = Result.fromThrowable(
+        () => this.#native.write(writeId, FrameType.Message, seq, natives, bytes, notifiers.length ? notifiers : undefined),
+        toMemportError,
+      )();
       if (written.isErr()) {
         waiter.settle(err(written.error));
         this.#wakeWindow();
@@ -374,8 +378,9 @@ export class Connection implements Disposable {
   #take({ held }: Arrived): Result<Message, MemportError> {
     let natives: NativeRegion[];
     let bytes: Uint8Array | undefined;
+    let notifiers: NativeNotifier[];
     try {
-      [natives, bytes] = this.#native.takeMessage(held);
+      [natives, bytes, notifiers] = this.#native.takeMessage(held);
     } catch (e) {
       const error = toMemportError(e);
       return err(memportError(error.code, `a message from process ${this.#peer.pid} arrived but could not be mapped here, and was dropped: ${error.message}`));
@@ -383,10 +388,11 @@ export class Connection implements Disposable {
     const data = decodeData(bytes);
     if (data.isErr()) {
       for (const r of natives) r.close();
+      for (const n of notifiers) n.close();
       this.#violation(data.error);
       return err(this.#closedError!);
     }
-    return ok({ regions: natives.map((n) => SharedRegion._fromNative(n)), data: data.value });
+    return ok({ regions: natives.map((n) => SharedRegion._fromNative(n)), notifiers: notifiers.map((n) => Notifier._fromNative(n)), data: data.value });
   }
 
   #release(held: NativeInbound): void {

@@ -3,6 +3,7 @@
 import { memportError, type MemportError } from '../errors.js';
 import { PROTOCOL, UNREPORTED_WRITE } from '../native/constants.js';
 import { describe } from '../options.js';
+import type { Notifier } from '../notifier.js';
 import type { SharedRegion } from '../region.js';
 
 /** Who is at the other end, as the kernel reports it (never taken from a message). */
@@ -19,6 +20,12 @@ export interface Peer {
 export interface Message<T = unknown> {
   /** Regions whose handles travel with the message; the receiver owns its copies. */
   regions: SharedRegion[];
+  /**
+   * Notifiers whose handles travel with the message; the receiver owns its
+   * copies, which wake and are woken by the sender's (and every other copy).
+   * Regions and notifiers together: at most 64 per message.
+   */
+  notifiers: Notifier[];
   /** Any JSON-serialisable value (at most 128 KiB once serialised), or undefined. */
   data: T;
 }

@@ -132,14 +132,14 @@ export interface NativeConnection {
    * Maps the message's regions and hands them over with its data; the message
    * is empty afterwards. Throws (every region released) if one cannot be mapped.
    */
-  takeMessage(message: NativeInbound): [NativeRegion[], Uint8Array | undefined];
+  takeMessage(message: NativeInbound): [NativeRegion[], Uint8Array | undefined, NativeNotifier[]];
   /** Releases a message nobody will receive: handles closed unmapped, budget given back. */
   releaseMessage(message: NativeInbound): void;
   /**
    * Throws a native error (nothing was sent) on immediate failure. True when
    * the frame was handed to the OS already: no onWriteDone follows for `id`.
    */
-  write(id: number, type: FrameType, seq: number, regions: NativeRegion[], data?: Uint8Array): boolean;
+  write(id: number, type: FrameType, seq: number, regions: NativeRegion[], data?: Uint8Array, notifiers?: NativeNotifier[]): boolean;
   close(): void;
   /** Whether this connection, while open, keeps the event loop alive (default true). */
   setRef(ref: boolean): void;

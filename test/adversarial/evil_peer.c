@@ -94,6 +94,7 @@ enum { WELCOME = 1, REJECT = 2, MESSAGE = 3, ACK = 4, NACK = 5 };
 #define MAX_FRAME (HEADER + DESCRIPTOR * MAX_REGIONS + MAX_DATA)
 #define READ_ONLY 1u
 #define NAMED 2u  /* the region is named memory (frame.h kRegionNamed) */
+#define NOTIFIER 4u  /* the descriptor carries a notifier, size 0 (frame.h kDescriptorNotifier) */
 
 typedef struct {
   uint8_t* bytes;
@@ -366,7 +367,7 @@ static void frame_attack(const char* scenario, int argc, char** argv) {
     b = header(ACK, 1, 1, 0);
     descriptor(&b, 4096, 0, 0);
   } else if (!strcmp(scenario, "bad-flags")) {
-    b = good_message(1, 4096, 7, 0, "1", 0x4, 4096);  /* bit 1 is "named" now; bit 2 is unknown */
+    b = good_message(1, 4096, 7, 0, "1", 0x8, 4096);  /* bit 1 is "named", bit 2 a notifier; bit 3 is unknown */
     hold_shared();
   } else if (!strcmp(scenario, "region-size-zero")) {
     b = good_message(1, 4096, 7, 0, "1", 0, 0);
@@ -1517,6 +1518,20 @@ static int platform_scenario(const char* name, const char* address, int argc, ch
     Buf b = header(MESSAGE, 1, 1, 0);
     descriptor(&b, 4096, READ_ONLY, value);
     attack_and_drain(b);
+  } else if (!strcmp(name, "foreign-notifier")) {
+    // foreign-notifier <kind>: a handle of that kind pushed into the receiver
+    // and declared a notifier. "event": an Event with all rights (a notifier
+    // travels with SYNCHRONIZE | EVENT_MODIFY_STATE only); "section": an
+    // unnamed section; the rest as for "foreign".
+    connect_to(address);
+    expect_welcome();
+    const char* kind = argc > 0 ? argv[0] : "event";
+    HANDLE h = !strcmp(kind, "section") ? make_region(4096, 1)->section : foreign_handle(kind);
+    const uint32_t value = push_held(h, 0);
+    say("PUSHED 0x%lx", (unsigned long)value);
+    Buf b = header(MESSAGE, 1, 1, 0);
+    descriptor(&b, 0, NOTIFIER, value);
+    attack_and_drain(b);
   } else if (!strcmp(name, "section")) {
     connect_to(address);
     expect_welcome();
@@ -1811,6 +1826,7 @@ static int fd_of_kind(const char* kind, uint64_t size, Region** memfd) {
   if (!strcmp(kind, "devzero")) return open("/dev/zero", O_RDWR | O_CLOEXEC);
   if (!strcmp(kind, "dir")) return open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (!strcmp(kind, "eventfd")) return eventfd(0, EFD_CLOEXEC);
+  if (!strcmp(kind, "eventfd-semaphore")) return eventfd(0, EFD_CLOEXEC | EFD_SEMAPHORE);
   if (!strncmp(kind, "disk:", 5)) {
     // A regular file on a disk file system, large enough.
     int fd = open(kind + 5, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -1878,16 +1894,18 @@ static int fd_of_kind(const char* kind, uint64_t size, Region** memfd) {
 // would to make a reader that mapped it die of SIGBUS.
 static void fd_attack(int argc, char** argv) {
   const char* kind = argc > 0 ? argv[0] : "pipe";
-  // mode: "ro" or "rw", "+named" to flag the region as named memory.
+  // mode: "ro" or "rw", "+named" to flag the region as named memory;
+  // "notifier" declares a notifier instead (size 0 unless given).
   const int read_only = argc > 1 && !strncmp(argv[1], "ro", 2);
   const int named = argc > 1 && strstr(argv[1], "+named") != NULL;
-  const uint64_t size = arg_u64(argc, argv, 2, 4096);
+  const int notifier = argc > 1 && !strcmp(argv[1], "notifier");
+  const uint64_t size = arg_u64(argc, argv, 2, notifier ? 0 : 4096);
   Region* memfd = NULL;
-  const int fd = fd_of_kind(kind, size, &memfd);
+  const int fd = fd_of_kind(kind, size != 0 ? size : 4096, &memfd);
   if (fd < 0) die("could not make a %s fd: %s", kind, strerror(errno));
   queue_fd(fd);
   Buf b = header(MESSAGE, 1, 1, 0);
-  descriptor(&b, size, (read_only ? READ_ONLY : 0) | (named ? NAMED : 0), 0);
+  descriptor(&b, size, notifier ? NOTIFIER : (read_only ? READ_ONLY : 0) | (named ? NAMED : 0), 0);
   send_or_report(&b);
   free(b.bytes);
   if (memfd != NULL && named) {
