@@ -89,8 +89,13 @@ function failureExcerpt(output, status) {
     if (/^\s*(FAIL|✘)|\bFAIL\b|Error:|Assertion|Expected|Actual/.test(line)) picked.push(...lines.slice(i, i + 6));
   });
   const body = (picked.length ? [...new Set(picked)] : lines.filter((l) => l.trim()).slice(-12)).slice(0, 40);
-  const why = status === null ? ['(the process did not exit before the time limit and was killed)'] : [];
+  const why = status === null ? ['(the process did not exit before the time limit and was killed)'] : typeof status === 'string' ? [`(the process was killed by ${status})`] : [];
   return [...why, ...body].map((l) => `      ${l}`).join('\n');
+}
+/** A spawnSync result's exit: its status, null when our time limit killed it, or the signal that ended it (a crash). */
+function exitOf(r) {
+  if (r.status !== null) return r.status;
+  return r.error?.code === 'ETIMEDOUT' ? null : (r.signal ?? null);
 }
 function record(platform, file, output, status, ms) {
   const t = tally(output, status);
@@ -106,7 +111,7 @@ function runSuite(platform, execPath) {
   for (const file of testFiles) {
     const start = Date.now();
     const r = spawnSync(execPath, ['--expose-gc', '--import', './test/exit-watchdog.mjs', file], { cwd: root, encoding: 'utf8', timeout: 10 * 60_000 });
-    record(platform, file, `${r.stdout}${r.stderr}`, r.status, Date.now() - start);
+    record(platform, file, `${r.stdout}${r.stderr}`, exitOf(r), Date.now() - start);
   }
 }
 
@@ -127,7 +132,7 @@ function runNativePrograms(platform) {
     if (program.platform !== platform || (explicit && !explicitNative.includes(program.file))) continue;
     const start = Date.now();
     const r = spawnSync('sh', [join('test', 'native', program.script), ...program.args], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 15 * 60_000 });
-    record(platform, program.file, `${r.stdout}${r.stderr}`, r.status, Date.now() - start);
+    record(platform, program.file, `${r.stdout}${r.stderr}`, exitOf(r), Date.now() - start);
   }
 }
 

@@ -28,6 +28,7 @@
 #include <mutex>
 #include <string>
 
+#include "../core/handover.h"
 #include "../core/transport.h"
 #include "fd_budget.h"
 #include "io_thread.h"
@@ -55,7 +56,8 @@ class UnixListener : public Pollable, public std::enable_shared_from_this<UnixLi
         path_(std::move(path)),
         lock_path_(std::move(lock_path)),
         js_(std::move(js)),
-        observer_(std::move(observer)) {}
+        observer_(std::move(observer)),
+        handover_(std::make_shared<ConnectionHandover>(js_, observer_)) {}
 
   const std::string& path() const { return path_; }
 
@@ -84,9 +86,7 @@ class UnixListener : public Pollable, public std::enable_shared_from_this<UnixLi
       if (!FdReserveKept(fd, fd_reserve_)) continue;
       Result<PeerIdentity> peer = PeerCredentials(fd);
       if (!peer.ok()) continue;  // the client is already gone
-      auto connection = std::make_shared<std::unique_ptr<Connection>>(NewUnixConnection(std::move(conn), peer.value(), js_));
-      std::shared_ptr<ListenerObserver> observer = observer_;
-      js_->Post([observer, connection] { observer->OnConnection(std::move(*connection)); });
+      handover_->Deliver(NewUnixConnection(std::move(conn), peer.value(), js_));
     }
   }
 
@@ -100,6 +100,7 @@ class UnixListener : public Pollable, public std::enable_shared_from_this<UnixLi
     ::unlink(lock_path_.c_str());
     socket_.reset();
     lock_.reset();  // closing the fd drops both locks
+    handover_->Close();  // accepted clients not handed over yet learn at once
   }
 
  private:
@@ -111,6 +112,7 @@ class UnixListener : public Pollable, public std::enable_shared_from_this<UnixLi
   std::string lock_path_;
   std::shared_ptr<JsThread> js_;
   std::shared_ptr<ListenerObserver> observer_;
+  const std::shared_ptr<ConnectionHandover> handover_;
   bool closed_ = false;
 };
 

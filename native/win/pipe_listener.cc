@@ -35,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/handover.h"
 #include "../core/transport.h"
 #include "io_service.h"
 #include "pipe_connection.h"
@@ -77,7 +78,7 @@ class ListenerState : public IoTarget, public std::enable_shared_from_this<Liste
         io_(io),
         js_(std::move(js)),
         observer_(std::move(observer)),
-        closed_flag_(std::make_shared<std::atomic<bool>>(false)) {}
+        handover_(std::make_shared<ConnectionHandover>(js_, observer_)) {}
 
   const std::string& address() const { return address_; }
 
@@ -109,7 +110,9 @@ class ListenerState : public IoTarget, public std::enable_shared_from_this<Liste
   }
 
   void Close() {
-    closed_flag_->store(true);
+    // Every accepted client still on its way to the JS thread: its pipe
+    // instance keeps the name alive too. (Also after the listener failed.)
+    handover_->Close();
     std::lock_guard<std::mutex> lock(mutex_);
     if (closed_) return;
     closed_ = true;
@@ -146,12 +149,7 @@ class ListenerState : public IoTarget, public std::enable_shared_from_this<Liste
     if (!process.ok()) return;  // drop this client (gone, or a more privileged process), keep listening
     PeerIdentity peer;
     peer.pid = static_cast<int64_t>(pid);
-    auto connection = std::make_shared<std::unique_ptr<Connection>>(NewPipeConnection(std::move(op->pipe), process.take(), peer, js_));
-    js_->Post([observer = observer_, closed = closed_flag_, connection] {
-      // Dropped (and so closed) if the listener was closed meanwhile.
-      if (closed->load()) return;
-      observer->OnConnection(std::move(*connection));
-    });
+    handover_->Deliver(NewPipeConnection(std::move(op->pipe), process.take(), peer, js_));
   }
 
  private:
@@ -218,8 +216,7 @@ class ListenerState : public IoTarget, public std::enable_shared_from_this<Liste
     }
     if (pending_.empty()) {
       closed_ = true;
-      closed_flag_->store(true);
-      js_->Post([observer = observer_, error = std::make_shared<Error>(last)] { observer->OnListenerError(*error); });
+        js_->Post([observer = observer_, error = std::make_shared<Error>(last)] { observer->OnListenerError(*error); });
     }
   }
 
@@ -229,7 +226,7 @@ class ListenerState : public IoTarget, public std::enable_shared_from_this<Liste
   IoService* const io_;
   const std::shared_ptr<JsThread> js_;
   const std::shared_ptr<ListenerObserver> observer_;
-  const std::shared_ptr<std::atomic<bool>> closed_flag_;
+  const std::shared_ptr<ConnectionHandover> handover_;
 
   std::mutex mutex_;
   bool closed_ = false;

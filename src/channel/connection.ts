@@ -1,7 +1,7 @@
 // One end of a connection: sequencing, the message window, acknowledgement on
 // arrival, and the inbox of messages the application has not received yet.
 import { inspect } from 'node:util';
-import { ResultAsync, err, errAsync, ok, okAsync, Result } from 'neverthrow';
+import { ResultAsync, err, errAsync, ok, Result } from 'neverthrow';
 import { memportError, toMemportError, type MemportError, type MemportErrorCode } from '../errors.js';
 import { nativeLimits, type ResolvedLimits } from '../limits.js';
 import { FrameType, type NativeConnection, type NativeInbound, type NativeNotifier, type NativeRegion } from '../native/binding.js';
@@ -240,7 +240,7 @@ export class Connection implements Disposable {
   }
 
   /** @internal util.inspect: the peer and the state, never message contents. */
-  [inspect.custom](depth: number, options: { stylize: (text: string, style: string) => string }): string {
+  [inspect.custom](_depth: number, options: { stylize: (text: string, style: string) => string }): string {
     const state = this.#closedError ? `closed (${this.#closedError.code})` : this.#welcome && !this.#welcome.settled ? 'connecting' : 'open';
     const peer = [`pid ${this.#peer.pid}`, this.#peer.uid !== undefined ? `uid ${this.#peer.uid}` : ''].filter(Boolean).join(', ');
     const fields = [

@@ -218,7 +218,7 @@ export class Listener implements AsyncIterable<Result<Connection, MemportError>>
   }
 
   /** @internal util.inspect: name, address and state. */
-  [inspect.custom](depth: number, options: { stylize: (text: string, style: string) => string }): string {
+  [inspect.custom](_depth: number, options: { stylize: (text: string, style: string) => string }): string {
     const state = !this.#error ? 'listening' : this.#closedByUser ? 'closed' : `failed (${this.#error.code})`;
     const fields = [
       `name ${inspect(this.#name)}`,

@@ -582,6 +582,47 @@ void EndedBeforeStart() {
   CheckCensusSettles(baseline);
 }
 
+// A listener closed while a client it accepted is still on its way to the
+// JS thread: Close() frees the name at once all the same (on Windows that
+// client's pipe instance kept it, and a Listen right after was
+// ALREADY_EXISTS), and the client is never handed over: it learns its end.
+void ListenAgainAfterClose() {
+  const std::string baseline = contract_os::HandleCensus();
+  const std::string name = ChannelName("relisten");
+  {
+    Server server;
+    if (!server.Listen(name)) return;
+    bool finished = false;
+    Result<std::unique_ptr<Connection>> outcome = MakeError("TIMEOUT", "no answer");
+    Connect(name, 10000, 0, g_js, [&](Result<std::unique_ptr<Connection>> r) {
+      outcome = std::move(r);
+      finished = true;
+    });
+    // Not pumped: wait until both the client's result and the accepted
+    // connection are queued for the JS thread.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
+    while (g_js->Queued() < 2 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    Check(g_js->Queued() >= 2, "the listener accepted the client and posted it", std::to_string(g_js->Queued()) + " tasks queued");
+    server.listener->Close();
+    Result<std::unique_ptr<Listener>> again = memport::Listen(name, g_js, std::make_shared<ListenRecorder>());
+    Check(again.ok(), "Listen right after Close() succeeds, with an accepted client not yet handed over",
+          again.ok() ? "" : Describe(again.error()));
+    PumpUntil([&] { return finished; });
+    g_js->Drain();
+    Check(server.recorder->connections.empty(), "the closed listener hands nothing over",
+          std::to_string(server.recorder->connections.size()) + " handed over");
+    if (Check(outcome.ok(), "the client had connected", outcome.ok() ? "" : Describe(outcome.error()))) {
+      End client(outcome.take());
+      client.Start();
+      Check(client.WaitClosed() && client.recorder->close_error.code == "PEER_CLOSED",
+            "and learns PEER_CLOSED", Describe(client.recorder->close_error));
+    }
+  }
+  CheckCensusSettles(baseline);
+}
+
 // Frames already read and on their way to the JS thread when Close() is
 // called are not delivered: after Close returns, only the OnWriteDone and
 // OnClosed it causes arrive (transport.h). Both backends read on an I/O
@@ -792,6 +833,7 @@ int main(int argc, char** argv) {
       {"close reasons", CloseReasons},
       {"ended before start", EndedBeforeStart},
       {"nothing after close", NothingAfterClose},
+      {"listen again after close", ListenAgainAfterClose},
       {"protocol violation", ProtocolViolation},
       {"undelivered handles released", UndeliveredHandlesReleased},
   };
