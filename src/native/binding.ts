@@ -265,4 +265,4 @@ export interface ReceivedMappingStats {
   misses: number;
 }
 
-export const EXPECTED_ABI_VERSION = 11;
+export const EXPECTED_ABI_VERSION = 12;

@@ -582,6 +582,47 @@ void EndedBeforeStart() {
   CheckCensusSettles(baseline);
 }
 
+// A notifier travels beside a region (frame descriptor bit 2): the receiver
+// gets its own handle to the same wake-up object, checked to be a notifier,
+// and a wake raised through either handle is taken through the other.
+void NotifiersTravel() {
+  const std::string baseline = contract_os::HandleCensus();
+  const std::string name = ChannelName("notifiers");
+  {
+    Server server;
+    if (!server.Listen(name)) return;
+    std::unique_ptr<End> client = ConnectTo(name);
+    std::unique_ptr<End> accepted = server.Accept();
+    if (!client || !Check(accepted != nullptr, "the listener handed over the client")) return;
+    client->Start();
+    accepted->Start();
+    SharedMemory region = MakeRegion(4096, 5);
+    Result<Notifier> ours = Notifier::Create();
+    if (!Check(ours.ok() && region.valid(), "made a region and a notifier")) return;
+    bool completed = false;
+    Status sent = client->connection->WriteInline(1, TextFrame(1, "with a notifier"), {&region}, &completed, {&ours.value()});
+    Check(sent.ok(), "a MESSAGE with a region and a notifier is written", sent.ok() ? "" : Describe(sent.error()));
+    InboundMessage message;
+    if (!Check(accepted->WaitFrame(&message), "it arrives")) return;
+    const bool shape = message.regions.size() == 1 && message.notifiers.size() == 1 && message.frame.regions.size() == 2 &&
+                       !message.frame.regions[0].notifier() && message.frame.regions[1].notifier();
+    Check(shape, "one region and one notifier, in descriptor order",
+          std::to_string(message.regions.size()) + " regions, " + std::to_string(message.notifiers.size()) + " notifiers");
+    if (shape) {
+      Check(HasPattern(message.regions[0], 5), "the region carries the sender's bytes");
+      Notifier& theirs = message.notifiers[0];
+      Check(theirs.Notify().ok(), "the received notifier can notify");
+      Result<bool> woke = ours.value().TryConsume();
+      Check(woke.ok() && woke.value(), "and the sender's notifier has that wake");
+      Check(ours.value().Notify().ok(), "the sender's notifier can notify");
+      woke = theirs.TryConsume();
+      Check(woke.ok() && woke.value(), "and the received one has that wake");
+    }
+    message = InboundMessage();
+  }
+  CheckCensusSettles(baseline);
+}
+
 // A listener closed while a client it accepted is still on its way to the
 // JS thread: Close() frees the name at once all the same (on Windows that
 // client's pipe instance kept it, and a Listen right after was
@@ -834,6 +875,7 @@ int main(int argc, char** argv) {
       {"ended before start", EndedBeforeStart},
       {"nothing after close", NothingAfterClose},
       {"listen again after close", ListenAgainAfterClose},
+      {"notifiers travel", NotifiersTravel},
       {"protocol violation", ProtocolViolation},
       {"undelivered handles released", UndeliveredHandlesReleased},
   };
