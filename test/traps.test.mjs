@@ -273,15 +273,12 @@ Life('ALREADY_EXISTS names the process that holds the name, and what to do', asy
   assert.match(same.message, /Close that listener first, or listen under another name/);
   listener.close();
   const holder = start(PEER, ['holder', name]);
-  for (;;) {
-    const probe = await listen(name);
-    if (probe.isErr()) {
-      assert.match(probe.error.message, new RegExp(`\\(process ${holder.pid}\\)`), probe.error.message);
-      break;
-    }
-    probe.value.close(); // the holder is still starting
-    await delay(50);
-  }
+  // Asked only once it holds the name: a probe listening while the holder
+  // starts would take the name from it (it then failed, and a retry loop
+  // waited forever).
+  await holder.waitFor(/^HOLDING$/m);
+  const taken = expectErr(await listen(name), 'ALREADY_EXISTS', 'the name another process holds');
+  assert.match(taken.message, new RegExp(`\\(process ${holder.pid}\\)`), taken.message);
   holder.kill();
   await holder.exited;
 });
