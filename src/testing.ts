@@ -6,8 +6,10 @@
 import { Result } from 'neverthrow';
 import { memportError, toMemportError, type MemportError } from './errors.js';
 import { loadNative } from './native/load.js';
+import type { Binding } from './native/binding.js';
 import { nativeOf, type SharedRegion } from './region.js';
 import { _setDefaultSendTimeout } from './channel/protocol.js';
+import { _streamDataRegion, type StreamWriter } from './stream.js';
 
 /**
  * Makes this process behave as Electron's V8 sandbox does: zero-copy views
@@ -78,4 +80,30 @@ export function writeSharingAllowed(region: SharedRegion): boolean {
  */
 export function setDefaultSendTimeout(ms: number): void {
   _setDefaultSendTimeout(ms);
+}
+
+/**
+ * A stream writer's own, writable data region (not a new handle: closing it
+ * breaks the writer). Tests write a malicious writer's garbage through it.
+ */
+export function streamDataRegion(writer: StreamWriter): SharedRegion | undefined {
+  return _streamDataRegion(writer);
+}
+
+/**
+ * The native atomics the stream ring uses, on the aligned 32-bit word at
+ * `byteOffset` of a Uint8Array (ABI 12), with their failures as Results:
+ * `INVALID_ARGUMENT` for a non-Uint8Array, an offset out of range or a
+ * misaligned word.
+ */
+export const streamAtomics = {
+  load32: (view: Uint8Array, byteOffset: number): Result<number, MemportError> => native((b) => b.atomicLoad32(view, byteOffset)),
+  store32: (view: Uint8Array, byteOffset: number, value: number): Result<void, MemportError> => native((b) => b.atomicStore32(view, byteOffset, value)),
+  compareExchange32: (view: Uint8Array, byteOffset: number, expected: number, desired: number): Result<number, MemportError> =>
+    native((b) => b.atomicCompareExchange32(view, byteOffset, expected, desired)),
+  add32: (view: Uint8Array, byteOffset: number, delta: number): Result<number, MemportError> => native((b) => b.atomicAdd32(view, byteOffset, delta)),
+};
+
+function native<T>(call: (binding: Binding) => T): Result<T, MemportError> {
+  return loadNative().andThen((b) => Result.fromThrowable(() => call(b), toMemportError)());
 }
