@@ -88,11 +88,17 @@ export interface ReaderBundle {
 
 /** A {@link ReaderBundle} to `postMessage` to a worker thread (see {@link Stream.readerBundleForWorker}). */
 export interface WorkerReaderBundle {
+  /** Marks a stream reader bundle. */
   readonly memport: 'stream-reader';
+  /** {@link ReaderBundle.id}. */
   readonly id: number;
+  /** The data region's read-only twin, as a worker token. */
   readonly data: RegionToken;
+  /** The control region, as a worker token. */
   readonly control: RegionToken;
+  /** The reader's {@link ThreadWaker}'s buffer. */
   readonly wake: SharedArrayBuffer;
+  /** The writer's {@link ThreadWaker}'s buffer. */
   readonly wakeWriter: SharedArrayBuffer;
 }
 
@@ -542,6 +548,7 @@ export class StreamWriter implements Disposable {
     this.close();
   }
 
+  /** What `util.inspect` shows: mode, geometry, records published, readers. */
   [inspect](): string {
     return `StreamWriter { ${this.#label ? `label: ${JSON.stringify(this.#label)}, ` : ''}mode: ${this.mode}, recordBytes: ${this.#g.recordBytes}, records: ${this.#g.records}, published: ${this.#writePos}, readers: ${this.#readers.length}${this.#closed ? ', closed' : ''} }`;
   }
@@ -843,6 +850,7 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
     }
   }
 
+  /** What `util.inspect` shows: mode, geometry, next record. */
   [inspect](): string {
     return `StreamReader { mode: ${this.mode}, recordBytes: ${this.#g.recordBytes}, next: ${this.#next}${this.#closed ? ', closed' : ''} }`;
   }

@@ -97,10 +97,14 @@ export function streamDataRegion(writer: StreamWriter): SharedRegion | undefined
  * misaligned word.
  */
 export const streamAtomics = {
+  /** The word. */
   load32: (view: Uint8Array, byteOffset: number): Result<number, MemportError> => native((b) => b.atomicLoad32(view, byteOffset)),
+  /** Stores `value`. */
   store32: (view: Uint8Array, byteOffset: number, value: number): Result<void, MemportError> => native((b) => b.atomicStore32(view, byteOffset, value)),
+  /** Stores `desired` if the word is `expected`; returns the word as it was. */
   compareExchange32: (view: Uint8Array, byteOffset: number, expected: number, desired: number): Result<number, MemportError> =>
     native((b) => b.atomicCompareExchange32(view, byteOffset, expected, desired)),
+  /** Adds `delta` (modulo 2^32); returns the word as it was. */
   add32: (view: Uint8Array, byteOffset: number, delta: number): Result<number, MemportError> => native((b) => b.atomicAdd32(view, byteOffset, delta)),
 };
 

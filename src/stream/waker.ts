@@ -12,7 +12,9 @@ import { Waiter, type WaitOptions } from '../waiter.js';
  * what crosses processes; {@link ThreadWaker} is the in-process one.
  */
 export interface Waker {
+  /** Sets the pending flag and wakes a waiter. */
   notify(): Result<void, MemportError>;
+  /** Returns once the flag is set (clearing it); `TIMEOUT`, `ABORTED`. */
   wait(options?: WaitOptions): ResultAsync<void, MemportError>;
 }
 
@@ -33,6 +35,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * socket read would.
  */
 export class ThreadWaker implements Waker {
+  /** The 4 bytes holding the pending flag: post it to a worker, which wraps it with `new ThreadWaker(buffer)`. */
   readonly buffer: SharedArrayBuffer;
   readonly #word: Int32Array;
 
@@ -41,12 +44,14 @@ export class ThreadWaker implements Waker {
     this.#word = new Int32Array(this.buffer, 0, 1);
   }
 
+  /** Sets the pending flag and wakes a waiter (on any thread). */
   notify(): Result<void, MemportError> {
     Atomics.store(this.#word, 0, 1);
     Atomics.notify(this.#word, 0);
     return ok(undefined);
   }
 
+  /** Returns once the flag is set (clearing it); `TIMEOUT`, `ABORTED`. */
   wait(options: WaitOptions = {}): ResultAsync<void, MemportError> {
     const word = this.#word;
     if (Atomics.exchange(word, 0, 0) === 1) return okAsync(undefined);
