@@ -192,8 +192,12 @@ export class StreamWriter implements Disposable {
     dataRegionOf = (writer) => (#data in writer ? writer.#data : undefined);
   }
 
-  /** @internal */
-  constructor(binding: Binding, data: SharedRegion, g: L.Geometry, wakeWriter: Waker, label: string | undefined) {
+  /** @internal Made by {@link Stream.create}. */
+  static _make(binding: Binding, data: SharedRegion, g: L.Geometry, wakeWriter: Waker, label: string | undefined): StreamWriter {
+    return new StreamWriter(binding, data, g, wakeWriter, label);
+  }
+
+  private constructor(binding: Binding, data: SharedRegion, g: L.Geometry, wakeWriter: Waker, label: string | undefined) {
     this.#b = binding;
     this.#data = data;
     this.#bytes = data.bytes;
@@ -592,8 +596,12 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
   #failure: MemportError | undefined;
   #closed = false;
 
-  /** @internal */
-  constructor(binding: Binding, bundle: ReaderBundle, g: L.Geometry, start: number) {
+  /** @internal Made by {@link Stream.openReader}. */
+  static _make(binding: Binding, bundle: ReaderBundle, g: L.Geometry, start: number): StreamReader {
+    return new StreamReader(binding, bundle, g, start);
+  }
+
+  private constructor(binding: Binding, bundle: ReaderBundle, g: L.Geometry, start: number) {
     this.#b = binding;
     this.#bundle = bundle;
     this.#bytes = bundle.data.bytes;
@@ -909,6 +917,19 @@ function validateBundle(data: SharedRegion, control: SharedRegion): Result<{ g: 
   return ok({ g: { mode, recordBytes, records, stride, slotTable, dataOffset, maxReaders, size: data.size }, start });
 }
 
+function isWaker(value: unknown): value is Waker {
+  return typeof value === 'object' && value !== null && typeof (value as Waker).notify === 'function' && typeof (value as Waker).wait === 'function';
+}
+
+function isBundle(value: unknown): value is ReaderBundle {
+  try {
+    const b = value as ReaderBundle;
+    return typeof value === 'object' && value !== null && b.data instanceof SharedRegion && b.control instanceof SharedRegion && isWaker(b.wake) && isWaker(b.wakeWriter);
+  } catch {
+    return false; // a Proxy or a throwing getter
+  }
+}
+
 function isWorkerBundle(value: unknown): value is WorkerReaderBundle {
   return typeof value === 'object' && value !== null && (value as { memport?: unknown }).memport === 'stream-reader';
 }
@@ -963,7 +984,7 @@ export class Stream {
       w[L.H_DATA_OFFSET / 4] = g.dataOffset;
       w[L.H_MAX_READERS / 4] = maxReaders;
       binding.value.atomicStore32(bytes, L.H_MAGIC, L.DATA_MAGIC);
-      return ok(new StreamWriter(binding.value, data.value, g, wakeWriter.value, label as string | undefined));
+      return ok(StreamWriter._make(binding.value, data.value, g, wakeWriter.value, label as string | undefined));
     } catch (e) {
       data.value.close();
       return err(toMemportError(e));
@@ -994,9 +1015,7 @@ export class Stream {
       }
       parts = { id: bundle.id, data: data.value, control: control.value, wake: new ThreadWaker(bundle.wake), wakeWriter: new ThreadWaker(bundle.wakeWriter) };
     } else {
-      if (typeof bundle !== 'object' || bundle === null || !(bundle.data instanceof SharedRegion) || !(bundle.control instanceof SharedRegion)) {
-        return err(memportError('INVALID_ARGUMENT', 'Stream.openReader: pass the bundle writer.addReader() made'));
-      }
+      if (!isBundle(bundle)) return err(memportError('INVALID_ARGUMENT', 'Stream.openReader: pass the bundle writer.addReader() made'));
       parts = bundle;
     }
     const fail = (e: MemportError) => {
@@ -1007,7 +1026,7 @@ export class Stream {
     const checked = validateBundle(parts.data, parts.control);
     if (checked.isErr()) return fail(checked.error);
     try {
-      return ok(new StreamReader(binding.value, parts, checked.value.g, checked.value.start));
+      return ok(StreamReader._make(binding.value, parts, checked.value.g, checked.value.start));
     } catch (e) {
       return fail(toMemportError(e));
     }
@@ -1021,6 +1040,7 @@ export class Stream {
    * those of `region.forWorker()`.
    */
   static readerBundleForWorker(bundle: ReaderBundle): Result<WorkerReaderBundle, MemportError> {
+    if (!isBundle(bundle)) return err(memportError('INVALID_ARGUMENT', 'Stream.readerBundleForWorker: pass the bundle writer.addReader() made'));
     if (!(bundle.wake instanceof ThreadWaker) || !(bundle.wakeWriter instanceof ThreadWaker)) {
       return err(memportError('UNSUPPORTED', 'only a bundle with in-process wakers can go to a worker thread'));
     }

@@ -82,6 +82,10 @@ API('the published .d.ts files hold no @internal member and no native binding ty
   const index = readFileSync(join(dist, 'index.d.ts'), 'utf8');
   const listener = /declare class Listener[\s\S]*?\n}/.exec(index)?.[0] ?? '';
   assert.match(listener, /private constructor\(\);/);
+  for (const name of ['StreamWriter', 'StreamReader']) {
+    const declared = new RegExp(`declare class ${name}[\\s\\S]*?\\n}`).exec(index)?.[0] ?? '';
+    assert.match(declared, /private constructor\(\);/, `${name} has no public constructor`);
+  }
 });
 
 API.run();

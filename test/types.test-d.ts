@@ -89,3 +89,27 @@ const adopted = token.andThen((t) => SharedRegion.fromWorkerToken(t));
 expectType<Equals<typeof adopted, Result<SharedRegion, MemportError>>>();
 // @ts-expect-error a token is not a handle number
 SharedRegion.fromWorkerToken(3);
+
+// Streams (the engine): every call a Result or ResultAsync of the documented type.
+import { Stream, type ResultAsync, type Slot, type StreamReader, type StreamRecord, type StreamWriter } from '../dist/index.js';
+const writer = Stream.create({ mode: 'queue', recordBytes: 64, records: 8 });
+expectType<Equals<typeof writer, Result<StreamWriter, MemportError>>>();
+if (writer.isOk()) {
+  const w = writer.value;
+  const acquired = w.acquire({ timeoutMs: 5 });
+  expectType<Equals<typeof acquired, ResultAsync<Slot, MemportError>>>();
+  const tried = w.tryAcquire();
+  expectType<Equals<typeof tried, Result<Slot, MemportError>>>();
+  if (tried.isOk()) {
+    const published = w.publish(tried.value, 3);
+    expectType<Equals<typeof published, Result<void, MemportError>>>();
+  }
+  const reader = w.addReader().andThen((bundle) => Stream.openReader(bundle));
+  expectType<Equals<typeof reader, Result<StreamReader, MemportError>>>();
+  if (reader.isOk()) {
+    const next = reader.value.next({ signal: AbortSignal.timeout(5) });
+    expectType<Equals<typeof next, ResultAsync<StreamRecord, MemportError>>>();
+  }
+  // @ts-expect-error mode is 'queue' or 'latest'
+  Stream.create({ mode: 'ring', recordBytes: 64, records: 8 });
+}
