@@ -591,6 +591,8 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
   /** Latest: the record held (its hold is in the control region). */
   #held: Record | undefined;
   #reading = false;
+  /** Set by {@link StreamReader._writerGone}: the writer can publish no more. */
+  #writerGone = false;
   /** Latest: turns in a row in which every claim failed. */
   #contendedTurns = 0;
   #failure: MemportError | undefined;
@@ -753,7 +755,7 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
         }
         // Announce the sleep, then look again (docs/PROTOCOL.md, wake-ups).
         b.atomicStore32(this.#c, L.C_READER_SLEEPING, 1);
-        const state = b.atomicLoad32(this.#bytes, L.H_STATE);
+        const state = b.atomicLoad32(this.#bytes, L.H_STATE) | (this.#writerGone ? L.STATE_CLOSED : 0);
         const now = this.#tryNext();
         if (now === CONTENDED) {
           b.atomicStore32(this.#c, L.C_READER_SLEEPING, 0);
@@ -779,6 +781,17 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
     } catch (e) {
       return err(toMemportError(e));
     }
+  }
+
+  /**
+   * @internal The writer is gone without closing (its process died: the
+   * connection that carried this reader says so). The reader delivers what
+   * was published, then ends with `PEER_CLOSED`, as if the writer had closed.
+   */
+  _writerGone(): void {
+    if (this.#writerGone || this.#closed) return;
+    this.#writerGone = true;
+    this.#bundle.wake.notify();
   }
 
   /** @internal Record.release(). */

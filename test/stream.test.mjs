@@ -330,6 +330,22 @@ Queue('writer close: readers drain what was published, then PEER_CLOSED; a waiti
   b.close();
 });
 
+Queue('a writer that vanishes without closing (told by its connection): the reader drains, then PEER_CLOSED', async () => {
+  const writer = newStream({ mode: 'queue', recordBytes: 16, records: 8 });
+  const reader = newReader(writer);
+  unwrap(writer.tryWrite(recordOf(0, 16)));
+  unwrap(writer.tryWrite(recordOf(1, 16)));
+  unwrap(await reader.next()).release();
+  const pending = (async () => [unwrap(await reader.next()).seq, await reader.next()])();
+  await tick();
+  reader._writerGone(); // what the connection layer will call
+  const [seq, end] = await pending;
+  assert.is(seq, 1);
+  expectErr(end, 'PEER_CLOSED');
+  reader.close();
+  writer.close();
+});
+
 Queue('dropReader: the dropped reader ends with PEER_CLOSED and no longer holds the writer back', async () => {
   const writer = newStream({ mode: 'queue', recordBytes: 8, records: 2 });
   const reader = newReader(writer);
