@@ -6,7 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import { SharedRegion, Stream } from '../dist/index.js';
 import { streamAtomics } from '../dist/testing.js';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { addonSearchPaths } from '../dist/index.js';
 
@@ -22,8 +22,11 @@ function perCall(name, fn) {
   console.log(`atomics ${name.padEnd(18)} ${ns.toFixed(1)} ns/call`);
 }
 
-// The raw binding (what src/stream.ts calls), then the Result-wrapped test hook.
-const addon = createRequire(import.meta.url)(addonSearchPaths().find((p) => existsSync(p) && (process.platform === 'win32') === p.endsWith('win32-x64/memport.node')) ?? addonSearchPaths().find(existsSync));
+// The raw binding (what src/stream.ts calls): the first addon the loader
+// would consider that is built for this OS; then the Result-wrapped test hook.
+const magic = process.platform === 'win32' ? 'MZ' : '\x7fELF';
+const addonPath = addonSearchPaths().find((p) => existsSync(p) && readFileSync(p).subarray(0, 4).toString('latin1').startsWith(magic));
+const addon = createRequire(import.meta.url)(addonPath);
 const region = SharedRegion.create(64)._unsafeUnwrap();
 const view = region.bytes;
 perCall('load32', () => addon.atomicLoad32(view, 8));
