@@ -2,13 +2,14 @@
 // and content, backpressure, fan-out, readers and writers leaving, hostile
 // writers and readers, latest mode under a racing writer in worker threads,
 // the native atomics, and the handle census. Runs on Linux and under Wine.
+import { spawn, spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as memport from '../dist/index.js';
 import { Stream, StreamReader, StreamWriter } from '../dist/index.js';
 import { streamAtomics, streamDataRegion } from '../dist/testing.js';
-import { assertNoHandleLeak, expectErr, handleCensus, settleHandles, tick, unwrap } from './helpers.mjs';
+import { assertNoHandleLeak, expectErr, handleCensus, isLinux, settleHandles, tick, unwrap } from './helpers.mjs';
 
 const dist = new URL('../dist/index.js', import.meta.url).href;
 
@@ -630,6 +631,41 @@ Hostile('latest: a reader holding a slot id out of range, or holding a slot for 
 });
 
 // ---------------------------------------------------------------------------
+const Python = suite('stream: a Python reader written from docs/PROTOCOL.md (Linux)');
+
+Python('a Python reader (mmap and struct only) reads 300 records in order through 8 slots, releasing as it goes', async () => {
+  if (!isLinux) return; // fd inheritance through spawn's stdio is the Linux way in
+  assert.is(spawnSync('python3', ['--version']).status, 0, 'python3 is installed (the test suite needs it on Linux)');
+  const writer = newStream({ mode: 'queue', recordBytes: 64, records: 8 });
+  const bundle = unwrap(writer.addReader());
+  const script = new URL('./fixtures/stream_reader.py', import.meta.url).pathname;
+  const py = spawn('python3', [script], { stdio: ['ignore', 'pipe', 'pipe', bundle.data.osHandle, bundle.control.osHandle] });
+  bundle.data.close(); // the child has its own fds
+  bundle.control.close();
+  let out = '';
+  py.stdout.on('data', (d) => (out += d));
+  py.stderr.on('data', (d) => (out += d));
+  const exited = new Promise((resolve) => py.once('exit', resolve));
+  let bytes = 0;
+  for (let n = 0; n < 300; n++) {
+    // The Python reader cannot notify (no wake-up object): the writer looks again every few ms.
+    let slot;
+    while (slot === undefined) {
+      const r = await writer.acquire({ timeoutMs: 5 });
+      if (r.isOk()) slot = r.value;
+      else assert.is(r.error.code, 'TIMEOUT', r.error.message);
+    }
+    const record = recordOf(n, 4 + (n % 61));
+    slot.bytes.set(record);
+    unwrap(writer.publish(slot, record.length));
+    bytes += record.length;
+  }
+  writer.close();
+  assert.is(await exited, 0, out);
+  assert.equal(JSON.parse(out), { count: 300, bytes });
+});
+
+// ---------------------------------------------------------------------------
 const Atomics32 = suite('stream: native atomics');
 
 Atomics32('load, store, compare-exchange and add on a region word', () => {
@@ -715,5 +751,6 @@ API.run();
 Queue.run();
 Latest.run();
 Hostile.run();
+Python.run();
 Atomics32.run();
 Census.run();
