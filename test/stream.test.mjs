@@ -454,6 +454,7 @@ Latest('never torn under load: two worker readers check every record while the w
 
 // ---------------------------------------------------------------------------
 const Hostile = suite('stream: hostile writers and readers');
+Hostile.after.each(stopWorkers);
 
 function hostileWriter(mode, records = 4) {
   const writer = newStream({ mode, recordBytes: 32, records, maxReaders: 2 });
@@ -626,6 +627,48 @@ Hostile('latest: a reader holding a slot id out of range, or holding a slot for 
     checkRecord(r.bytes, 19, 16, `hold ${hold}: the honest reader's newest`);
   }
   reader.close();
+  honest.close();
+  writer.close();
+});
+
+Hostile('latest: a reader thrashing its hold from another thread cannot stop the writer or touch what an honest reader holds', async () => {
+  const writer = newStream({ mode: 'latest', recordBytes: 256, records: 4, maxReaders: 2 });
+  const thrasher = unwrap(writer.addReader());
+  const token = unwrap(thrasher.control.forWorker());
+  thrasher.control.close();
+  thrasher.data.close();
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const code = `
+    import { SharedRegion } from ${JSON.stringify(dist)};
+    import { parentPort, workerData } from 'node:worker_threads';
+    const control = SharedRegion.fromWorkerToken(workerData.token)._unsafeUnwrap();
+    const words = new Uint32Array(control.bytes.buffer, control.bytes.byteOffset, 16);
+    parentPort.postMessage('started');
+    let i = 0;
+    while (Atomics.load(workerData.stop, 0) === 0) words[${C.hold / 4}] = i++ % 6; // 0 (none), slots 1..4, 5 (out of range)
+    control.close();
+    parentPort.postMessage(i);
+  `;
+  const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(code)}`), { workerData: { token, stop } });
+  started.push(worker);
+  assert.is(await new Promise((resolve, reject) => worker.once('message', resolve).once('error', reject)), 'started');
+  const honest = newReader(writer);
+  let checked = 0;
+  for (let n = 0; n < 5000; n++) {
+    unwrap(writer.tryWrite(recordOf(n, 256)), `write ${n}: the writer never waits`);
+    if (n % 50 === 49) {
+      const r = unwrap(await honest.next({ timeoutMs: 0 }), `read after write ${n}`);
+      checkRecord(r.bytes, r.seq, 256, 'the honest reader’s newest');
+      // Held while the writer writes on and the thrasher thrashes.
+      for (let k = 0; k < 20; k++) unwrap(writer.tryWrite(recordOf(++n, 256)), `write ${n} while a record is held`);
+      checkRecord(r.bytes, r.seq, 256, 'the held record, untouched');
+      checked++;
+    }
+  }
+  Atomics.store(stop, 0, 1);
+  const thrashes = await new Promise((resolve) => worker.once('message', resolve));
+  assert.ok(thrashes > 0);
+  assert.ok(checked > 50);
   honest.close();
   writer.close();
 });
