@@ -273,15 +273,20 @@ Life('ALREADY_EXISTS names the process that holds the name, and what to do', asy
   assert.match(same.message, /Close that listener first, or listen under another name/);
   listener.close();
   const holder = start(PEER, ['holder', name]);
+  // Wait until the holder listens by connecting to it, never by listening:
+  // a probing listen() holds the name for a moment, and a holder starting in
+  // that moment got ALREADY_EXISTS, exited, and left this loop probing for
+  // ever (seen under Wine: the file was killed after 10 minutes).
   for (;;) {
-    const probe = await listen(name);
-    if (probe.isErr()) {
-      assert.match(probe.error.message, new RegExp(`\\(process ${holder.pid}\\)`), probe.error.message);
+    const probe = await connect(name, { timeoutMs: WAIT });
+    if (probe.isOk()) {
+      probe.value.close();
       break;
     }
-    probe.value.close(); // the holder is still starting
-    await delay(50);
+    assert.is(await exitWithin(holder, 50), undefined, 'the holder is still running');
   }
+  const taken = expectErr(await listen(name), 'ALREADY_EXISTS');
+  assert.match(taken.message, new RegExp(`\\(process ${holder.pid}\\)`), taken.message);
   holder.kill();
   await holder.exited;
 });
