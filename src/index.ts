@@ -38,6 +38,20 @@ export { DEFAULT_LIMITS, type ConnectionLimits, type ListenerLimits } from './li
 export { spawnWithRegions, connectToParent, PARENT_CHANNEL_ENV, PARENT_PID_ENV, type SpawnWithRegionsOptions } from './child.js';
 export { Notifier } from './notifier.js';
 export type { WaitOptions } from './waiter.js';
+// The stream engine (issue 11 §2); passing readers over connections comes next.
+export {
+  Stream,
+  StreamWriter,
+  StreamReader,
+  ThreadWaker,
+  type StreamOptions,
+  type StreamWaitOptions,
+  type StreamRecord,
+  type Slot,
+  type Waker,
+  type ReaderBundle,
+  type WorkerReaderBundle,
+} from './stream.js';
 export {
   MEMPORT_ERROR_CODES,
   isMemportError,

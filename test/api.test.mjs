@@ -84,6 +84,13 @@ API('the published .d.ts files hold no @internal member and no native binding ty
   const index = readFileSync(join(dist, 'index.d.ts'), 'utf8');
   const listener = /declare class Listener[\s\S]*?\n}/.exec(index)?.[0] ?? '';
   assert.match(listener, /private constructor\(\);/);
+  // (Declarations index.js shares with testing.js sit in a chunk of their own.)
+  const all = files.filter((f) => f.endsWith('.d.ts')).map((f) => readFileSync(join(dist, f), 'utf8')).join('\n');
+  for (const name of ['StreamWriter', 'StreamReader']) {
+    const declared = new RegExp(`declare class ${name}[\\s\\S]*?\\n}`).exec(all)?.[0] ?? '';
+    assert.ok(declared, `${name} is declared`);
+    assert.match(declared, /private constructor\(\);/, `${name} has no public constructor`);
+  }
 });
 
 API.run();

@@ -1,6 +1,6 @@
 // Compile-time checks of the public types (run by `npm run typecheck`).
 import type { Result } from 'neverthrow';
-import { Notifier, SharedRegion, isMemportError, type ConnectOptions, type ListenOptions, type MemportError, type MemportErrorCode, type RegionToken } from '../dist/index.js';
+import { Notifier, SharedRegion, Stream, isMemportError, type ResultAsync, type Slot, type StreamReader, type StreamRecord, type StreamWriter, type ConnectOptions, type ListenOptions, type MemportError, type MemportErrorCode, type RegionToken } from '../dist/index.js';
 
 type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 function expectType<T extends true>(): T | void {}
@@ -106,4 +106,27 @@ if (notifier.isOk()) {
   void n.wait({ timeout: 10 });
   // @ts-expect-error a Notifier comes from Notifier.create()
   void new Notifier();
+}
+
+// Streams (the engine): every call a Result or ResultAsync of the documented type.
+const writer = Stream.create({ mode: 'queue', recordBytes: 64, records: 8 });
+expectType<Equals<typeof writer, Result<StreamWriter, MemportError>>>();
+if (writer.isOk()) {
+  const w = writer.value;
+  const acquired = w.acquire({ timeoutMs: 5 });
+  expectType<Equals<typeof acquired, ResultAsync<Slot, MemportError>>>();
+  const tried = w.tryAcquire();
+  expectType<Equals<typeof tried, Result<Slot, MemportError>>>();
+  if (tried.isOk()) {
+    const published = w.publish(tried.value, 3);
+    expectType<Equals<typeof published, Result<void, MemportError>>>();
+  }
+  const reader = w.addReader().andThen((bundle) => Stream.openReader(bundle));
+  expectType<Equals<typeof reader, Result<StreamReader, MemportError>>>();
+  if (reader.isOk()) {
+    const next = reader.value.next({ signal: AbortSignal.timeout(5) });
+    expectType<Equals<typeof next, ResultAsync<StreamRecord, MemportError>>>();
+  }
+  // @ts-expect-error mode is 'queue' or 'latest'
+  Stream.create({ mode: 'ring', recordBytes: 64, records: 8 });
 }

@@ -1,0 +1,1068 @@
+/**
+ * Streams: a ring of fixed-size record slots in one shared region, written by
+ * one writer and read by several readers, each at its own position, with no
+ * system call per record while both sides are busy. The layout and the
+ * protocol are in docs/PROTOCOL.md, "Streams"; the words it shares are in
+ * src/stream/layout.ts.
+ *
+ * This is the engine: readers are made with {@link StreamWriter.addReader}
+ * and opened with {@link Stream.openReader}, in this process or (through
+ * {@link Stream.readerBundleForWorker}) in a worker thread. Passing readers
+ * over connections comes next.
+ */
+import { err, ok, okAsync, ResultAsync, type Result } from 'neverthrow';
+import { memportError, toMemportError, type MemportError } from './errors.js';
+import type { Binding } from './native/binding.js';
+import { loadNative } from './native/load.js';
+import { describe, isUint8Array, readOptions, readWaitOptions, typedArrayLength } from './options.js';
+import { SharedRegion, type RegionToken } from './region.js';
+import * as L from './stream/layout.js';
+import { ThreadWaker, type Waker } from './stream/waker.js';
+import type { WaitOptions } from './waiter.js';
+
+export type { Waker } from './stream/waker.js';
+export { ThreadWaker } from './stream/waker.js';
+
+/** Options for {@link Stream.create}. */
+export interface StreamOptions {
+  /**
+   * `'queue'`: every record reaches every reader, in order; the writer waits
+   * for the slowest reader rather than overwrite what it has not released.
+   * `'latest'`: the writer never waits; each reader gets the newest record it
+   * has not seen (live video), and a record a reader holds is never overwritten.
+   */
+  mode: 'queue' | 'latest';
+  /** Largest record, in bytes (1 to 2^31). */
+  recordBytes: number;
+  /** Number of slots (queue: 1 to 2^20; latest: at least `maxReaders + 2`). */
+  records: number;
+  /**
+   * Most readers at once (1 to 1024). Default: 64 in queue mode, `records - 2`
+   * in latest mode (each latest reader may hold one slot; the writer needs the
+   * newest record and one slot to write).
+   */
+  maxReaders?: number;
+  /** A label for diagnostics. */
+  label?: string;
+}
+
+/** A slot the writer acquired: fill `bytes` (exactly `recordBytes` long), then publish it. */
+export interface Slot {
+  /** The slot's memory, writable, `recordBytes` long. */
+  readonly bytes: Uint8Array;
+  /** The sequence number the record will have. */
+  readonly seq: number;
+}
+
+/** A record a reader received. */
+export interface StreamRecord {
+  /**
+   * Exactly the published bytes, no copy, over the reader's read-only mapping.
+   * Valid until `release()`: after that the writer may reuse the slot. Do not
+   * write to it (the write stays private to this process and hides the
+   * writer's later records in that page from this reader).
+   */
+  readonly bytes: Uint8Array;
+  /** The record's sequence number: 0 for the stream's first, counting every record published. */
+  readonly seq: number;
+  /** Gives the slot back to the writer. Idempotent. */
+  release(): void;
+}
+
+/**
+ * What a reader is made of (internal: {@link StreamWriter.addReader} makes
+ * it, {@link Stream.openReader} takes ownership of it).
+ */
+export interface ReaderBundle {
+  /** Which reader of its writer this is. */
+  readonly id: number;
+  /** The data region's read-only twin. */
+  readonly data: SharedRegion;
+  /** This reader's control region (writable by both sides). */
+  readonly control: SharedRegion;
+  /** The reader waits on it; the writer notifies it. */
+  readonly wake: Waker;
+  /** The writer waits on it; the reader notifies it. */
+  readonly wakeWriter: Waker;
+}
+
+/** A {@link ReaderBundle} to `postMessage` to a worker thread (see {@link Stream.readerBundleForWorker}). */
+export interface WorkerReaderBundle {
+  /** Marks a stream reader bundle. */
+  readonly memport: 'stream-reader';
+  /** {@link ReaderBundle.id}. */
+  readonly id: number;
+  /** The data region's read-only twin, as a worker token. */
+  readonly data: RegionToken;
+  /** The control region, as a worker token. */
+  readonly control: RegionToken;
+  /** The reader's {@link ThreadWaker}'s buffer. */
+  readonly wake: SharedArrayBuffer;
+  /** The writer's {@link ThreadWaker}'s buffer. */
+  readonly wakeWriter: SharedArrayBuffer;
+}
+
+/** Options for {@link StreamReader.next} and {@link StreamWriter.acquire}. */
+export type StreamWaitOptions = WaitOptions;
+
+const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
+const inspect = Symbol.for('nodejs.util.inspect.custom');
+const TWO32 = 2 ** 32;
+/** Claims a latest-mode reader tries in one go before letting the event loop run. */
+const CLAIMS_PER_TURN = 64;
+/** Turns of {@link CLAIMS_PER_TURN} failed claims after which a latest reader gives up with PROTOCOL. */
+const MAX_CONTENDED_TURNS = 1000;
+/** What a latest claim returns when it should be tried again after the event loop ran. */
+const CONTENDED = Symbol('contended');
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function protocol(message: string): MemportError {
+  return memportError('PROTOCOL', `stream: ${message}`) as MemportError;
+}
+
+/** Milliseconds left of a wait that began with `options`, as options for the next wait. */
+function remaining(options: WaitOptions, deadline: number | undefined): WaitOptions {
+  if (deadline === undefined) return options;
+  return { signal: options.signal, timeoutMs: Math.max(0, deadline - performance.now()) };
+}
+
+function deadlineOf(options: WaitOptions): number | undefined {
+  return options.timeoutMs === undefined ? undefined : performance.now() + options.timeoutMs;
+}
+
+/** Makes the wakers of new readers; the lead plugs Notifier in here (see docs). */
+let makeWaker: () => Result<Waker, MemportError> = () => ok(new ThreadWaker());
+
+/** @internal Sets how {@link StreamWriter} makes wakers (for Notifier). */
+export function _setStreamWakerFactory(factory: () => Result<Waker, MemportError>): void {
+  makeWaker = factory;
+}
+
+/** The writer's view of one reader. */
+interface ReaderSide {
+  readonly id: number;
+  readonly control: SharedRegion;
+  readonly c: Uint8Array;
+  readonly wake: Waker;
+  /** Queue: the reader's position (first record not released), as last validated. */
+  pos: number;
+  /** Latest: slots this reader was seen holding during the current acquire. */
+  blocked: number;
+}
+
+let dataRegionOf: (writer: StreamWriter) => SharedRegion | undefined;
+
+/**
+ * The writing end of a stream. Made by {@link Stream.create}.
+ *
+ * ```ts
+ * const writer = Stream.create({ mode: 'queue', recordBytes: 64, records: 8 })._unsafeUnwrap();
+ * const slot = (await writer.acquire())._unsafeUnwrap();
+ * slot.bytes.set([1, 2, 3]);
+ * writer.publish(slot, 3);
+ * ```
+ */
+export class StreamWriter implements Disposable {
+  readonly #b: Binding;
+  readonly #data: SharedRegion;
+  readonly #bytes: Uint8Array;
+  readonly #words: Uint32Array;
+  readonly #g: L.Geometry;
+  readonly #latest: boolean;
+  readonly #label: string | undefined;
+  readonly #wakeWriter: Waker;
+  readonly #slots: Uint8Array[] = [];
+  #readers: ReaderSide[] = [];
+  #nextId = 1;
+  /** Records published (the next record's sequence number). */
+  #writePos = 0;
+  /** Queue: the slowest reader's position, as last scanned. */
+  #minPos = 0;
+  /** Latest: the slot of the newest record, -1 before the first. */
+  #latestSlot = -1;
+  #cursor = 0;
+  #acquired: { bytes: Uint8Array; seq: number; slot: number } | undefined;
+  #acquiring = false;
+  #closed = false;
+
+  static {
+    dataRegionOf = (writer) => (#data in writer ? writer.#data : undefined);
+  }
+
+  /** @internal Made by {@link Stream.create}. */
+  static _make(binding: Binding, data: SharedRegion, g: L.Geometry, wakeWriter: Waker, label: string | undefined): StreamWriter {
+    return new StreamWriter(binding, data, g, wakeWriter, label);
+  }
+
+  private constructor(binding: Binding, data: SharedRegion, g: L.Geometry, wakeWriter: Waker, label: string | undefined) {
+    this.#b = binding;
+    this.#data = data;
+    this.#bytes = data.bytes;
+    this.#words = new Uint32Array(this.#bytes.buffer, this.#bytes.byteOffset, g.dataOffset / 4);
+    this.#g = g;
+    this.#latest = g.mode === L.MODE_LATEST;
+    this.#label = label;
+    this.#wakeWriter = wakeWriter;
+    for (let i = 0; i < g.records; i++) this.#slots.push(this.#bytes.subarray(g.dataOffset + i * g.stride, g.dataOffset + i * g.stride + g.recordBytes));
+  }
+
+  /** `'queue'` or `'latest'`. */
+  get mode(): 'queue' | 'latest' {
+    return this.#latest ? 'latest' : 'queue';
+  }
+
+  /** Largest record, in bytes. */
+  get recordBytes(): number {
+    return this.#g.recordBytes;
+  }
+
+  /** Number of slots. */
+  get records(): number {
+    return this.#g.records;
+  }
+
+  /** Records published so far. */
+  get published(): number {
+    return this.#writePos;
+  }
+
+  /** Readers attached and not known to have closed. */
+  get readers(): number {
+    return this.#readers.length;
+  }
+
+  /** True after `close()`. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * A reader for this stream, as a bundle of its parts (internal until
+   * connections carry readers): open it with {@link Stream.openReader}, here
+   * or in a worker ({@link Stream.readerBundleForWorker}). A queue reader
+   * starts with the next record published; a latest reader with the newest
+   * one. Errors: `CLOSED`, `INVALID_ARGUMENT` (already `maxReaders`
+   * readers), `OS`/`OUT_OF_MEMORY` from the OS.
+   */
+  addReader(): Result<ReaderBundle, MemportError> {
+    if (this.#closed) return err(memportError('CLOSED', 'the stream writer is closed'));
+    if (this.#readers.length >= this.#g.maxReaders) this.#sweep();
+    if (this.#readers.length >= this.#g.maxReaders) {
+      return err(memportError('INVALID_ARGUMENT', `the stream already has its maxReaders (${this.#g.maxReaders}) readers`));
+    }
+    const wake = makeWaker();
+    if (wake.isErr()) return err(wake.error);
+    const control = SharedRegion.create(L.CONTROL_BYTES, { label: `${this.#label ?? 'stream'} reader` });
+    if (control.isErr()) return err(control.error);
+    const twin = this.#data.toReadOnly();
+    const forReader = twin.andThen(() => control.value.forWorker()).andThen((token) => SharedRegion.fromWorkerToken(token));
+    if (forReader.isErr() || twin.isErr()) {
+      control.value.close();
+      if (twin.isOk()) twin.value.close();
+      return err(twin.isErr() ? twin.error : (forReader as { error: MemportError }).error);
+    }
+    // A latest reader may take the newest record at once.
+    const start = this.#latest && this.#writePos > 0 ? this.#writePos - 1 : this.#writePos;
+    const c = control.value.bytes;
+    const w = new Uint32Array(c.buffer, c.byteOffset, L.CONTROL_BYTES / 4);
+    w[L.C_VERSION / 4] = L.STREAM_VERSION;
+    w[L.C_START_LO / 4] = start >>> 0;
+    w[L.C_START_HI / 4] = Math.floor(start / TWO32);
+    w[L.C_READ_POS / 4] = start >>> 0;
+    this.#b.atomicStore32(c, L.C_MAGIC, L.CONTROL_MAGIC);
+    const id = this.#nextId++;
+    this.#readers.push({ id, control: control.value, c, wake: wake.value, pos: start, blocked: -1 });
+    if (!this.#latest) this.#minPos = Math.min(this.#minPos, start);
+    return ok({ id, data: twin.value, control: forReader.value, wake: wake.value, wakeWriter: this.#wakeWriter });
+  }
+
+  /**
+   * Stops serving reader `id` (its connection went away, say): its position
+   * no longer holds the writer back, its held slot is free, and its `next()`
+   * ends with `PEER_CLOSED`. False if there is no such reader (any more).
+   */
+  dropReader(id: number): boolean {
+    const i = this.#readers.findIndex((r) => r.id === id);
+    if (i < 0) return false;
+    this.#detach(i);
+    return true;
+  }
+
+  /**
+   * A free slot to fill, without waiting. Errors: `TIMEOUT` when the stream is
+   * full (queue: the slowest reader has not released the slot; never in
+   * latest mode), `CLOSED`, `INVALID_ARGUMENT` when a slot acquired before
+   * was not published yet.
+   */
+  tryAcquire(): Result<Slot, MemportError> {
+    if (this.#closed) return err(memportError('CLOSED', 'the stream writer is closed'));
+    if (this.#acquired !== undefined) return err(memportError('INVALID_ARGUMENT', 'publish the slot acquired before acquiring another'));
+    return this.#take();
+  }
+
+  /**
+   * A free slot to fill, waiting (queue mode) until the slowest reader has
+   * released one. Errors: `TIMEOUT`, `ABORTED`, `CLOSED`, `INVALID_ARGUMENT`
+   * (options; a slot acquired and not yet published; another acquire waiting).
+   */
+  acquire(options?: StreamWaitOptions): ResultAsync<Slot, MemportError> {
+    const read = readWaitOptions(options, 'writer.acquire');
+    if (read.isErr()) return new ResultAsync(Promise.resolve(err(read.error)));
+    if (this.#acquiring) return new ResultAsync(Promise.resolve(err(memportError('INVALID_ARGUMENT', 'another acquire() is waiting'))));
+    const first = this.tryAcquire();
+    if (first.isOk() || first.error.code !== 'TIMEOUT') return new ResultAsync(Promise.resolve(first));
+    this.#acquiring = true;
+    return new ResultAsync(this.#waitForSpace(read.value).finally(() => {
+      this.#acquiring = false;
+    }));
+  }
+
+  async #waitForSpace(options: WaitOptions): Promise<Result<Slot, MemportError>> {
+    const deadline = deadlineOf(options);
+    const b = this.#b;
+    try {
+      for (;;) {
+        // Announce the sleep, then look again: a reader releasing after the
+        // announcement sees it and notifies (docs/PROTOCOL.md, wake-ups).
+        for (const r of this.#readers) b.atomicStore32(r.c, L.C_WRITER_SLEEPING, 1);
+        const again = this.#take();
+        if (again.isOk() || again.error.code !== 'TIMEOUT') {
+          this.#clearWriterSleeping();
+          return again;
+        }
+        const woke = await this.#wakeWriter.wait(remaining(options, deadline));
+        if (this.#closed) return err(memportError('CLOSED', 'the stream writer was closed'));
+        if (woke.isErr()) {
+          this.#clearWriterSleeping();
+          return err(woke.error);
+        }
+      }
+    } catch (e) {
+      return err(toMemportError(e));
+    }
+  }
+
+  #clearWriterSleeping(): void {
+    for (const r of this.#readers) this.#b.atomicStore32(r.c, L.C_WRITER_SLEEPING, 0);
+  }
+
+  /** The next slot, or TIMEOUT when full. */
+  #take(): Result<Slot, MemportError> {
+    const g = this.#g;
+    let slot: number;
+    if (this.#latest) {
+      const found = this.#freeLatestSlot();
+      if (found === undefined) return err(protocol('every slot is held: readers claim slots they were not given'));
+      slot = found;
+    } else {
+      if (this.#writePos - this.#minPos >= g.records) this.#scanPositions();
+      if (this.#writePos - this.#minPos >= g.records) {
+        return err(memportError('TIMEOUT', 'the stream is full: the slowest reader has not released the oldest slot'));
+      }
+      slot = this.#writePos % g.records;
+    }
+    const taken = { bytes: this.#slots[slot]!, seq: this.#writePos, slot };
+    this.#acquired = taken;
+    return ok({ bytes: taken.bytes, seq: taken.seq });
+  }
+
+  /** Queue: refreshes every reader's position (validated) and the slowest one. */
+  #scanPositions(): void {
+    const b = this.#b;
+    const w32 = this.#writePos >>> 0;
+    let min = this.#writePos;
+    for (let i = 0; i < this.#readers.length; i++) {
+      const r = this.#readers[i]!;
+      if ((b.atomicLoad32(r.c, L.C_READER_STATE) & L.READER_CLOSED) !== 0) {
+        this.#remove(i--);
+        continue;
+      }
+      const behind = L.diff32(w32, b.atomicLoad32(r.c, L.C_READ_POS));
+      // A reader may only move forward, and never past what was written.
+      if (behind > this.#writePos - r.pos || behind > this.#g.records) {
+        this.#detach(i--);
+        continue;
+      }
+      r.pos = this.#writePos - behind;
+      if (r.pos < min) min = r.pos;
+    }
+    this.#minPos = min;
+  }
+
+  /**
+   * Latest: a slot that is neither the newest record nor held by a reader.
+   * The slot's length is set invalid before the holds are read, and a reader
+   * re-reads it after announcing its hold, so one of the two sees the other.
+   * A reader seen holding two different slots within one acquire is lying
+   * (an honest reader claims only the newest record) and is detached.
+   */
+  #freeLatestSlot(): number | undefined {
+    const b = this.#b;
+    const g = this.#g;
+    for (const r of this.#readers) r.blocked = -1;
+    for (let attempt = 0; attempt < 2 * g.records; attempt++) {
+      const slot = this.#cursor;
+      this.#cursor = (this.#cursor + 1) % g.records;
+      if (slot === this.#latestSlot) continue;
+      b.atomicStore32(this.#bytes, g.slotTable + slot * L.SLOT_ENTRY_BYTES + L.S_LENGTH, L.LENGTH_INVALID);
+      let held = false;
+      for (let i = 0; i < this.#readers.length; i++) {
+        const r = this.#readers[i]!;
+        if (b.atomicLoad32(r.c, L.C_HOLD) !== slot + 1) continue;
+        if (r.blocked !== -1 && r.blocked !== slot) {
+          this.#detach(i--);
+          continue;
+        }
+        r.blocked = slot;
+        held = true;
+      }
+      if (!held) return slot;
+    }
+    return undefined;
+  }
+
+  /**
+   * Publishes the acquired slot's first `length` bytes as the next record.
+   * Errors: `INVALID_ARGUMENT` (not the acquired slot, a bad length), `CLOSED`.
+   */
+  publish(slot: Slot, length: number): Result<void, MemportError> {
+    if (this.#closed) return err(memportError('CLOSED', 'the stream writer is closed'));
+    const taken = this.#acquired;
+    if (taken === undefined || slot === null || typeof slot !== 'object' || slot.bytes !== taken.bytes) {
+      return err(memportError('INVALID_ARGUMENT', 'publish takes the slot the last acquire() gave, once'));
+    }
+    if (!isCount(length) || length > this.#g.recordBytes) {
+      return err(memportError('INVALID_ARGUMENT', `length must be a whole number from 0 to ${this.#g.recordBytes}, got ${describe(length)}`));
+    }
+    try {
+      this.#publish(taken.slot, length);
+    } catch (e) {
+      return err(toMemportError(e));
+    }
+    return ok(undefined);
+  }
+
+  #publish(slot: number, length: number): void {
+    const b = this.#b;
+    const g = this.#g;
+    const entry = g.slotTable + slot * L.SLOT_ENTRY_BYTES;
+    const seq = this.#writePos;
+    this.#acquired = undefined;
+    this.#writePos = seq + 1;
+    if (this.#latest) {
+      // The slot's seq, then its length (which readers check last), then the newest-record word.
+      b.atomicStore32(this.#bytes, entry + L.S_SEQ, seq >>> 0);
+      b.atomicStore32(this.#bytes, entry + L.S_LENGTH, length);
+      b.atomicStore32(this.#bytes, L.H_LATEST, slot + 1);
+      this.#latestSlot = slot;
+      this.#words[L.H_WRITE_POS / 4] = this.#writePos >>> 0; // informational in latest mode
+    } else {
+      // Plain stores, ordered before the position's sequentially consistent store.
+      this.#words[(entry + L.S_SEQ) / 4] = seq >>> 0;
+      this.#words[(entry + L.S_LENGTH) / 4] = length;
+      b.atomicStore32(this.#bytes, L.H_WRITE_POS, this.#writePos >>> 0);
+    }
+    for (const r of this.#readers) {
+      if (b.atomicLoad32(r.c, L.C_READER_SLEEPING) === 1 && b.atomicCompareExchange32(r.c, L.C_READER_SLEEPING, 1, 0) === 1) r.wake.notify();
+    }
+    // Now and then, forget readers that closed (a writer that never fills up never scans).
+    if (this.#writePos % g.records === 0) this.#sweep();
+  }
+
+  /** Removes readers that closed. */
+  #sweep(): void {
+    for (let i = 0; i < this.#readers.length; i++) {
+      if ((this.#b.atomicLoad32(this.#readers[i]!.c, L.C_READER_STATE) & L.READER_CLOSED) !== 0) this.#remove(i--);
+    }
+    if (!this.#latest) this.#minPos = this.#readers.reduce((m, r) => Math.min(m, r.pos), this.#writePos);
+  }
+
+  #remove(i: number): void {
+    const [r] = this.#readers.splice(i, 1);
+    r!.control.close();
+  }
+
+  #detach(i: number): void {
+    const r = this.#readers[i]!;
+    this.#b.atomicStore32(r.c, L.C_WRITER_STATE, L.READER_DETACHED);
+    r.wake.notify();
+    this.#remove(i);
+    if (!this.#latest) this.#minPos = this.#readers.reduce((m, x) => Math.min(m, x.pos), this.#writePos);
+  }
+
+  /**
+   * Copies `bytes` into the next slot and publishes it, waiting for room as
+   * {@link StreamWriter.acquire} does. Errors: those of `acquire`, and
+   * `INVALID_ARGUMENT` for bytes that are not a Uint8Array or longer than `recordBytes`.
+   */
+  write(bytes: Uint8Array, options?: StreamWaitOptions): ResultAsync<void, MemportError> {
+    const bad = this.#checkBytes(bytes);
+    if (bad) return new ResultAsync(Promise.resolve(err(bad)));
+    return this.acquire(options).andThen((slot) => this.#fill(slot, bytes));
+  }
+
+  /** {@link StreamWriter.write} without waiting: `TIMEOUT` when full. */
+  tryWrite(bytes: Uint8Array): Result<void, MemportError> {
+    const bad = this.#checkBytes(bytes);
+    if (bad) return err(bad);
+    return this.tryAcquire().andThen((slot) => this.#fill(slot, bytes));
+  }
+
+  #checkBytes(bytes: unknown): MemportError | undefined {
+    if (!isUint8Array(bytes)) return memportError('INVALID_ARGUMENT', `bytes must be a Uint8Array, got ${describe(bytes)}`) as MemportError;
+    const n = typedArrayLength(bytes);
+    if (n > this.#g.recordBytes) return memportError('INVALID_ARGUMENT', `${n} bytes do not fit a record of ${this.#g.recordBytes}`) as MemportError;
+    return undefined;
+  }
+
+  #fill(slot: Slot, bytes: Uint8Array): Result<void, MemportError> {
+    slot.bytes.set(bytes);
+    return this.publish(slot, typedArrayLength(bytes));
+  }
+
+  /**
+   * Ends the stream: readers get the records already published, then
+   * `PEER_CLOSED`. A slot acquired and not published is dropped; a waiting
+   * acquire ends with `CLOSED`. Idempotent.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#acquired = undefined;
+    const b = this.#b;
+    try {
+      b.atomicStore32(this.#bytes, L.H_STATE, L.STATE_CLOSED);
+      for (const r of this.#readers) {
+        if (b.atomicLoad32(r.c, L.C_READER_SLEEPING) === 1 && b.atomicCompareExchange32(r.c, L.C_READER_SLEEPING, 1, 0) === 1) r.wake.notify();
+      }
+    } catch {
+      // A region closed under us: nothing left to tell.
+    }
+    for (const r of this.#readers) r.control.close();
+    this.#readers = [];
+    this.#wakeWriter.notify(); // a waiting acquire sees the close
+    this.#data.close();
+  }
+
+  /** Same as {@link StreamWriter.close}. */
+  [dispose](): void {
+    this.close();
+  }
+
+  /** What `util.inspect` shows: mode, geometry, records published, readers. */
+  [inspect](): string {
+    return `StreamWriter { ${this.#label ? `label: ${JSON.stringify(this.#label)}, ` : ''}mode: ${this.mode}, recordBytes: ${this.#g.recordBytes}, records: ${this.#g.records}, published: ${this.#writePos}, readers: ${this.#readers.length}${this.#closed ? ', closed' : ''} }`;
+  }
+}
+
+/** @internal The writer's writable data region (tests write garbage through it). */
+export function _streamDataRegion(writer: StreamWriter): SharedRegion | undefined {
+  return typeof writer === 'object' && writer !== null ? dataRegionOf(writer) : undefined;
+}
+
+/**
+ * The reading end of a stream, made from a {@link ReaderBundle} by
+ * {@link Stream.openReader}. Everything it reads from shared memory is
+ * validated: a writer that breaks the protocol ends it with `PROTOCOL`.
+ *
+ * ```ts
+ * for await (const record of reader) handle(record.bytes); // released as the loop moves on
+ * ```
+ */
+export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
+  readonly #b: Binding;
+  readonly #bundle: ReaderBundle;
+  readonly #bytes: Uint8Array;
+  readonly #words: Uint32Array;
+  readonly #c: Uint8Array;
+  readonly #g: L.Geometry;
+  readonly #latest: boolean;
+  /** Queue: next record to hand out; latest: newest seen + 1. */
+  #next: number;
+  /** Queue: first record not released (what the control region says). */
+  #released: number;
+  /** Queue: records released out of order, above #released. */
+  readonly #releasedAbove = new Set<number>();
+  /** Queue: records known to be written (from the last load of the position). */
+  #known: number;
+  /** Latest: the record held (its hold is in the control region). */
+  #held: Record | undefined;
+  #reading = false;
+  /** Set by {@link StreamReader._writerGone}: the writer can publish no more. */
+  #writerGone = false;
+  /** Latest: turns in a row in which every claim failed. */
+  #contendedTurns = 0;
+  #failure: MemportError | undefined;
+  #closed = false;
+
+  /** @internal Made by {@link Stream.openReader}. */
+  static _make(binding: Binding, bundle: ReaderBundle, g: L.Geometry, start: number): StreamReader {
+    return new StreamReader(binding, bundle, g, start);
+  }
+
+  private constructor(binding: Binding, bundle: ReaderBundle, g: L.Geometry, start: number) {
+    this.#b = binding;
+    this.#bundle = bundle;
+    this.#bytes = bundle.data.bytes;
+    this.#words = new Uint32Array(this.#bytes.buffer, this.#bytes.byteOffset, g.dataOffset / 4);
+    this.#c = bundle.control.bytes;
+    this.#g = g;
+    this.#latest = g.mode === L.MODE_LATEST;
+    this.#next = start;
+    this.#released = start;
+    this.#known = start;
+  }
+
+  /** `'queue'` or `'latest'`. */
+  get mode(): 'queue' | 'latest' {
+    return this.#latest ? 'latest' : 'queue';
+  }
+
+  /** Largest record, in bytes. */
+  get recordBytes(): number {
+    return this.#g.recordBytes;
+  }
+
+  /** True after `close()`. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * The next record: queue, the one after the last handed out; latest, the
+   * newest this reader has not seen (a latest reader holds one record at a
+   * time: the one before is released). Errors: `PEER_CLOSED` (the writer
+   * closed and every record was read, or it dropped this reader), `TIMEOUT`,
+   * `ABORTED`, `CLOSED`, `PROTOCOL` (the writer broke the protocol; every
+   * later call says so too), `INVALID_ARGUMENT` (options; another next() waiting).
+   */
+  next(options?: StreamWaitOptions): ResultAsync<StreamRecord, MemportError> {
+    const read = readWaitOptions(options, 'reader.next');
+    if (read.isErr()) return new ResultAsync(Promise.resolve(err(read.error)));
+    if (this.#reading) return new ResultAsync(Promise.resolve(err(memportError('INVALID_ARGUMENT', 'another next() is waiting'))));
+    const now = this.#tryNext();
+    if (now !== undefined && now !== CONTENDED) return now.isOk() ? okAsync(now.value) : new ResultAsync(Promise.resolve(now));
+    this.#reading = true;
+    return new ResultAsync(this.#waitForRecord(read.value).finally(() => {
+      this.#reading = false;
+    }));
+  }
+
+  /** A record if one is ready, an Err, or undefined to wait. */
+  #tryNext(): Result<StreamRecord, MemportError> | undefined | typeof CONTENDED {
+    if (this.#closed) return err(memportError('CLOSED', 'the stream reader is closed'));
+    if (this.#failure) return err(this.#failure);
+    try {
+      return this.#latest ? this.#claimLatest() : this.#takeQueued();
+    } catch (e) {
+      return err(toMemportError(e));
+    }
+  }
+
+  /** Fails the reader for good with PROTOCOL. */
+  #fail(message: string): Result<never, MemportError> {
+    this.#failure = protocol(message);
+    return err(this.#failure);
+  }
+
+  #takeQueued(): Result<StreamRecord, MemportError> | undefined {
+    const g = this.#g;
+    if (this.#next >= this.#known) {
+      if (this.#b.atomicLoad32(this.#c, L.C_WRITER_STATE) !== 0) return undefined; // dropped: the wait says so
+      const w32 = this.#b.atomicLoad32(this.#bytes, L.H_WRITE_POS);
+      const ahead = L.diff32(w32, this.#released >>> 0);
+      if (ahead > g.records) return this.#fail(`the write position is ${ahead} records past this reader's, more than the ${g.records} slots`);
+      const known = this.#released + ahead;
+      if (known < this.#next) return this.#fail('the write position went back past records already read');
+      this.#known = known;
+      if (this.#next >= known) return undefined;
+    }
+    const seq = this.#next;
+    const slot = seq % g.records;
+    const entry = (g.slotTable + slot * L.SLOT_ENTRY_BYTES) / 4;
+    // Copied out once, then validated: the writer may change them under us.
+    const seq32 = this.#words[entry + L.S_SEQ / 4]!;
+    const length = this.#words[entry + L.S_LENGTH / 4]!;
+    if (seq32 !== seq >>> 0) return this.#fail(`slot ${slot} holds record ${seq32}, expected ${seq >>> 0}`);
+    if (length > g.recordBytes) return this.#fail(`record ${seq} is ${length} bytes long, more than the ${g.recordBytes} of a slot`);
+    this.#next = seq + 1;
+    const start = g.dataOffset + slot * g.stride;
+    return ok(new Record(this, seq, this.#bytes.subarray(start, start + length)));
+  }
+
+  /**
+   * Latest: claims the newest record if it is new. Announces the hold, then
+   * re-reads the slot: unchanged means the writer will see the hold before
+   * it reuses the slot (docs/PROTOCOL.md).
+   */
+  #claimLatest(): Result<StreamRecord, MemportError> | undefined | typeof CONTENDED {
+    const b = this.#b;
+    const g = this.#g;
+    this.#releaseHeld();
+    for (let attempt = 0; attempt < CLAIMS_PER_TURN; attempt++) {
+      const newest = b.atomicLoad32(this.#bytes, L.H_LATEST);
+      if (newest === 0) return undefined;
+      if (newest > g.records) return this.#fail(`the newest-record word names slot ${newest - 1} of ${g.records}`);
+      const slot = newest - 1;
+      const entry = g.slotTable + slot * L.SLOT_ENTRY_BYTES;
+      const seq32 = b.atomicLoad32(this.#bytes, entry + L.S_SEQ);
+      const length = b.atomicLoad32(this.#bytes, entry + L.S_LENGTH);
+      if (length === L.LENGTH_INVALID) continue; // reused since we read the newest word
+      const ahead = L.diff32(seq32, (this.#next - 1) >>> 0);
+      if (ahead === 0) {
+        this.#contendedTurns = 0;
+        return undefined; // seen it
+      }
+      // The newest word only moves to newer records, and a reused slot only
+      // gets a newer one: an older record is a lie.
+      if (ahead >= 2 ** 31) return this.#fail(`the newest record (${seq32}) is older than one already read (${(this.#next - 1) >>> 0})`);
+      if (length > g.recordBytes) return this.#fail(`record ${seq32} is ${length} bytes long, more than the ${g.recordBytes} of a slot`);
+      b.atomicStore32(this.#c, L.C_HOLD, newest);
+      if (b.atomicLoad32(this.#bytes, entry + L.S_LENGTH) !== length || b.atomicLoad32(this.#bytes, entry + L.S_SEQ) !== seq32) continue;
+      const seq = this.#next - 1 + ahead;
+      this.#next = seq + 1;
+      this.#contendedTurns = 0;
+      const start = g.dataOffset + slot * g.stride;
+      const record = new Record(this, seq, this.#bytes.subarray(start, start + length));
+      this.#held = record;
+      return ok(record);
+    }
+    b.atomicStore32(this.#c, L.C_HOLD, 0);
+    // The writer reused the slot under every claim: let the event loop run,
+    // then try again. An honest writer cannot win thousands of turns in a
+    // row (a claim takes a microsecond); one that does is stalling us on purpose.
+    if (++this.#contendedTurns > MAX_CONTENDED_TURNS) return this.#fail(`no record could be claimed in ${MAX_CONTENDED_TURNS * CLAIMS_PER_TURN} tries: the writer keeps the newest slot invalid`);
+    return CONTENDED;
+  }
+
+  #releaseHeld(): void {
+    if (this.#held === undefined) return;
+    this.#held = undefined;
+    this.#b.atomicStore32(this.#c, L.C_HOLD, 0);
+  }
+
+  async #waitForRecord(options: WaitOptions): Promise<Result<StreamRecord, MemportError>> {
+    const deadline = deadlineOf(options);
+    const b = this.#b;
+    const wake = this.#bundle.wake;
+    try {
+      for (;;) {
+        if (b.atomicLoad32(this.#c, L.C_WRITER_STATE) !== 0) {
+          return err(memportError('PEER_CLOSED', 'the stream writer dropped this reader'));
+        }
+        // Announce the sleep, then look again (docs/PROTOCOL.md, wake-ups).
+        b.atomicStore32(this.#c, L.C_READER_SLEEPING, 1);
+        const state = b.atomicLoad32(this.#bytes, L.H_STATE) | (this.#writerGone ? L.STATE_CLOSED : 0);
+        const now = this.#tryNext();
+        if (now === CONTENDED) {
+          b.atomicStore32(this.#c, L.C_READER_SLEEPING, 0);
+          await new Promise((resolve) => setImmediate(resolve));
+          if (this.#closed) return err(memportError('CLOSED', 'the stream reader was closed'));
+          continue;
+        }
+        if (now !== undefined) {
+          b.atomicStore32(this.#c, L.C_READER_SLEEPING, 0);
+          return now;
+        }
+        if ((state & L.STATE_CLOSED) !== 0) {
+          b.atomicStore32(this.#c, L.C_READER_SLEEPING, 0);
+          return err(memportError('PEER_CLOSED', 'the stream writer closed, and every record it published was read'));
+        }
+        const woke = await wake.wait(remaining(options, deadline));
+        if (this.#closed) return err(memportError('CLOSED', 'the stream reader was closed'));
+        if (woke.isErr()) {
+          b.atomicStore32(this.#c, L.C_READER_SLEEPING, 0);
+          return err(woke.error);
+        }
+      }
+    } catch (e) {
+      return err(toMemportError(e));
+    }
+  }
+
+  /**
+   * @internal The writer is gone without closing (its process died: the
+   * connection that carried this reader says so). The reader delivers what
+   * was published, then ends with `PEER_CLOSED`, as if the writer had closed.
+   */
+  _writerGone(): void {
+    if (this.#writerGone || this.#closed) return;
+    this.#writerGone = true;
+    this.#bundle.wake.notify();
+  }
+
+  /** @internal Record.release(). */
+  _release(record: Record): void {
+    if (this.#closed) return;
+    if (this.#latest) {
+      if (this.#held === record) this.#releaseHeld();
+      return;
+    }
+    const seq = record.seq;
+    if (seq < this.#released || seq >= this.#next) return;
+    if (seq !== this.#released) {
+      this.#releasedAbove.add(seq);
+      return;
+    }
+    let to = seq + 1;
+    while (this.#releasedAbove.delete(to)) to++;
+    this.#released = to;
+    const b = this.#b;
+    const c = this.#c;
+    b.atomicStore32(c, L.C_READ_POS, to >>> 0);
+    if (b.atomicLoad32(c, L.C_WRITER_SLEEPING) === 1 && b.atomicCompareExchange32(c, L.C_WRITER_SLEEPING, 1, 0) === 1) {
+      this.#bundle.wakeWriter.notify();
+    }
+  }
+
+  /**
+   * Leaves the stream: what this reader held is free, its position no longer
+   * holds the writer back, and a waiting `next()` ends with `CLOSED`. Record
+   * views become zero-length. Idempotent.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const b = this.#b;
+    const c = this.#c;
+    try {
+      b.atomicStore32(c, L.C_HOLD, 0);
+      b.atomicStore32(c, L.C_READER_STATE, L.READER_CLOSED);
+      if (b.atomicLoad32(c, L.C_WRITER_SLEEPING) === 1 && b.atomicCompareExchange32(c, L.C_WRITER_SLEEPING, 1, 0) === 1) {
+        this.#bundle.wakeWriter.notify();
+      }
+    } catch {
+      // The control region was closed under us.
+    }
+    this.#bundle.wake.notify(); // a waiting next() sees the close
+    this.#bundle.data.close();
+    this.#bundle.control.close();
+  }
+
+  /** Same as {@link StreamReader.close}. */
+  [dispose](): void {
+    this.close();
+  }
+
+  /**
+   * `for await (const record of reader)`: each record is released when the
+   * loop asks for the next one (or leaves). Ends when the writer closed and
+   * every record was read (`PEER_CLOSED`) or the reader is closed; any other
+   * failure is thrown as its MemportError.
+   */
+  async *[Symbol.asyncIterator](): AsyncGenerator<StreamRecord, void, undefined> {
+    let last: StreamRecord | undefined;
+    try {
+      for (;;) {
+        const r = await this.next();
+        last?.release();
+        if (r.isErr()) {
+          if (r.error.code === 'PEER_CLOSED' || r.error.code === 'CLOSED') return;
+          throw r.error;
+        }
+        last = r.value;
+        yield last;
+      }
+    } finally {
+      last?.release();
+    }
+  }
+
+  /** What `util.inspect` shows: mode, geometry, next record. */
+  [inspect](): string {
+    return `StreamReader { mode: ${this.mode}, recordBytes: ${this.#g.recordBytes}, next: ${this.#next}${this.#closed ? ', closed' : ''} }`;
+  }
+}
+
+class Record implements StreamRecord {
+  readonly #reader: StreamReader;
+  readonly seq: number;
+  readonly bytes: Uint8Array;
+  #released = false;
+
+  constructor(reader: StreamReader, seq: number, bytes: Uint8Array) {
+    this.#reader = reader;
+    this.seq = seq;
+    this.bytes = bytes;
+  }
+
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#reader._release(this);
+  }
+}
+
+/** Validates a data region's header (copied out first) and a control region. */
+function validateBundle(data: SharedRegion, control: SharedRegion): Result<{ g: L.Geometry; start: number }, MemportError> {
+  if (data.size < L.SLOT_TABLE_OFFSET) return err(protocol(`the data region is ${data.size} bytes, smaller than a header`));
+  if (control.size < L.CONTROL_BYTES) return err(protocol(`the control region is ${control.size} bytes, smaller than ${L.CONTROL_BYTES}`));
+  const header = data.read(0, L.HEADER_FIXED_BYTES);
+  if (header.isErr()) return err(header.error);
+  const h = new DataView(header.value.buffer, header.value.byteOffset, L.HEADER_FIXED_BYTES);
+  const u = (offset: number) => h.getUint32(offset, true);
+  if (u(L.H_MAGIC) !== L.DATA_MAGIC) return err(protocol('the data region is not a memport stream (bad magic)'));
+  if (u(L.H_VERSION) !== L.STREAM_VERSION) return err(protocol(`stream layout version ${u(L.H_VERSION)} is not supported (only ${L.STREAM_VERSION})`));
+  const mode = u(L.H_MODE);
+  const recordBytes = u(L.H_RECORD_BYTES);
+  const records = u(L.H_RECORDS);
+  const stride = u(L.H_STRIDE);
+  const slotTable = u(L.H_SLOT_TABLE);
+  const dataOffset = u(L.H_DATA_OFFSET);
+  const maxReaders = u(L.H_MAX_READERS);
+  if (mode !== L.MODE_QUEUE && mode !== L.MODE_LATEST) return err(protocol(`unknown mode ${mode}`));
+  if (recordBytes < 1 || recordBytes > L.MAX_RECORD_BYTES || records < 1 || records > L.MAX_RECORDS) return err(protocol(`bad geometry: ${records} records of ${recordBytes} bytes`));
+  if (stride < recordBytes || stride % 8 !== 0) return err(protocol(`bad slot stride ${stride} for records of ${recordBytes} bytes`));
+  if (slotTable !== L.SLOT_TABLE_OFFSET || dataOffset < slotTable + records * L.SLOT_ENTRY_BYTES || dataOffset % 8 !== 0) return err(protocol('bad slot table or data offset'));
+  // Doubles: exact far past any region size, so this cannot overflow.
+  if (dataOffset + stride * records > data.size) return err(protocol(`${records} slots of ${stride} bytes at ${dataOffset} do not fit the ${data.size}-byte region`));
+  if (maxReaders < 1 || maxReaders > L.MAX_READERS) return err(protocol(`bad maxReaders ${maxReaders}`));
+  const control32 = control.read(0, 16);
+  if (control32.isErr()) return err(control32.error);
+  const c = new DataView(control32.value.buffer, control32.value.byteOffset, 16);
+  if (c.getUint32(L.C_MAGIC, true) !== L.CONTROL_MAGIC || c.getUint32(L.C_VERSION, true) !== L.STREAM_VERSION) return err(protocol('the control region is not a memport stream reader\'s'));
+  const hi = c.getUint32(L.C_START_HI, true);
+  if (hi >= 2 ** 21) return err(protocol('the start position is out of range'));
+  const start = hi * TWO32 + c.getUint32(L.C_START_LO, true);
+  return ok({ g: { mode, recordBytes, records, stride, slotTable, dataOffset, maxReaders, size: data.size }, start });
+}
+
+function isWaker(value: unknown): value is Waker {
+  return typeof value === 'object' && value !== null && typeof (value as Waker).notify === 'function' && typeof (value as Waker).wait === 'function';
+}
+
+function isBundle(value: unknown): value is ReaderBundle {
+  try {
+    const b = value as ReaderBundle;
+    return typeof value === 'object' && value !== null && b.data instanceof SharedRegion && b.control instanceof SharedRegion && isWaker(b.wake) && isWaker(b.wakeWriter);
+  } catch {
+    return false; // a Proxy or a throwing getter
+  }
+}
+
+function isWorkerBundle(value: unknown): value is WorkerReaderBundle {
+  return typeof value === 'object' && value !== null && (value as { memport?: unknown }).memport === 'stream-reader';
+}
+
+/**
+ * Makes streams. A stream is one writer ({@link StreamWriter}) and readers
+ * ({@link StreamReader}) over one shared region: the engine. Passing readers
+ * over connections (`conn.send({ streams: [...] })`) comes next.
+ */
+export class Stream {
+  private constructor() {}
+
+  /**
+   * Creates a stream of `records` slots of `recordBytes` each and returns its
+   * writer. Errors: `INVALID_ARGUMENT`, `OUT_OF_MEMORY`/`OS` from the OS.
+   *
+   * ```ts
+   * const writer = Stream.create({ mode: 'latest', recordBytes: 1920 * 1080 * 4, records: 4 });
+   * ```
+   */
+  static create(options: StreamOptions): Result<StreamWriter, MemportError> {
+    const read = readOptions(options, ['mode', 'recordBytes', 'records', 'maxReaders', 'label'], 'Stream.create');
+    if (read.isErr()) return err(read.error);
+    const { mode, recordBytes, records, label } = read.value;
+    const bad = (message: string) => err(memportError('INVALID_ARGUMENT', `Stream.create: ${message}`) as MemportError);
+    if (mode !== 'queue' && mode !== 'latest') return bad(`options.mode must be 'queue' or 'latest', got ${describe(mode)}`);
+    if (!isCount(recordBytes) || recordBytes < 1 || recordBytes > L.MAX_RECORD_BYTES) return bad(`options.recordBytes must be a whole number from 1 to 2^31, got ${describe(recordBytes)}`);
+    if (!isCount(records) || records < 1 || records > L.MAX_RECORDS) return bad(`options.records must be a whole number from 1 to 2^20, got ${describe(records)}`);
+    const latest = mode === 'latest';
+    if (latest && records < 3) return bad('latest mode needs at least 3 records (the newest, one being written, and one a reader holds)');
+    const maxReaders = read.value.maxReaders ?? (latest ? records - 2 : 64);
+    if (!isCount(maxReaders) || maxReaders < 1 || maxReaders > L.MAX_READERS) return bad(`options.maxReaders must be a whole number from 1 to ${L.MAX_READERS}, got ${describe(maxReaders)}`);
+    if (latest && records < maxReaders + 2) return bad(`latest mode needs records >= maxReaders + 2 (each reader may hold one), got ${records} records for ${maxReaders} readers`);
+    if (label !== undefined && typeof label !== 'string') return bad(`options.label must be a string, got ${describe(label)}`);
+    const binding = loadNative();
+    if (binding.isErr()) return err(binding.error);
+    const g = L.geometry(latest ? L.MODE_LATEST : L.MODE_QUEUE, recordBytes, records, maxReaders);
+    if (g.size > SharedRegion.maxViewLength) return bad(`${g.size} bytes exceed this Node.js typed-array limit of ${SharedRegion.maxViewLength}`);
+    const wakeWriter = makeWaker();
+    if (wakeWriter.isErr()) return err(wakeWriter.error);
+    const data = SharedRegion.create(g.size, { label: label ?? 'stream' });
+    if (data.isErr()) return err(data.error);
+    try {
+      const bytes = data.value.bytes;
+      const w = new Uint32Array(bytes.buffer, bytes.byteOffset, g.dataOffset / 4);
+      w[L.H_VERSION / 4] = L.STREAM_VERSION;
+      w[L.H_MODE / 4] = g.mode;
+      w[L.H_RECORD_BYTES / 4] = recordBytes;
+      w[L.H_RECORDS / 4] = records;
+      w[L.H_STRIDE / 4] = g.stride;
+      w[L.H_SLOT_TABLE / 4] = g.slotTable;
+      w[L.H_DATA_OFFSET / 4] = g.dataOffset;
+      w[L.H_MAX_READERS / 4] = maxReaders;
+      binding.value.atomicStore32(bytes, L.H_MAGIC, L.DATA_MAGIC);
+      return ok(StreamWriter._make(binding.value, data.value, g, wakeWriter.value, label as string | undefined));
+    } catch (e) {
+      data.value.close();
+      return err(toMemportError(e));
+    }
+  }
+
+  /**
+   * Opens a reader from its bundle ({@link StreamWriter.addReader}, or
+   * {@link Stream.readerBundleForWorker} in a worker). Takes ownership of the
+   * bundle's regions, also when it fails. Errors: `PROTOCOL` (the regions
+   * are not a valid stream), `INVALID_ARGUMENT`, `NOT_FOUND` (a worker
+   * bundle already opened).
+   */
+  static openReader(bundle: ReaderBundle | WorkerReaderBundle): Result<StreamReader, MemportError> {
+    const binding = loadNative();
+    if (binding.isErr()) return err(binding.error);
+    let parts: ReaderBundle;
+    if (isWorkerBundle(bundle)) {
+      if (!(bundle.wake instanceof SharedArrayBuffer) || !(bundle.wakeWriter instanceof SharedArrayBuffer)) {
+        return err(memportError('INVALID_ARGUMENT', 'Stream.openReader: not a bundle made by Stream.readerBundleForWorker'));
+      }
+      const data = SharedRegion.fromWorkerToken(bundle.data);
+      const control = SharedRegion.fromWorkerToken(bundle.control);
+      if (data.isErr() || control.isErr()) {
+        if (data.isOk()) data.value.close();
+        if (control.isOk()) control.value.close();
+        return err(data.isErr() ? data.error : (control as { error: MemportError }).error);
+      }
+      parts = { id: bundle.id, data: data.value, control: control.value, wake: new ThreadWaker(bundle.wake), wakeWriter: new ThreadWaker(bundle.wakeWriter) };
+    } else {
+      if (!isBundle(bundle)) return err(memportError('INVALID_ARGUMENT', 'Stream.openReader: pass the bundle writer.addReader() made'));
+      parts = bundle;
+    }
+    const fail = (e: MemportError) => {
+      parts.data.close();
+      parts.control.close();
+      return err(e);
+    };
+    const checked = validateBundle(parts.data, parts.control);
+    if (checked.isErr()) return fail(checked.error);
+    try {
+      return ok(StreamReader._make(binding.value, parts, checked.value.g, checked.value.start));
+    } catch (e) {
+      return fail(toMemportError(e));
+    }
+  }
+
+  /**
+   * A reader bundle as a plain object to `postMessage` to a worker thread,
+   * where {@link Stream.openReader} opens it. Consumes `bundle` (its regions
+   * here are closed; the worker adopts duplicates). Only for bundles whose
+   * wakers are {@link ThreadWaker}s. Errors: `UNSUPPORTED` (other wakers),
+   * those of `region.forWorker()`.
+   */
+  static readerBundleForWorker(bundle: ReaderBundle): Result<WorkerReaderBundle, MemportError> {
+    if (!isBundle(bundle)) return err(memportError('INVALID_ARGUMENT', 'Stream.readerBundleForWorker: pass the bundle writer.addReader() made'));
+    if (!(bundle.wake instanceof ThreadWaker) || !(bundle.wakeWriter instanceof ThreadWaker)) {
+      return err(memportError('UNSUPPORTED', 'only a bundle with in-process wakers can go to a worker thread'));
+    }
+    const data = bundle.data.forWorker();
+    if (data.isErr()) return err(data.error);
+    const control = bundle.control.forWorker();
+    if (control.isErr()) return err(control.error);
+    bundle.data.close();
+    bundle.control.close();
+    return ok({ memport: 'stream-reader', id: bundle.id, data: data.value, control: control.value, wake: bundle.wake.buffer, wakeWriter: bundle.wakeWriter.buffer });
+  }
+}
