@@ -64,6 +64,28 @@ function must(result, what) {
   return result.value;
 }
 
+/**
+ * Runs `body(socket, replies)` against a consumer from bench/peers/ connected
+ * over a Unix socket (Linux) / named pipe (Windows): the consumer gets the
+ * address and `args`; `replies.next()` is its next answer. Tears both down.
+ */
+async function withSocketPeer(script, args, body) {
+  const address = streamAddress();
+  const server = net.createServer();
+  await new Promise((resolve, reject) => server.once('error', reject).listen(address, resolve));
+  const child = spawn(process.execPath, [...peerArgs, join(peers, script), address, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const socket = await new Promise((resolve, reject) => {
+    server.once('connection', resolve);
+    child.once('exit', (code) => reject(new Error(`${script} exited (code ${code})`)));
+  });
+  const result = await body(socket, eventQueue(socket, 'data'));
+  socket.end();
+  await new Promise((resolve) => child.once('exit', resolve));
+  server.close();
+  if (process.platform !== 'win32') rmSync(address, { force: true });
+  return result;
+}
+
 /** Where a Node stream server listens: a Unix socket path or a Windows pipe name. */
 function streamAddress() {
   return process.platform === 'win32' ? `\\\\.\\pipe\\memport-bench-${unique}` : join(tmpdir(), `memport-bench-${unique}.sock`);
@@ -93,33 +115,20 @@ const benchmarks = {
   async 'socket-records'() {
     const count = Number(option('count', 100_000));
     const recordBytes = Number(option('size', 64));
-    const address = streamAddress();
-    const server = net.createServer();
-    await new Promise((resolve, reject) => server.once('error', reject).listen(address, resolve));
-    const child = spawn(process.execPath, [...peerArgs, join(peers, 'records-consumer.mjs'), address, String(count)], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
-    const socket = await new Promise((resolve, reject) => {
-      server.once('connection', resolve);
-      child.once('exit', (code) => reject(new Error(`the records consumer exited (code ${code})`)));
-    });
-    const replies = eventQueue(socket, 'data');
-    const samples = await sampleIterations(async () => {
-      const t0 = process.hrtime.bigint();
-      for (let i = 0; i < count; i++) {
-        // A fresh record per write, as a producer of changing data has.
-        const record = Buffer.allocUnsafe(4 + recordBytes);
-        record.writeUInt32LE(recordBytes, 0);
-        record.fill(i & 0xff, 4);
-        if (!socket.write(record)) await new Promise((resolve) => socket.once('drain', resolve));
-      }
-      await replies.next();
-      return Number(process.hrtime.bigint() - t0) / count;
-    }, plan);
-    socket.end();
-    await new Promise((resolve) => child.once('exit', resolve));
-    server.close();
-    if (process.platform !== 'win32') rmSync(address, { force: true });
+    const samples = await withSocketPeer('records-consumer.mjs', [String(count)], (socket, replies) =>
+      sampleIterations(async () => {
+        const t0 = process.hrtime.bigint();
+        for (let i = 0; i < count; i++) {
+          // A fresh record per write, as a producer of changing data has.
+          const record = Buffer.allocUnsafe(4 + recordBytes);
+          record.writeUInt32LE(recordBytes, 0);
+          record.fill(i & 0xff, 4);
+          if (!socket.write(record)) await new Promise((resolve) => socket.once('drain', resolve));
+        }
+        await replies.next();
+        return Number(process.hrtime.bigint() - t0) / count;
+      }, plan),
+    );
     return { samples: { main: samples } };
   },
 
@@ -132,26 +141,13 @@ const benchmarks = {
   },
 
   async stream() {
-    const address = streamAddress();
-    const server = net.createServer();
-    await new Promise((resolve, reject) => server.once('error', reject).listen(address, resolve));
-    const child = spawn(process.execPath, [...peerArgs, join(peers, 'stream-consumer.mjs'), address, String(size), mode], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
-    const socket = await new Promise((resolve, reject) => {
-      server.once('connection', resolve);
-      child.once('exit', (code) => reject(new Error(`the stream consumer exited (code ${code})`)));
-    });
-    const replies = eventQueue(socket, 'data');
     const payload = Buffer.alloc(size, FILL_BYTE);
-    const samples = await timeIterations(async () => {
-      socket.write(payload);
-      await replies.next();
-    }, plan);
-    socket.end();
-    await new Promise((resolve) => child.once('exit', resolve));
-    server.close();
-    if (process.platform !== 'win32') rmSync(address, { force: true });
+    const samples = await withSocketPeer('stream-consumer.mjs', [String(size), mode], (socket, replies) =>
+      timeIterations(async () => {
+        socket.write(payload);
+        await replies.next();
+      }, plan),
+    );
     return { samples: { main: samples } };
   },
 

@@ -11,26 +11,7 @@
 // it). The receiver is this program started again with "receiver <pipe>
 // <bytes>": two processes on the same machine, as in the Node benchmarks.
 // Cross-built with mingw-w64; under Wine, stdout must be a file.
-#define WIN32_LEAN_AND_MEAN
-#include <windows.h>
-
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-static void die(const char* what) {
-  fprintf(stderr, "%s failed: error %lu\n", what, (unsigned long)GetLastError());
-  exit(2);
-}
-
-static uint64_t now_ns(void) {
-  static LARGE_INTEGER frequency;
-  if (frequency.QuadPart == 0) QueryPerformanceFrequency(&frequency);
-  LARGE_INTEGER t;
-  QueryPerformanceCounter(&t);
-  return (uint64_t)((double)t.QuadPart * 1e9 / (double)frequency.QuadPart);
-}
+#include "win_bench.h"
 
 static void write_all(HANDLE pipe, const void* data, DWORD length) {
   DWORD written = 0;
@@ -116,8 +97,6 @@ int main(int argc, char** argv) {
   write_all(pipe, &stop, sizeof stop);
   WaitForSingleObject(child.hProcess, 10000);
 
-  printf("{\"roundtrip_ns\":[");
-  for (size_t i = 0; i < iterations; i++) printf(i ? ",%llu" : "%llu", (unsigned long long)samples[i]);
-  printf("]}\n");
+  print_roundtrips(samples, iterations);
   return 0;
 }

@@ -8,26 +8,7 @@
 // sees it). The child is this program started again with "child <ping>
 // <pong> <count>", the two Events inherited. Cross-built with mingw-w64;
 // under Wine, stdout must be a file.
-#define WIN32_LEAN_AND_MEAN
-#include <windows.h>
-
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-static void die(const char* what) {
-  fprintf(stderr, "%s failed: error %lu\n", what, (unsigned long)GetLastError());
-  exit(2);
-}
-
-static uint64_t now_ns(void) {
-  static LARGE_INTEGER frequency;
-  if (frequency.QuadPart == 0) QueryPerformanceFrequency(&frequency);
-  LARGE_INTEGER t;
-  QueryPerformanceCounter(&t);
-  return (uint64_t)((double)t.QuadPart * 1e9 / (double)frequency.QuadPart);
-}
+#include "win_bench.h"
 
 static int child(HANDLE ping, HANDLE pong, size_t count) {
   for (size_t i = 0; i < count; i++) {
@@ -70,8 +51,6 @@ int main(int argc, char** argv) {
   DWORD code = 1;
   GetExitCodeProcess(process.hProcess, &code);
   if (code != 0) die("the child");
-  printf("{\"roundtrip_ns\":[");
-  for (size_t i = 0; i < iterations; i++) printf(i ? ",%llu" : "%llu", (unsigned long long)samples[i]);
-  printf("]}\n");
+  print_roundtrips(samples, iterations);
   return 0;
 }

@@ -35,7 +35,7 @@ export function buildProgram(name) {
   }
   mkdirSync(outDir, { recursive: true });
   const output = join(outDir, spec.exe ? `${name}.exe` : name);
-  const inputs = [join(sourceDir, `${name}.c`), join(sourceDir, 'bench_clock.h')];
+  const inputs = [join(sourceDir, `${name}.c`), join(sourceDir, spec.exe ? 'win_bench.h' : 'bench_clock.h')];
   if (isStale(output, inputs)) {
     const r = spawnSync(spec.compiler, ['-std=gnu11', ...spec.flags, '-o', output, inputs[0]], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`building ${name} failed:\n${r.stderr}`);
