@@ -14,10 +14,12 @@ export interface WaitOptions {
 const CALL_SITE_FRAMES = 4;
 /**
  * Whether a wait captures its caller's stack (on unless the environment
- * variable MEMPORT_CALL_SITES is `0`). A capture costs a few microseconds
- * (about 30 µs over a 1 MiB handoff round trip's four waits, measured with
- * bench/measure.mjs memport: 130-137 µs with, 103 µs without): turn it off
- * in latency-critical processes once their errors are understood.
+ * variable MEMPORT_CALL_SITES is `0`). A capture costs about 5 µs here, 2 µs
+ * of it even with no frames (about 20 µs over a 1 MiB handoff round trip's
+ * four waits, bench/measure.mjs memport: 97 µs median with, 76 µs without;
+ * fewer frames, no stackTraceLimit toggling and `new Error()` were no
+ * cheaper): turn it off in latency-critical processes once their errors are
+ * understood.
  */
 const CAPTURE_CALL_SITES = process.env.MEMPORT_CALL_SITES !== '0';
 
