@@ -15,8 +15,9 @@
 //     scripts (a control package with an install script shows that npm here
 //     does warn, and fail under --strict-allow-scripts);
 //  4. the smoke program (test/install/) in ESM and CJS: a region, a view, a
-//     read-only twin, handed over listen/connect to a second process that
-//     reads it; a strict TypeScript file compiles against the installed types;
+//     read-only twin and a notifier, handed over listen/connect to a second
+//     process that reads the region and notifies back, then a stream
+//     in-process (native atomics); a strict TypeScript file compiles against the installed types;
 //  5. the same node_modules under Wine with the Windows Node (the win32-x64
 //     prebuilt), and with the real arm64 Node under qemu-user (linux-arm64).
 // Prints the tarball size, install time and installed package count, and a
@@ -196,7 +197,7 @@ section(`smoke program and types (${process.platform}-${process.arch}, Node ${pr
 const expectAddon = (output, target) =>
   expect(output.includes(`node_modules/memport/prebuilds/${target}/memport.node`.replace(/\//g, target.startsWith('win32') ? '\\' : '/')), `the smoke program did not load prebuilds/${target}:\n${output}`);
 for (const entry of ['smoke.mjs', 'smoke.cjs']) {
-  check(`${entry} (region, view, read-only twin, handoff to a second process over listen/connect)`, () => {
+  check(`${entry} (region, view, read-only twin and a notifier handed to a second process over listen/connect, a stream in-process)`, () => {
     const r = spawnSync('node', [entry], { cwd: userProject, env: userEnv, encoding: 'utf8', timeout: 5 * 60_000 });
     expect(r.status === 0, show(r));
     expectAddon(r.stdout, `${process.platform}-${process.arch}`);

@@ -3,7 +3,8 @@
 // for both module systems: smoke.mjs imports memport, smoke.cjs requires it,
 // and each passes it in. The parent creates a region, views it, makes a
 // read-only twin, listens, starts itself again as the child, and hands the
-// twin over; the child connects, receives it and checks every byte.
+// twin over with a notifier; the child connects, receives them, checks every
+// byte and notifies the parent. The parent then runs a stream in-process.
 'use strict';
 const { spawn } = require('node:child_process');
 const { existsSync } = require('node:fs');
@@ -46,7 +47,11 @@ async function parent(memport, entry, format) {
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal)));
   const conn = must(await listener.accept(TIMEOUT), 'accept');
   check(conn.peer.pid === child.pid, `the kernel names the child (${child.pid}) as the peer, got ${conn.peer.pid}`);
-  must(await conn.send({ regions: [twin], data: { offset: OFFSET, pattern: PATTERN } }, TIMEOUT), 'send');
+  // A notifier travels with the region; the child's notify wakes this process.
+  const ready = must(memport.Notifier.create(), 'Notifier.create');
+  must(await conn.send({ regions: [twin], notifiers: [ready], data: { offset: OFFSET, pattern: PATTERN } }, TIMEOUT), 'send');
+  must(await ready.wait(TIMEOUT), "the child's notify");
+  ready.close();
   const status = await exited;
   check(status === 0, `the child exited with ${status}`);
   check(region.bytes[OFFSET] === PATTERN[0], "the child's write through its read-only handle did not reach this process");
@@ -55,6 +60,17 @@ async function parent(memport, entry, format) {
   twin.close();
   region.close();
   check(view.length === 0, 'closing the region empties its views');
+  // The stream engine (native atomics) in this process: three records, in order.
+  const writer = must(memport.Stream.create({ mode: 'queue', recordBytes: 16, records: 4 }), 'Stream.create');
+  const reader = must(memport.Stream.openReader(must(writer.addReader(), 'addReader')), 'openReader');
+  for (let i = 0; i < 3; i++) must(await writer.write(Uint8Array.of(i, i + 1)), `write ${i}`);
+  for (let i = 0; i < 3; i++) {
+    const record = must(await reader.next(TIMEOUT), `next ${i}`);
+    check(record.bytes.length === 2 && record.bytes[0] === i && record.bytes[1] === i + 1, `record ${i} arrives whole and in order`);
+    record.release();
+  }
+  reader.close();
+  writer.close();
   console.log(`smoke ${format} ${process.platform}-${process.arch}: ok (addon ${loaded})`);
 }
 
@@ -65,6 +81,9 @@ async function child(memport, name, format) {
   const { offset, pattern } = message.data;
   check(region.readOnly, 'the received region is read-only');
   check(pattern.every((b, i) => region.bytes[offset + i] === b), 'the child reads the parent\'s bytes');
+  check(message.notifiers.length === 1, 'the notifier arrived with the region');
+  must(message.notifiers[0].notify(), 'notify the parent');
+  message.notifiers[0].close();
   // A read-only region's writes stay private to this process (copy-on-write);
   // the parent checks that its memory did not change.
   must(region.write(offset, Uint8Array.of(pattern[0] ^ 0xff)), 'private write');
