@@ -229,18 +229,7 @@ namespace win {
 
 Result<RawHandle> DuplicateNotifierInto(const Notifier& notifier, HANDLE process) {
   if (!notifier.valid()) return MakeError("CLOSED", "the notifier is closed");
-  HANDLE remote = nullptr;
-  if (!::DuplicateHandle(::GetCurrentProcess(), AsHandle(notifier.raw()), process, &remote, kNotifierShareAccess,
-                         /*bInheritHandle=*/FALSE, /*dwOptions=*/0)) {
-    return LastOsError("DuplicateHandle", "duplicating a notifier into the peer");
-  }
-  const RawHandle value = AsRaw(remote);
-  // Must survive the trip through a u32 and the receiver's shape check.
-  if (!CheckReceivedHandleValue(value).ok()) {
-    RevokeFromProcess(process, value);
-    return MakeError("OS", "DuplicateHandle returned a handle value that does not fit the protocol");
-  }
-  return value;
+  return DuplicateIntoPeer(AsHandle(notifier.raw()), process, kNotifierShareAccess, "a notifier");
 }
 
 }  // namespace win

@@ -272,11 +272,15 @@ Result<RawHandle> DuplicateSectionInto(const SharedMemory& memory, HANDLE proces
                                           ? "a read-only region cannot be shared writable"
                                           : "this region has a read-only twin, so it may only be shared read-only");
   }
+  return DuplicateIntoPeer(AsHandle(memory.raw()), process, read_only ? kReadOnlySectionAccess : kWritableSectionAccess,
+                           "a section");
+}
+
+Result<RawHandle> DuplicateIntoPeer(HANDLE source, HANDLE process, DWORD access, const char* what) {
   HANDLE remote = nullptr;
-  if (!::DuplicateHandle(::GetCurrentProcess(), AsHandle(memory.raw()), process, &remote,
-                         read_only ? kReadOnlySectionAccess : kWritableSectionAccess,
-                         /*bInheritHandle=*/FALSE, /*dwOptions=*/0)) {
-    return LastOsError("DuplicateHandle", "duplicating a section into the peer");
+  if (!::DuplicateHandle(::GetCurrentProcess(), source, process, &remote, access, /*bInheritHandle=*/FALSE,
+                         /*dwOptions=*/0)) {
+    return LastOsError("DuplicateHandle", std::string("duplicating ") + what + " into the peer");
   }
   const RawHandle value = AsRaw(remote);
   // Cannot happen on Windows (see kMaxHandleValue); checked because the value

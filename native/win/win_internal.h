@@ -94,6 +94,11 @@ SECURITY_ATTRIBUTES* ProtectedObjectAttributes();
 // is made with it: not 0, not a pseudo-handle, in range, no tag bits.
 Status CheckReceivedHandleValue(RawHandle raw);
 
+// Duplicates `source` (ours) into `process` with exactly `access`, and
+// checks the value it gets there can travel in a descriptor (revoking it
+// otherwise). `what` names the object in errors ("a section").
+Result<RawHandle> DuplicateIntoPeer(HANDLE source, HANDLE process, DWORD access, const char* what);
+
 // NtQueryObject(ObjectTypeInformation): "Section", "Event", "File", ...
 // Returns the NTSTATUS (negative on failure, `*type_name` then untouched).
 LONG QueryObjectTypeName(HANDLE handle, std::wstring* type_name);
