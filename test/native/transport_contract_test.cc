@@ -211,6 +211,18 @@ std::unique_ptr<End> ConnectTo(const std::string& name, int64_t expected_pid = 0
   return std::make_unique<End>(outcome.take());
 }
 
+// A client connected to `server` and the connection the listener handed
+// over for it, both started; false (after a failed check) if either is missing.
+bool ConnectStarted(Server& server, const std::string& name, std::unique_ptr<End>* client,
+                    std::unique_ptr<End>* accepted, const std::string& what) {
+  *client = ConnectTo(name);
+  *accepted = server.Accept();
+  if (!*client || !Check(*accepted != nullptr, what)) return false;
+  (*client)->Start();
+  (*accepted)->Start();
+  return true;
+}
+
 std::string ChannelName(const std::string& what) {
   return "ct-" + std::to_string(contract_os::CurrentPid()) + "-" + what;
 }
@@ -591,11 +603,8 @@ void NotifiersTravel() {
   {
     Server server;
     if (!server.Listen(name)) return;
-    std::unique_ptr<End> client = ConnectTo(name);
-    std::unique_ptr<End> accepted = server.Accept();
-    if (!client || !Check(accepted != nullptr, "the listener handed over the client")) return;
-    client->Start();
-    accepted->Start();
+    std::unique_ptr<End> client, accepted;
+    if (!ConnectStarted(server, name, &client, &accepted, "the listener handed over the client")) return;
     SharedMemory region = MakeRegion(4096, 5);
     Result<Notifier> ours = Notifier::Create();
     if (!Check(ours.ok() && region.valid(), "made a region and a notifier")) return;
@@ -674,11 +683,8 @@ void NothingAfterClose() {
   {
     Server server;
     if (!server.Listen(name)) return;
-    std::unique_ptr<End> client = ConnectTo(name);
-    std::unique_ptr<End> accepted = server.Accept();
-    if (!client || !Check(accepted != nullptr, "the listener handed over the client")) return;
-    client->Start();
-    accepted->Start();
+    std::unique_ptr<End> client, accepted;
+    if (!ConnectStarted(server, name, &client, &accepted, "the listener handed over the client")) return;
     SharedMemory region = MakeRegion(4096, 9);
     for (int i = 0; i < 8; ++i) client->WriteText("frame " + std::to_string(i), {&region});
     // Not pumped: the I/O thread reads the frames and posts each; they wait
@@ -735,11 +741,8 @@ void ProtocolViolation() {
             "no frame is delivered and OnClosed comes once");
     }
 
-    std::unique_ptr<End> client = ConnectTo(name);
-    std::unique_ptr<End> served = server.Accept();
-    if (!client || !Check(served != nullptr, "the listener still accepts a well-behaved client")) return;
-    client->Start();
-    served->Start();
+    std::unique_ptr<End> client, served;
+    if (!ConnectStarted(server, name, &client, &served, "the listener still accepts a well-behaved client")) return;
     const uint64_t id = client->WriteText("still here");
     InboundMessage message;
     Check(id != 0 && served->WaitFrame(&message) && TextOf(message) == "still here",
@@ -789,11 +792,8 @@ void WarmUp() {
     const std::string name = ChannelName("warm-up");
     Server server;
     if (!server.Listen(name)) return;
-    std::unique_ptr<End> client = ConnectTo(name);
-    std::unique_ptr<End> served = server.Accept();
-    if (!client || !Check(served != nullptr, "the listener handed over the client")) return;
-    client->Start();
-    served->Start();
+    std::unique_ptr<End> client, served;
+    if (!ConnectStarted(server, name, &client, &served, "the listener handed over the client")) return;
     SharedMemory region = MakeRegion(4096, 7);
     const uint64_t id = client->WriteText("warm", {&region});
     InboundMessage message;
