@@ -415,7 +415,8 @@ export class StreamWriter implements Disposable {
         if (this.#closed) return err(memportError('CLOSED', 'the stream writer was closed'));
         if (woke.isErr()) {
           this.#clearWriterSleeping();
-          return err(woke.error);
+          // Out of time: one last look, which also says which reader holds the writer back.
+          return woke.error.code === 'TIMEOUT' ? this.#take() : err(woke.error);
         }
       }
     } catch (e) {
@@ -438,7 +439,8 @@ export class StreamWriter implements Disposable {
     } else {
       if (this.#writePos - this.#minPos >= g.records) this.#scanPositions();
       if (this.#writePos - this.#minPos >= g.records) {
-        return err(memportError('TIMEOUT', 'the stream is full: the slowest reader has not released the oldest slot'));
+        const slowest = this.#readers.find((r) => r.pos === this.#minPos);
+        return err(memportError('TIMEOUT', `the stream is full: reader ${slowest?.id ?? '?'} (the slowest) has not released the oldest slot; wait longer, or stop serving it with writer.dropReader(${slowest?.id ?? 'id'}) (a reader in another process is also dropped when its connection closes)`));
       }
       slot = this.#writePos % g.records;
     }
