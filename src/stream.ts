@@ -145,14 +145,6 @@ function deadlineOf(options: WaitOptions): number | undefined {
   return options.timeoutMs === undefined ? undefined : performance.now() + options.timeoutMs;
 }
 
-/** Makes the wakers of in-process and worker readers (tests swap it). */
-let makeWaker: () => Result<Waker, MemportError> = () => ok(new ThreadWaker());
-
-/** @internal Sets how {@link StreamWriter.addReader} makes wakers. */
-export function _setStreamWakerFactory(factory: () => Result<Waker, MemportError>): void {
-  makeWaker = factory;
-}
-
 /**
  * @internal A reader made for another process, as a connection sends it:
  * the data region's read-only twin and a second handle to the control region
@@ -283,11 +275,11 @@ export class StreamWriter implements Disposable {
    * readers), `OS`/`OUT_OF_MEMORY` from the OS.
    */
   addReader(): Result<ReaderBundle, MemportError> {
-    const wake = this.#checkRoom().andThen(() => makeWaker());
-    if (wake.isErr()) return err(wake.error);
-    const made = this.#attach(wake.value, false);
+    // In this process (or a worker) a ThreadWaker wakes the reader: no system call.
+    const wake = new ThreadWaker();
+    const made = this.#checkRoom().andThen(() => this.#attach(wake, false));
     if (made.isErr()) return err(made.error);
-    return ok({ id: made.value.id, data: made.value.data, control: made.value.control, wake: wake.value, wakeWriter: this.#wakeWriter });
+    return ok({ id: made.value.id, data: made.value.data, control: made.value.control, wake, wakeWriter: this.#wakeWriter });
   }
 
   /**
@@ -1243,8 +1235,6 @@ export class Stream {
     if (binding.isErr()) return err(binding.error);
     const g = L.geometry(latest ? L.MODE_LATEST : L.MODE_QUEUE, recordBytes, records, maxReaders);
     if (g.size > SharedRegion.maxViewLength) return bad(`${g.size} bytes exceed this Node.js typed-array limit of ${SharedRegion.maxViewLength}`);
-    const wakeWriter = makeWaker();
-    if (wakeWriter.isErr()) return err(wakeWriter.error);
     const data = SharedRegion.create(g.size, { label: label ?? 'stream' });
     if (data.isErr()) return err(data.error);
     try {
@@ -1259,7 +1249,7 @@ export class Stream {
       w[L.H_DATA_OFFSET / 4] = g.dataOffset;
       w[L.H_MAX_READERS / 4] = maxReaders;
       binding.value.atomicStore32(bytes, L.H_MAGIC, L.DATA_MAGIC);
-      return ok(StreamWriter._make(binding.value, data.value, g, wakeWriter.value, label as string | undefined));
+      return ok(StreamWriter._make(binding.value, data.value, g, new ThreadWaker(), label as string | undefined));
     } catch (e) {
       data.value.close();
       return err(toMemportError(e));
