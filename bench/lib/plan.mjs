@@ -252,7 +252,7 @@ export function buildPlan({ quick, wine }) {
         id: 'stream.memport-1m',
         platform,
         section: 6,
-        name: `memport queue stream: ${formatSize(BULK)} records (${BULK_SLOTS} slots), writer copies in, reader reads every byte`,
+        name: `memport queue stream: ${formatSize(BULK)} records, ${BULK_SLOTS} slots, reader reads all`,
         measure: 'stream-bytes',
         options: { size: BULK, slots: BULK_SLOTS, count: quick ? 32 : wineRun ? 128 : 256, warmup: 1, min: quick ? 2 : 8, max: 200, budgetMs: quick ? 300 : 3000 },
         unit: 'GB/s',
@@ -307,9 +307,19 @@ export function buildPlan({ quick, wine }) {
       const r = runProgram('ring_memcpy', [BULK, BULK_SLOTS, 1024, quick ? 64 : 256, quick ? 5 : 20]);
       const metric = (id, name, samples) => ({ id, platform: 'linux', section: 6, name, unit: 'GB/s', kind: 'throughput', bytes: BULK, samples });
       return [
-        metric('stream.c-memcpy-1m', `C: memcpy ${formatSize(BULK)} records into a ${BULK_SLOTS}-slot ring (the stream's footprint)`, r.ring_ns),
+        metric('stream.c-memcpy-1m', `C: memcpy ${formatSize(BULK)} records into an ${BULK_SLOTS}-slot ring (stream's footprint)`, r.ring_ns),
         metric('stream.c-memcpy-dram', `C: memcpy ${formatSize(BULK)} records into a 1 GiB ring (DRAM)`, r.dram_ns),
       ];
+    },
+  });
+  jobs.push({
+    id: 'stream.c-pipe',
+    platform: 'linux',
+    section: 6,
+    title: `C: ${formatSize(BULK)} records through a shared ${BULK_SLOTS}-slot ring to a second process`,
+    run: () => {
+      const r = runProgram('ring_pipe', [BULK, BULK_SLOTS, quick ? 64 : 256, quick ? 5 : 20]);
+      return [{ id: 'stream.c-pipe-1m', platform: 'linux', section: 6, name: `C: ${formatSize(BULK)} records, shared ${BULK_SLOTS}-slot ring, 2nd process reads all`, unit: 'GB/s', kind: 'throughput', bytes: BULK, samples: r.pipe_ns }];
     },
   });
   streamJobs('linux');

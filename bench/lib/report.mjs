@@ -44,7 +44,9 @@ export const COMPARISONS = [
   { metric: 'stream.memport-64', baseline: 'stream.sab-64' },
   { metric: 'stream.socket-64', baseline: 'stream.sab-64' },
   { metric: 'stream.memport-1m', baseline: 'stream.c-memcpy-1m', target: { min: 0.5, text: '1 MiB records, queue stream to a reader that reads every byte: ≥ 50 % of memcpy bandwidth (C, same ring footprint)' } },
+  { metric: 'stream.memport-1m', baseline: 'stream.c-pipe-1m' },
   { metric: 'stream.memport-1m', baseline: 'stream.c-memcpy-dram' },
+  { metric: 'stream.c-pipe-1m', baseline: 'stream.c-memcpy-1m' },
   { metric: 'stream.memport-1m', baseline: 'ceiling.memcpy' },
   { metric: 'stream.frames.per-reader', baseline: 'stream.frames.written' },
   { metric: 'wine.stream.notifier', baseline: 'wine.stream.node-ipc', target: { max: 1, text: "under Wine: notify -> wake round trip no slower than Node's child_process IPC round trip" } },
@@ -52,6 +54,7 @@ export const COMPARISONS = [
   { metric: 'wine.stream.node-ipc', baseline: 'wine.stream.c-event' },
   { metric: 'wine.stream.memport-64', baseline: 'wine.stream.socket-64', target: { min: 10, text: 'under Wine: 64-byte records, queue stream: ≥ 10× the rate of length-prefixed records over a Node named pipe' } },
   { metric: 'wine.stream.memport-1m', baseline: 'stream.c-memcpy-1m', target: { min: 0.5, text: "under Wine: 1 MiB records, reader reads every byte: ≥ 50 % of this machine's memcpy bandwidth (C on Linux, same ring footprint)" } },
+  { metric: 'wine.stream.memport-1m', baseline: 'stream.c-pipe-1m' },
   { metric: 'wine.stream.memport-1m', baseline: 'stream.c-memcpy-dram' },
   { metric: 'wine.stream.frames.per-reader', baseline: 'wine.stream.frames.written' },
   { metric: 'wine.rt.memport', baseline: 'wine.rt.c', target: { max: 1.5, text: 'under Wine: handoff round trip ≤ 1.5× the raw C baseline under Wine (DuplicateHandle + pipe + MapViewOfFile)' } },
@@ -83,6 +86,7 @@ function shortName(id) {
     [/stream\.node-ipc$/, () => 'Node IPC'],
     [/stream\.c-memcpy-1m$/, () => 'C memcpy, same ring'],
     [/stream\.c-memcpy-dram$/, () => 'C memcpy, DRAM'],
+    [/stream\.c-pipe-1m$/, () => 'C two-process ring'],
     [/^ceiling\.memcpy$/, () => 'memcpy bandwidth (1 GiB)'],
     [/stream\.frames\.written$/, () => "the writer's rate"],
   ];
@@ -293,7 +297,7 @@ function renderSweep(records) {
 }
 
 function renderTargets(comparisons) {
-  // A target neither side of which ran (another section, or --only) is left out.
+  // A target whose metric did not run (another section, or --only) is left out.
   const targeted = comparisons.filter((c) => c.target && c.record);
   if (!targeted.length) return [];
   const lines = ['Targets (issue 5; section 6: issue 11)'];
