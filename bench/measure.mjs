@@ -342,8 +342,8 @@ const benchmarks = {
     const window = Number(option('window', 20));
     const warmupFrames = plan.warmup;
     return withStreamPeers('frames', [], readers, async (conns) => {
-      let clockWindow = 0;
-      for (const conn of conns) clockWindow = Math.max(clockWindow, await checkSharedClock(conn));
+      let clockBound = 0;
+      for (const conn of conns) clockBound = Math.max(clockBound, await checkSharedClock(conn));
       // Each latest reader may hold one frame; the writer needs the newest and one to write.
       const writer = must(Stream.create({ mode: 'latest', recordBytes: FRAME_BYTES, records: readers + 2 }), 'Stream.create');
       for (const conn of conns) must(await conn.send({ streams: [writer], data: { warmupFrames, window } }), 'send stream');
@@ -392,7 +392,7 @@ const benchmarks = {
           perFrame.push(...data.perFrame);
         }
       }
-      return { samples: { main: latencies, perFrame, written }, published, received, clockWindowNs: clockWindow };
+      return { samples: { main: latencies, perFrame, written }, published, received, clockBoundNs: clockBound };
     });
   },
 

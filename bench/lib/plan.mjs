@@ -274,7 +274,7 @@ export function buildPlan({ quick, wine }) {
           const r = runMeasure(platform, 'stream-frames', { readers: 2, fps, window: fps ? 10 : 20, warmup: fps ? 10 : 20, min: fps ? 30 : 50, budgetMs });
           const base = { platform, section: 6 };
           const metrics = [
-            { ...base, id: `${prefix}stream.frames${tag}.latency`, name: `memport latest, 8 MiB frames, 2 readers ${how}: publish -> receive latency (clocks agree within ${formatNs(r.clockWindowNs)})`, unit: 'us', kind: 'latency', samples: r.samples.main },
+            { ...base, id: `${prefix}stream.frames${tag}.latency`, name: `memport latest, 8 MiB frames, 2 readers ${how}: publish -> receive latency (clocks agree within ${formatNs(r.clockBoundNs)})`, unit: 'us', kind: 'latency', samples: r.samples.main },
           ];
           if (!fps) {
             metrics.push(
