@@ -67,6 +67,8 @@ export class Notifier implements Disposable, AsyncIterable<Result<void, MemportE
   /** Waits pending, all released by the next wake. */
   readonly #waiters: Array<Waiter<void>> = [];
   #armed = false;
+  /** A disarm is queued for the next turn of the event loop (see #disarmSoon). */
+  #disarmQueued = false;
   #closed = false;
   #ref = true;
   readonly #onReady = (): void => this.#drain();
@@ -254,7 +256,7 @@ export class Notifier implements Disposable, AsyncIterable<Result<void, MemportE
     }
     if (taken.value) {
       for (const waiter of this.#waiters.splice(0)) waiter.settle(ok(undefined));
-      this.#disarm();
+      this.#disarmSoon();
       return;
     }
     // Nothing pending yet (or a process sharing the notifier took it first):
@@ -265,6 +267,22 @@ export class Notifier implements Disposable, AsyncIterable<Result<void, MemportE
       return;
     }
     this.#armed = true;
+  }
+
+  /**
+   * After a wake: the watch stays for one turn of the event loop, so a wait
+   * that starts right away (the other side of a ping-pong, a stream's next
+   * round) reuses it instead of building a new one (on Linux an epoll
+   * registration and a uv_poll handle per wait). A notification arriving in
+   * that turn with nobody waiting is not taken: #drain disarms first.
+   */
+  #disarmSoon(): void {
+    if (this.#disarmQueued) return;
+    this.#disarmQueued = true;
+    setImmediate(() => {
+      this.#disarmQueued = false;
+      if (this.#waiters.length === 0) this.#disarm();
+    });
   }
 
   #disarm(): void {

@@ -444,6 +444,24 @@ Workers('a notifier posted to a worker as a token: each side wakes the other, 10
   pong.close();
 });
 
+Workers('right after a wake, with nobody waiting, a notification is left for another holder of the object, not taken', async () => {
+  const a = created();
+  const b = unwrap(Notifier.fromWorkerToken(unwrap(a.forWorker())), 'a second handle to the same object');
+  for (let round = 0; round < 20; round++) {
+    const waiting = a.wait({ timeoutMs: WAIT });
+    unwrap(b.notify());
+    unwrap(await waiting, `round ${round}: a woke`);
+    // Right after the wake (a's watch may linger): notify, and let the event
+    // loop poll, so a watch still armed would see it.
+    unwrap(a.notify());
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    unwrap(await b.wait({ timeoutMs: WAIT }), `round ${round}: b takes the notification a did not wait for`);
+    expectErr(await a.wait({ timeoutMs: 20 }), 'TIMEOUT', `round ${round}: and it was one notification`);
+  }
+  a.close();
+  b.close();
+});
+
 Workers('a token adopts once (NOT_FOUND after), only as its kind (INVALID_ARGUMENT, left for its adopter), and is dropped after timeoutMs', async () => {
   const notifier = created();
   const token = unwrap(notifier.forWorker());
