@@ -1,14 +1,11 @@
 // node bench/stream.mjs [--quick] — the stream ring's costs (issue 11 §2):
-// the native atomics per call, in-process queue records/s (64-byte records),
-// the same with the reader in a worker thread, and GB/s for 1 MiB records
-// (the writer copies each record in; the reader reads it in place).
+// JavaScript's Atomics per call on a region's memory (what the stream's shared
+// words use), in-process queue records/s (64-byte records), the same with the
+// reader in a worker thread, and GB/s for 1 MiB records (the writer copies
+// each record in; the reader reads it in place).
 // Needs `npm run build` first. Prints one line per metric.
 import { Worker } from 'node:worker_threads';
 import { SharedRegion, Stream } from '../dist/index.js';
-import { streamAtomics } from '../dist/testing.js';
-import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { addonSearchPaths } from '../dist/index.js';
 
 const quick = process.argv.includes('--quick');
 const seconds = quick ? 0.3 : 1.5;
@@ -22,18 +19,13 @@ function perCall(name, fn) {
   console.log(`atomics ${name.padEnd(18)} ${ns.toFixed(1)} ns/call`);
 }
 
-// The raw binding (what src/stream.ts calls): the first addon the loader
-// would consider that is built for this OS; then the Result-wrapped test hook.
-const magic = process.platform === 'win32' ? 'MZ' : '\x7fELF';
-const addonPath = addonSearchPaths().find((p) => existsSync(p) && readFileSync(p).subarray(0, 4).toString('latin1').startsWith(magic));
-const addon = createRequire(import.meta.url)(addonPath);
+// A region's memory is an external, non-shared ArrayBuffer: Atomics on it are
+// the same instructions as on a SharedArrayBuffer (src/stream/layout.ts, words()).
 const region = SharedRegion.create(64)._unsafeUnwrap();
-const view = region.bytes;
-perCall('load32', () => addon.atomicLoad32(view, 8));
-perCall('store32', (i) => addon.atomicStore32(view, 8, i));
-perCall('compareExchange32', (i) => addon.atomicCompareExchange32(view, 8, i, i + 1));
-perCall('add32', () => addon.atomicAdd32(view, 8, 1));
-perCall('load32 (Result)', () => streamAtomics.load32(view, 8));
+const words = new Uint32Array(region.bytes.buffer, region.bytes.byteOffset, 16);
+perCall('load', () => Atomics.load(words, 2));
+perCall('store', (i) => Atomics.store(words, 2, i));
+perCall('compareExchange', (i) => Atomics.compareExchange(words, 2, i, i + 1));
 region.close();
 
 /** In one thread: fill the ring without waiting, then drain it; repeat. */

@@ -3,7 +3,6 @@
 #include <napi.h>
 
 #include "addon_data.h"
-#include "atomics_binding.h"
 #include "channel_binding.h"
 #include "core/frame.h"
 #include "core/inbox.h"
@@ -18,7 +17,7 @@ namespace {
 
 // Bumped whenever the binding's shape changes (src/native/binding.ts, which
 // holds the version it expects: the loader refuses any other).
-constexpr int kAbiVersion = 15;
+constexpr int kAbiVersion = 16;
 
 Napi::Number Number(Napi::Env env, uint64_t value) { return Napi::Number::New(env, static_cast<double>(value)); }
 
@@ -157,7 +156,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   data->notifier_constructor = Napi::Persistent(notifier);
   exports.Set("NativeNotifier", notifier);
   ExportNotifierFunctions(env, exports);
-  ExportAtomicsFunctions(env, exports);
   exports.Set("forbidExternalBuffers", Napi::Function::New(env, ForbidExternalBuffers, "forbidExternalBuffers"));
   exports.Set("externalBuffersAllowed", Napi::Function::New(env, ExternalBuffersAllowed, "externalBuffersAllowed"));
   exports.Set("countOpenHandles", Napi::Function::New(env, CountOpenHandlesJs, "countOpenHandles"));

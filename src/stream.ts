@@ -14,7 +14,6 @@
  */
 import { err, ok, okAsync, Result, ResultAsync } from 'neverthrow';
 import { memportError, toMemportError, type MemportError } from './errors.js';
-import type { Binding } from './native/binding.js';
 import { loadNative } from './native/load.js';
 import { describe, isUint8Array, readOptions, readWaitOptions, typedArrayLength } from './options.js';
 import { Notifier, type NotifierToken } from './notifier.js';
@@ -163,7 +162,8 @@ export interface PeerReaderParts {
 interface ReaderSide {
   readonly id: number;
   readonly control: SharedRegion;
-  readonly c: Uint8Array;
+  /** The reader's control region, as 32-bit words. */
+  readonly c: Uint32Array;
   readonly wake: Waker;
   /** The writer owns `wake` (a Notifier made for a reader in another process) and closes it with the reader. */
   readonly ownsWake: boolean;
@@ -189,7 +189,6 @@ export let isStreamWriter: (value: unknown) => value is StreamWriter;
  * ```
  */
 export class StreamWriter implements Disposable {
-  readonly #b: Binding;
   readonly #data: SharedRegion;
   readonly #bytes: Uint8Array;
   readonly #words: Uint32Array;
@@ -219,12 +218,11 @@ export class StreamWriter implements Disposable {
   }
 
   /** @internal Made by {@link Stream.create}. */
-  static _make(binding: Binding, data: SharedRegion, g: L.Geometry, wakeWriter: Waker, label: string | undefined): StreamWriter {
-    return new StreamWriter(binding, data, g, wakeWriter, label);
+  static _make(data: SharedRegion, g: L.Geometry, wakeWriter: Waker, label: string | undefined): StreamWriter {
+    return new StreamWriter(data, g, wakeWriter, label);
   }
 
-  private constructor(binding: Binding, data: SharedRegion, g: L.Geometry, wakeWriter: Waker, label: string | undefined) {
-    this.#b = binding;
+  private constructor(data: SharedRegion, g: L.Geometry, wakeWriter: Waker, label: string | undefined) {
     this.#data = data;
     this.#bytes = data.bytes;
     this.#words = new Uint32Array(this.#bytes.buffer, this.#bytes.byteOffset, g.dataOffset / 4);
@@ -342,13 +340,12 @@ export class StreamWriter implements Disposable {
     }
     // A latest reader may take the newest record at once.
     const start = this.#latest && this.#writePos > 0 ? this.#writePos - 1 : this.#writePos;
-    const c = control.value.bytes;
-    const w = new Uint32Array(c.buffer, c.byteOffset, L.CONTROL_BYTES / 4);
-    w[L.C_VERSION / 4] = L.STREAM_VERSION;
-    w[L.C_START_LO / 4] = start >>> 0;
-    w[L.C_START_HI / 4] = Math.floor(start / TWO32);
-    w[L.C_READ_POS / 4] = start >>> 0;
-    this.#b.atomicStore32(c, L.C_MAGIC, L.CONTROL_MAGIC);
+    const c = L.words(control.value.bytes, L.CONTROL_BYTES);
+    c[L.C_VERSION / 4] = L.STREAM_VERSION;
+    c[L.C_START_LO / 4] = start >>> 0;
+    c[L.C_START_HI / 4] = Math.floor(start / TWO32);
+    c[L.C_READ_POS / 4] = start >>> 0;
+    Atomics.store(c, L.C_MAGIC / 4, L.CONTROL_MAGIC);
     const id = this.#nextId++;
     this.#readers.push({ id, control: control.value, c, wake, ownsWake, pos: start, blocked: -1 });
     if (!this.#latest) this.#minPos = Math.min(this.#minPos, start);
@@ -399,12 +396,11 @@ export class StreamWriter implements Disposable {
 
   async #waitForSpace(options: WaitOptions): Promise<Result<Slot, MemportError>> {
     const deadline = deadlineOf(options);
-    const b = this.#b;
     try {
       for (;;) {
         // Announce the sleep, then look again: a reader releasing after the
         // announcement sees it and notifies (docs/PROTOCOL.md, wake-ups).
-        for (const r of this.#readers) b.atomicStore32(r.c, L.C_WRITER_SLEEPING, 1);
+        for (const r of this.#readers) Atomics.store(r.c, L.C_WRITER_SLEEPING / 4, 1);
         const again = this.#take();
         if (again.isOk() || again.error.code !== 'TIMEOUT') {
           this.#clearWriterSleeping();
@@ -426,7 +422,7 @@ export class StreamWriter implements Disposable {
   }
 
   #clearWriterSleeping(): void {
-    for (const r of this.#readers) this.#b.atomicStore32(r.c, L.C_WRITER_SLEEPING, 0);
+    for (const r of this.#readers) Atomics.store(r.c, L.C_WRITER_SLEEPING / 4, 0);
   }
 
   /** The next slot, or TIMEOUT when full. */
@@ -452,16 +448,15 @@ export class StreamWriter implements Disposable {
 
   /** Queue: refreshes every reader's position (validated) and the slowest one. */
   #scanPositions(): void {
-    const b = this.#b;
     const w32 = this.#writePos >>> 0;
     let min = this.#writePos;
     for (let i = 0; i < this.#readers.length; i++) {
       const r = this.#readers[i]!;
-      if ((b.atomicLoad32(r.c, L.C_READER_STATE) & L.READER_CLOSED) !== 0) {
+      if ((Atomics.load(r.c, L.C_READER_STATE / 4) & L.READER_CLOSED) !== 0) {
         this.#remove(i--);
         continue;
       }
-      const behind = L.diff32(w32, b.atomicLoad32(r.c, L.C_READ_POS));
+      const behind = L.diff32(w32, Atomics.load(r.c, L.C_READ_POS / 4));
       // A reader may only move forward, and never past what was written.
       if (behind > this.#writePos - r.pos || behind > this.#g.records) {
         this.#detach(i--);
@@ -481,18 +476,17 @@ export class StreamWriter implements Disposable {
    * (an honest reader claims only the newest record) and is detached.
    */
   #freeLatestSlot(): number | undefined {
-    const b = this.#b;
     const g = this.#g;
     for (const r of this.#readers) r.blocked = -1;
     for (let attempt = 0; attempt < 2 * g.records; attempt++) {
       const slot = this.#cursor;
       this.#cursor = (this.#cursor + 1) % g.records;
       if (slot === this.#latestSlot) continue;
-      b.atomicStore32(this.#bytes, g.slotTable + slot * L.SLOT_ENTRY_BYTES + L.S_LENGTH, L.LENGTH_INVALID);
+      Atomics.store(this.#words, (g.slotTable + slot * L.SLOT_ENTRY_BYTES + L.S_LENGTH) / 4, L.LENGTH_INVALID);
       let held = false;
       for (let i = 0; i < this.#readers.length; i++) {
         const r = this.#readers[i]!;
-        if (b.atomicLoad32(r.c, L.C_HOLD) !== slot + 1) continue;
+        if (Atomics.load(r.c, L.C_HOLD / 4) !== slot + 1) continue;
         if (r.blocked !== -1 && r.blocked !== slot) {
           this.#detach(i--);
           continue;
@@ -527,7 +521,6 @@ export class StreamWriter implements Disposable {
   }
 
   #publish(slot: number, length: number): void {
-    const b = this.#b;
     const g = this.#g;
     const entry = g.slotTable + slot * L.SLOT_ENTRY_BYTES;
     const seq = this.#writePos;
@@ -535,19 +528,19 @@ export class StreamWriter implements Disposable {
     this.#writePos = seq + 1;
     if (this.#latest) {
       // The slot's seq, then its length (which readers check last), then the newest-record word.
-      b.atomicStore32(this.#bytes, entry + L.S_SEQ, seq >>> 0);
-      b.atomicStore32(this.#bytes, entry + L.S_LENGTH, length);
-      b.atomicStore32(this.#bytes, L.H_LATEST, slot + 1);
+      Atomics.store(this.#words, (entry + L.S_SEQ) / 4, seq >>> 0);
+      Atomics.store(this.#words, (entry + L.S_LENGTH) / 4, length);
+      Atomics.store(this.#words, L.H_LATEST / 4, slot + 1);
       this.#latestSlot = slot;
       this.#words[L.H_WRITE_POS / 4] = this.#writePos >>> 0; // informational in latest mode
     } else {
       // Plain stores, ordered before the position's sequentially consistent store.
       this.#words[(entry + L.S_SEQ) / 4] = seq >>> 0;
       this.#words[(entry + L.S_LENGTH) / 4] = length;
-      b.atomicStore32(this.#bytes, L.H_WRITE_POS, this.#writePos >>> 0);
+      Atomics.store(this.#words, L.H_WRITE_POS / 4, this.#writePos >>> 0);
     }
     for (const r of this.#readers) {
-      if (b.atomicLoad32(r.c, L.C_READER_SLEEPING) === 1 && b.atomicCompareExchange32(r.c, L.C_READER_SLEEPING, 1, 0) === 1) r.wake.notify();
+      if (Atomics.load(r.c, L.C_READER_SLEEPING / 4) === 1 && Atomics.compareExchange(r.c, L.C_READER_SLEEPING / 4, 1, 0) === 1) r.wake.notify();
     }
     // Now and then, forget readers that closed (a writer that never fills up never scans).
     if (this.#writePos % g.records === 0) this.#sweep();
@@ -556,7 +549,7 @@ export class StreamWriter implements Disposable {
   /** Removes readers that closed. */
   #sweep(): void {
     for (let i = 0; i < this.#readers.length; i++) {
-      if ((this.#b.atomicLoad32(this.#readers[i]!.c, L.C_READER_STATE) & L.READER_CLOSED) !== 0) this.#remove(i--);
+      if ((Atomics.load(this.#readers[i]!.c, L.C_READER_STATE / 4) & L.READER_CLOSED) !== 0) this.#remove(i--);
     }
     if (!this.#latest) this.#minPos = this.#readers.reduce((m, r) => Math.min(m, r.pos), this.#writePos);
   }
@@ -569,7 +562,7 @@ export class StreamWriter implements Disposable {
 
   #detach(i: number): void {
     const r = this.#readers[i]!;
-    this.#b.atomicStore32(r.c, L.C_WRITER_STATE, L.READER_DETACHED);
+    Atomics.store(r.c, L.C_WRITER_STATE / 4, L.READER_DETACHED);
     r.wake.notify();
     this.#remove(i);
     if (!this.#latest) this.#minPos = this.#readers.reduce((m, x) => Math.min(m, x.pos), this.#writePos);
@@ -614,11 +607,10 @@ export class StreamWriter implements Disposable {
     if (this.#closed) return;
     this.#closed = true;
     this.#acquired = undefined;
-    const b = this.#b;
     try {
-      b.atomicStore32(this.#bytes, L.H_STATE, L.STATE_CLOSED);
+      Atomics.store(this.#words, L.H_STATE / 4, L.STATE_CLOSED);
       for (const r of this.#readers) {
-        if (b.atomicLoad32(r.c, L.C_READER_SLEEPING) === 1 && b.atomicCompareExchange32(r.c, L.C_READER_SLEEPING, 1, 0) === 1) r.wake.notify();
+        if (Atomics.load(r.c, L.C_READER_SLEEPING / 4) === 1 && Atomics.compareExchange(r.c, L.C_READER_SLEEPING / 4, 1, 0) === 1) r.wake.notify();
       }
     } catch {
       // A region closed under us: nothing left to tell.
@@ -659,11 +651,11 @@ export function _streamDataRegion(writer: StreamWriter): SharedRegion | undefine
  * ```
  */
 export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
-  readonly #b: Binding;
   readonly #bundle: ReaderBundle;
   readonly #bytes: Uint8Array;
   readonly #words: Uint32Array;
-  readonly #c: Uint8Array;
+  /** This reader's control region, as 32-bit words. */
+  readonly #c: Uint32Array;
   readonly #g: L.Geometry;
   readonly #latest: boolean;
   /** Queue: next record to hand out; latest: newest seen + 1. */
@@ -693,16 +685,15 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
   #closed = false;
 
   /** @internal Made by {@link Stream.openReader}. */
-  static _make(binding: Binding, bundle: ReaderBundle, g: L.Geometry, start: number): StreamReader {
-    return new StreamReader(binding, bundle, g, start);
+  static _make(bundle: ReaderBundle, g: L.Geometry, start: number): StreamReader {
+    return new StreamReader(bundle, g, start);
   }
 
-  private constructor(binding: Binding, bundle: ReaderBundle, g: L.Geometry, start: number) {
-    this.#b = binding;
+  private constructor(bundle: ReaderBundle, g: L.Geometry, start: number) {
     this.#bundle = bundle;
     this.#bytes = bundle.data.bytes;
     this.#words = new Uint32Array(this.#bytes.buffer, this.#bytes.byteOffset, g.dataOffset / 4);
-    this.#c = bundle.control.bytes;
+    this.#c = L.words(bundle.control.bytes, L.CONTROL_BYTES);
     this.#g = g;
     this.#latest = g.mode === L.MODE_LATEST;
     this.#next = start;
@@ -766,9 +757,9 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
   #takeQueued(): Result<StreamRecord, MemportError> | undefined {
     const g = this.#g;
     // Dropped: the writer no longer keeps slots for this reader (the wait says so).
-    if (this.#b.atomicLoad32(this.#c, L.C_WRITER_STATE) !== 0) return undefined;
+    if (Atomics.load(this.#c, L.C_WRITER_STATE / 4) !== 0) return undefined;
     if (this.#next >= this.#known) {
-      const w32 = this.#b.atomicLoad32(this.#bytes, L.H_WRITE_POS);
+      const w32 = Atomics.load(this.#words, L.H_WRITE_POS / 4);
       const ahead = L.diff32(w32, this.#released >>> 0);
       if (ahead > g.records) return this.#fail(`the write position is ${ahead} records past this reader's, more than the ${g.records} slots`);
       const known = this.#released + ahead;
@@ -795,17 +786,16 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
    * it reuses the slot (docs/PROTOCOL.md).
    */
   #claimLatest(): Result<StreamRecord, MemportError> | undefined | typeof CONTENDED {
-    const b = this.#b;
     const g = this.#g;
     this.#releaseHeld();
     for (let attempt = 0; attempt < CLAIMS_PER_TURN; attempt++) {
-      const newest = b.atomicLoad32(this.#bytes, L.H_LATEST);
+      const newest = Atomics.load(this.#words, L.H_LATEST / 4);
       if (newest === 0) return undefined;
       if (newest > g.records) return this.#fail(`the newest-record word names slot ${newest - 1} of ${g.records}`);
       const slot = newest - 1;
       const entry = g.slotTable + slot * L.SLOT_ENTRY_BYTES;
-      const seq32 = b.atomicLoad32(this.#bytes, entry + L.S_SEQ);
-      const length = b.atomicLoad32(this.#bytes, entry + L.S_LENGTH);
+      const seq32 = Atomics.load(this.#words, (entry + L.S_SEQ) / 4);
+      const length = Atomics.load(this.#words, (entry + L.S_LENGTH) / 4);
       if (length === L.LENGTH_INVALID) continue; // reused since we read the newest word
       const ahead = L.diff32(seq32, (this.#next - 1) >>> 0);
       if (ahead === 0) {
@@ -816,8 +806,8 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
       // gets a newer one: an older record is a lie.
       if (ahead >= 2 ** 31) return this.#fail(`the newest record (${seq32}) is older than one already read (${(this.#next - 1) >>> 0})`);
       if (length > g.recordBytes) return this.#fail(`record ${seq32} is ${length} bytes long, more than the ${g.recordBytes} of a slot`);
-      b.atomicStore32(this.#c, L.C_HOLD, newest);
-      if (b.atomicLoad32(this.#bytes, entry + L.S_LENGTH) !== length || b.atomicLoad32(this.#bytes, entry + L.S_SEQ) !== seq32) continue;
+      Atomics.store(this.#c, L.C_HOLD / 4, newest);
+      if (Atomics.load(this.#words, (entry + L.S_LENGTH) / 4) !== length || Atomics.load(this.#words, (entry + L.S_SEQ) / 4) !== seq32) continue;
       const seq = this.#next - 1 + ahead;
       this.#next = seq + 1;
       this.#contendedTurns = 0;
@@ -826,7 +816,7 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
       this.#held = record;
       return ok(record);
     }
-    b.atomicStore32(this.#c, L.C_HOLD, 0);
+    Atomics.store(this.#c, L.C_HOLD / 4, 0);
     // The writer reused the slot under every claim: let the event loop run,
     // then try again. An honest writer cannot win thousands of turns in a
     // row (a claim takes a microsecond); one that does is stalling us on purpose.
@@ -837,12 +827,11 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
   #releaseHeld(): void {
     if (this.#held === undefined) return;
     this.#held = undefined;
-    this.#b.atomicStore32(this.#c, L.C_HOLD, 0);
+    Atomics.store(this.#c, L.C_HOLD / 4, 0);
   }
 
   async #waitForRecord(options: WaitOptions): Promise<Result<StreamRecord, MemportError>> {
     const deadline = deadlineOf(options);
-    const b = this.#b;
     const wake = this.#bundle.wake;
     try {
       for (;;) {
@@ -859,34 +848,34 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
           }
           return err(line);
         }
-        if (b.atomicLoad32(this.#c, L.C_WRITER_STATE) !== 0) {
+        if (Atomics.load(this.#c, L.C_WRITER_STATE / 4) !== 0) {
           return err(memportError('PEER_CLOSED', 'the stream writer dropped this reader: the connection it came on was closed on the writer\'s side, the writer called dropReader(), or this reader broke the protocol'));
         }
         // Announce the sleep, then look again (docs/PROTOCOL.md, wake-ups).
-        b.atomicStore32(this.#c, L.C_READER_SLEEPING, 1);
+        Atomics.store(this.#c, L.C_READER_SLEEPING / 4, 1);
         const writerGone = line === L.LIFELINE_WRITER_GONE;
-        const state = b.atomicLoad32(this.#bytes, L.H_STATE) | (writerGone ? L.STATE_CLOSED : 0);
+        const state = Atomics.load(this.#words, L.H_STATE / 4) | (writerGone ? L.STATE_CLOSED : 0);
         const now = this.#tryNext();
         if (now === CONTENDED) {
-          b.atomicStore32(this.#c, L.C_READER_SLEEPING, 0);
+          Atomics.store(this.#c, L.C_READER_SLEEPING / 4, 0);
           await new Promise((resolve) => setImmediate(resolve));
           if (this.#closed) return err(this.#cut ?? memportError('CLOSED', 'the stream reader was closed'));
           continue;
         }
         if (now !== undefined) {
-          b.atomicStore32(this.#c, L.C_READER_SLEEPING, 0);
+          Atomics.store(this.#c, L.C_READER_SLEEPING / 4, 0);
           return now;
         }
         if ((state & L.STATE_CLOSED) !== 0) {
-          b.atomicStore32(this.#c, L.C_READER_SLEEPING, 0);
-          return err(memportError('PEER_CLOSED', writerGone && (b.atomicLoad32(this.#bytes, L.H_STATE) & L.STATE_CLOSED) === 0
+          Atomics.store(this.#c, L.C_READER_SLEEPING / 4, 0);
+          return err(memportError('PEER_CLOSED', writerGone && (Atomics.load(this.#words, L.H_STATE / 4) & L.STATE_CLOSED) === 0
             ? 'the connection that carried this stream closed (the writer\'s process closed it or exited), and every record published was read'
             : 'the stream writer closed, and every record it published was read'));
         }
         const woke = await wake.wait(remaining(options, deadline));
         if (this.#closed) return err(this.#cut ?? memportError('CLOSED', 'the stream reader was closed'));
         if (woke.isErr()) {
-          b.atomicStore32(this.#c, L.C_READER_SLEEPING, 0);
+          Atomics.store(this.#c, L.C_READER_SLEEPING / 4, 0);
           return err(woke.error);
         }
       }
@@ -910,7 +899,7 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
     const target = this.#moved ?? (this.#closed ? undefined : { control: this.#bundle.control, wake: this.#bundle.wake });
     if (!target) return false;
     try {
-      if (this.#b.atomicCompareExchange32(target.control.bytes, L.C_LIFELINE, L.LIFELINE_OPEN, word) === L.LIFELINE_OPEN) target.wake.notify();
+      if (Atomics.compareExchange(L.words(target.control.bytes, L.CONTROL_BYTES), L.C_LIFELINE / 4, L.LIFELINE_OPEN, word) === L.LIFELINE_OPEN) target.wake.notify();
     } catch {
       // The control region was closed under us: nobody is left to tell.
     }
@@ -920,7 +909,7 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
 
   /** The lifeline word: LIFELINE_OPEN or LIFELINE_WRITER_GONE, or the error that ends the reader. */
   #lifeline(): number | MemportError {
-    const word = this.#b.atomicLoad32(this.#c, L.C_LIFELINE);
+    const word = Atomics.load(this.#c, L.C_LIFELINE / 4);
     if (word === L.LIFELINE_OPEN || word === L.LIFELINE_WRITER_GONE) return word;
     if (word === L.LIFELINE_CLOSED_HERE) return closedHere();
     return protocol(`the control region's lifeline word holds ${word}, which no memport reader writes`);
@@ -945,7 +934,7 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
   _finished(): boolean {
     if (!this.#closed) return false;
     const moved = this.#moved;
-    if (moved && (this.#b.atomicLoad32(moved.control.bytes, L.C_READER_STATE) & L.READER_CLOSED) === 0) return false;
+    if (moved && (Atomics.load(L.words(moved.control.bytes, L.CONTROL_BYTES), L.C_READER_STATE / 4) & L.READER_CLOSED) === 0) return false;
     this.#closeMoved();
     return true;
   }
@@ -967,7 +956,6 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
     const parts = this.#bundle;
     const bundle = bundleForWorker(parts, options);
     if (bundle.isErr()) return err(bundle.error);
-    const b = this.#b;
     const c = this.#c;
     // Everything handed out here is released, and the worker starts where this reader stops.
     if (this.#latest) {
@@ -975,11 +963,11 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
     } else if (this.#released < this.#next) {
       this.#releasedAbove.clear();
       this.#released = this.#next;
-      b.atomicStore32(c, L.C_READ_POS, this.#next >>> 0);
-      if (b.atomicLoad32(c, L.C_WRITER_SLEEPING) === 1 && b.atomicCompareExchange32(c, L.C_WRITER_SLEEPING, 1, 0) === 1) parts.wakeWriter.notify();
+      Atomics.store(c, L.C_READ_POS / 4, this.#next >>> 0);
+      if (Atomics.load(c, L.C_WRITER_SLEEPING / 4) === 1 && Atomics.compareExchange(c, L.C_WRITER_SLEEPING / 4, 1, 0) === 1) parts.wakeWriter.notify();
     }
-    b.atomicStore32(c, L.C_START_LO, this.#next >>> 0);
-    b.atomicStore32(c, L.C_START_HI, Math.floor(this.#next / TWO32));
+    Atomics.store(c, L.C_START_LO / 4, this.#next >>> 0);
+    Atomics.store(c, L.C_START_HI / 4, Math.floor(this.#next / TWO32));
     this.#closed = true;
     parts.data.close();
     if (parts.wakeWriter instanceof Notifier) parts.wakeWriter.close();
@@ -1028,10 +1016,9 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
     let to = seq + 1;
     while (this.#releasedAbove.delete(to)) to++;
     this.#released = to;
-    const b = this.#b;
     const c = this.#c;
-    b.atomicStore32(c, L.C_READ_POS, to >>> 0);
-    if (b.atomicLoad32(c, L.C_WRITER_SLEEPING) === 1 && b.atomicCompareExchange32(c, L.C_WRITER_SLEEPING, 1, 0) === 1) {
+    Atomics.store(c, L.C_READ_POS / 4, to >>> 0);
+    if (Atomics.load(c, L.C_WRITER_SLEEPING / 4) === 1 && Atomics.compareExchange(c, L.C_WRITER_SLEEPING / 4, 1, 0) === 1) {
       this.#bundle.wakeWriter.notify();
     }
   }
@@ -1044,12 +1031,11 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    const b = this.#b;
     const c = this.#c;
     try {
-      b.atomicStore32(c, L.C_HOLD, 0);
-      b.atomicStore32(c, L.C_READER_STATE, L.READER_CLOSED);
-      if (b.atomicLoad32(c, L.C_WRITER_SLEEPING) === 1 && b.atomicCompareExchange32(c, L.C_WRITER_SLEEPING, 1, 0) === 1) {
+      Atomics.store(c, L.C_HOLD / 4, 0);
+      Atomics.store(c, L.C_READER_STATE / 4, L.READER_CLOSED);
+      if (Atomics.load(c, L.C_WRITER_SLEEPING / 4) === 1 && Atomics.compareExchange(c, L.C_WRITER_SLEEPING / 4, 1, 0) === 1) {
         this.#bundle.wakeWriter.notify();
       }
     } catch {
@@ -1248,8 +1234,8 @@ export class Stream {
       w[L.H_SLOT_TABLE / 4] = g.slotTable;
       w[L.H_DATA_OFFSET / 4] = g.dataOffset;
       w[L.H_MAX_READERS / 4] = maxReaders;
-      binding.value.atomicStore32(bytes, L.H_MAGIC, L.DATA_MAGIC);
-      return ok(StreamWriter._make(binding.value, data.value, g, new ThreadWaker(), label as string | undefined));
+      Atomics.store(w, L.H_MAGIC / 4, L.DATA_MAGIC);
+      return ok(StreamWriter._make(data.value, g, new ThreadWaker(), label as string | undefined));
     } catch (e) {
       data.value.close();
       return err(toMemportError(e));
@@ -1292,7 +1278,7 @@ export class Stream {
     const checked = validateBundle(parts.data, parts.control);
     if (checked.isErr()) return fail(checked.error);
     try {
-      return ok(StreamReader._make(binding.value, parts, checked.value.g, checked.value.start));
+      return ok(StreamReader._make(parts, checked.value.g, checked.value.start));
     } catch (e) {
       return fail(toMemportError(e));
     }
@@ -1309,12 +1295,10 @@ export class Stream {
       return err(e);
     };
     if (!data.readOnly) return fail(protocol('a stream\'s data region arrived writable; a writer hands readers a read-only one'));
-    const binding = loadNative();
-    if (binding.isErr()) return fail(binding.error);
     const checked = validateBundle(data, control);
     if (checked.isErr()) return fail(checked.error);
     try {
-      return ok(StreamReader._make(binding.value, { id: 0, data, control, wake, wakeWriter }, checked.value.g, checked.value.start));
+      return ok(StreamReader._make({ id: 0, data, control, wake, wakeWriter }, checked.value.g, checked.value.start));
     } catch (e) {
       return fail(toMemportError(e));
     }

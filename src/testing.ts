@@ -6,7 +6,6 @@
 import { Result } from 'neverthrow';
 import { memportError, toMemportError, type MemportError } from './errors.js';
 import { loadNative } from './native/load.js';
-import type { Binding } from './native/binding.js';
 import { nativeOf, type SharedRegion } from './region.js';
 import { _setDefaultSendTimeout } from './channel/protocol.js';
 import { Notifier } from './notifier.js';
@@ -142,24 +141,3 @@ export function streamDataRegion(writer: StreamWriter): SharedRegion | undefined
   return _streamDataRegion(writer);
 }
 
-/**
- * The native atomics the stream ring uses, on the aligned 32-bit word at
- * `byteOffset` of a Uint8Array (ABI 13), with their failures as Results:
- * `INVALID_ARGUMENT` for a non-Uint8Array, an offset out of range or a
- * misaligned word.
- */
-export const streamAtomics = {
-  /** The word. */
-  load32: (view: Uint8Array, byteOffset: number): Result<number, MemportError> => native((b) => b.atomicLoad32(view, byteOffset)),
-  /** Stores `value`. */
-  store32: (view: Uint8Array, byteOffset: number, value: number): Result<void, MemportError> => native((b) => b.atomicStore32(view, byteOffset, value)),
-  /** Stores `desired` if the word is `expected`; returns the word as it was. */
-  compareExchange32: (view: Uint8Array, byteOffset: number, expected: number, desired: number): Result<number, MemportError> =>
-    native((b) => b.atomicCompareExchange32(view, byteOffset, expected, desired)),
-  /** Adds `delta` (modulo 2^32); returns the word as it was. */
-  add32: (view: Uint8Array, byteOffset: number, delta: number): Result<number, MemportError> => native((b) => b.atomicAdd32(view, byteOffset, delta)),
-};
-
-function native<T>(call: (binding: Binding) => T): Result<T, MemportError> {
-  return loadNative().andThen((b) => Result.fromThrowable(() => call(b), toMemportError)());
-}

@@ -262,18 +262,6 @@ export interface Binding {
   adoptRegionToken(id: number, size: number, readOnly: boolean): NativeRegion;
   /** Closes a token's handle if still pending; true if it was. */
   dropRegionToken(id: number): boolean;
-  /**
-   * Atomic, sequentially consistent operations on the aligned 32-bit word at
-   * `byteOffset` of a region's view (ABI 12; native/atomics_binding.h). Throw
-   * INVALID_ARGUMENT for a non-Uint8Array, an offset out of range or a
-   * misaligned word. Values are uint32.
-   */
-  atomicLoad32(view: Uint8Array, byteOffset: number): number;
-  atomicStore32(view: Uint8Array, byteOffset: number, value: number): void;
-  /** Returns the word as it was; it equals `expected` when the exchange happened. */
-  atomicCompareExchange32(view: Uint8Array, byteOffset: number, expected: number, desired: number): number;
-  /** Returns the word before adding `delta` (modulo 2^32). */
-  atomicAdd32(view: Uint8Array, byteOffset: number, delta: number): number;
 }
 
 export interface ReceivedMappingStats {
@@ -283,4 +271,4 @@ export interface ReceivedMappingStats {
   misses: number;
 }
 
-export const EXPECTED_ABI_VERSION = 15;
+export const EXPECTED_ABI_VERSION = 16;

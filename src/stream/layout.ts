@@ -1,8 +1,8 @@
 /**
  * The stream ring's shared-memory layout (docs/PROTOCOL.md, "Streams"). All
  * integers are little-endian uint32; every word another party changes is
- * read and written with the native sequentially consistent atomics
- * (native/atomics_binding.h). Positions and sequence numbers in shared memory
+ * read and written with sequentially consistent atomics (words(), below).
+ * Positions and sequence numbers in shared memory
  * are the low 32 bits of 53-bit counters each side keeps in JS.
  */
 
@@ -110,4 +110,18 @@ export function diff32(a: number, b: number): number {
 /** Low 32 bits of a 53-bit counter. */
 export function low32(n: number): number {
   return n % 2 ** 32;
+}
+
+/**
+ * A region's first `bytes` bytes as 32-bit words, for the stream's shared
+ * words. Every shared word is read and written with JavaScript's `Atomics`
+ * on these views: on memport's memory (an external, non-shared ArrayBuffer)
+ * V8 compiles them to the same sequentially consistent instructions as on a
+ * SharedArrayBuffer (x86-64: `mov` loads, `xchg` stores, `lock cmpxchg`;
+ * arm64: `ldar`/`stlr`/`casal`), which the other process's atomics pair with.
+ * test/stream.test.mjs checks it (a store-then-load race between two threads
+ * that plain stores lose and these never do).
+ */
+export function words(bytes: Uint8Array, length: number): Uint32Array {
+  return new Uint32Array(bytes.buffer, bytes.byteOffset, length / 4);
 }
