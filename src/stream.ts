@@ -117,6 +117,8 @@ const CLAIMS_PER_TURN = 64;
 const MAX_CONTENDED_TURNS = 1000;
 /** What a latest claim returns when it should be tried again after the event loop ran. */
 const CONTENDED = Symbol('contended');
+/** What taking a slot returns when a queue stream is full (the caller decides whether that is an error). */
+const FULL = Symbol('full');
 
 function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
@@ -372,9 +374,21 @@ export class StreamWriter implements Disposable {
    * was not published yet.
    */
   tryAcquire(): Result<Slot, MemportError> {
+    const taken = this.#tryTake();
+    return taken === FULL ? err(this.#full()) : taken;
+  }
+
+  /** tryAcquire() without building the TIMEOUT error (its stack capture costs more than a record). */
+  #tryTake(): Result<Slot, MemportError> | typeof FULL {
     if (this.#closed) return err(memportError('CLOSED', 'the stream writer is closed'));
     if (this.#acquired !== undefined) return err(memportError('INVALID_ARGUMENT', 'publish the slot acquired before acquiring another'));
     return this.#take();
+  }
+
+  /** The TIMEOUT of a full queue stream, naming the reader that holds it back. */
+  #full(): MemportError {
+    const slowest = this.#readers.find((r) => r.pos === this.#minPos);
+    return memportError('TIMEOUT', `the stream is full: reader ${slowest?.id ?? '?'} (the slowest) has not released the oldest slot; wait longer, or stop serving it with writer.dropReader(${slowest?.id ?? 'id'}) (a reader in another process is also dropped when its connection closes)`) as MemportError;
   }
 
   /**
@@ -386,8 +400,8 @@ export class StreamWriter implements Disposable {
     const read = readWaitOptions(options, 'writer.acquire');
     if (read.isErr()) return new ResultAsync(Promise.resolve(err(read.error)));
     if (this.#acquiring) return new ResultAsync(Promise.resolve(err(memportError('INVALID_ARGUMENT', 'another acquire() is waiting'))));
-    const first = this.tryAcquire();
-    if (first.isOk() || first.error.code !== 'TIMEOUT') return new ResultAsync(Promise.resolve(first));
+    const first = this.#tryTake();
+    if (first !== FULL) return new ResultAsync(Promise.resolve(first));
     this.#acquiring = true;
     return new ResultAsync(this.#waitForSpace(read.value).finally(() => {
       this.#acquiring = false;
@@ -402,7 +416,7 @@ export class StreamWriter implements Disposable {
         // announcement sees it and notifies (docs/PROTOCOL.md, wake-ups).
         for (const r of this.#readers) Atomics.store(r.c, L.C_WRITER_SLEEPING / 4, 1);
         const again = this.#take();
-        if (again.isOk() || again.error.code !== 'TIMEOUT') {
+        if (again !== FULL) {
           this.#clearWriterSleeping();
           return again;
         }
@@ -413,7 +427,9 @@ export class StreamWriter implements Disposable {
         if (woke.isErr()) {
           this.#clearWriterSleeping();
           // Out of time: one last look, which also says which reader holds the writer back.
-          return woke.error.code === 'TIMEOUT' ? this.#take() : err(woke.error);
+          if (woke.error.code !== 'TIMEOUT') return err(woke.error);
+          const last = this.#take();
+          return last === FULL ? err(this.#full()) : last;
         }
       }
     } catch (e) {
@@ -426,7 +442,7 @@ export class StreamWriter implements Disposable {
   }
 
   /** The next slot, or TIMEOUT when full. */
-  #take(): Result<Slot, MemportError> {
+  #take(): Result<Slot, MemportError> | typeof FULL {
     const g = this.#g;
     let slot: number;
     if (this.#latest) {
@@ -435,10 +451,7 @@ export class StreamWriter implements Disposable {
       slot = found;
     } else {
       if (this.#writePos - this.#minPos >= g.records) this.#scanPositions();
-      if (this.#writePos - this.#minPos >= g.records) {
-        const slowest = this.#readers.find((r) => r.pos === this.#minPos);
-        return err(memportError('TIMEOUT', `the stream is full: reader ${slowest?.id ?? '?'} (the slowest) has not released the oldest slot; wait longer, or stop serving it with writer.dropReader(${slowest?.id ?? 'id'}) (a reader in another process is also dropped when its connection closes)`));
-      }
+      if (this.#writePos - this.#minPos >= g.records) return FULL;
       slot = this.#writePos % g.records;
     }
     const taken = { bytes: this.#slots[slot]!, seq: this.#writePos, slot };
@@ -576,6 +589,13 @@ export class StreamWriter implements Disposable {
   write(bytes: Uint8Array, options?: StreamWaitOptions): ResultAsync<void, MemportError> {
     const bad = this.#checkBytes(bytes);
     if (bad) return new ResultAsync(Promise.resolve(err(bad)));
+    const read = readWaitOptions(options, 'writer.write');
+    if (read.isErr()) return new ResultAsync(Promise.resolve(err(read.error)));
+    // Room now (the busy case): one settled promise, no acquire() chain.
+    if (!this.#acquiring) {
+      const now = this.#tryTake();
+      if (now !== FULL) return new ResultAsync(Promise.resolve(now.andThen((slot) => this.#fill(slot, bytes))));
+    }
     return this.acquire(options).andThen((slot) => this.#fill(slot, bytes));
   }
 
@@ -835,27 +855,8 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
     const wake = this.#bundle.wake;
     try {
       for (;;) {
-        // What this process's side of the connection said comes first: a
-        // reader whose connection was closed here ends for that reason, even
-        // if the writer dropped it meanwhile.
-        const line = this.#lifeline();
-        if (typeof line !== 'number') {
-          if (line.code === 'CLOSED') {
-            this.#cut = line;
-            this.close();
-          } else {
-            this.#failure = line;
-          }
-          return err(line);
-        }
-        if (Atomics.load(this.#c, L.C_WRITER_STATE / 4) !== 0) {
-          return err(memportError('PEER_CLOSED', 'the stream writer dropped this reader: the connection it came on was closed on the writer\'s side, the writer called dropReader(), or this reader broke the protocol'));
-        }
-        // Announce the sleep, then look again (docs/PROTOCOL.md, wake-ups).
-        Atomics.store(this.#c, L.C_READER_SLEEPING / 4, 1);
-        const writerGone = line === L.LIFELINE_WRITER_GONE;
-        const state = Atomics.load(this.#words, L.H_STATE / 4) | (writerGone ? L.STATE_CLOSED : 0);
-        const now = this.#tryNext();
+        // Announces the sleep before the last look (docs/PROTOCOL.md, wake-ups).
+        const now = this.#look(true);
         if (now === CONTENDED) {
           Atomics.store(this.#c, L.C_READER_SLEEPING / 4, 0);
           await new Promise((resolve) => setImmediate(resolve));
@@ -863,14 +864,8 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
           continue;
         }
         if (now !== undefined) {
-          Atomics.store(this.#c, L.C_READER_SLEEPING / 4, 0);
+          if (!this.#closed) Atomics.store(this.#c, L.C_READER_SLEEPING / 4, 0);
           return now;
-        }
-        if ((state & L.STATE_CLOSED) !== 0) {
-          Atomics.store(this.#c, L.C_READER_SLEEPING / 4, 0);
-          return err(memportError('PEER_CLOSED', writerGone && (Atomics.load(this.#words, L.H_STATE / 4) & L.STATE_CLOSED) === 0
-            ? 'the connection that carried this stream closed (the writer\'s process closed it or exited), and every record published was read'
-            : 'the stream writer closed, and every record it published was read'));
         }
         const woke = await wake.wait(remaining(options, deadline));
         if (this.#closed) return err(this.#cut ?? memportError('CLOSED', 'the stream reader was closed'));
@@ -883,6 +878,60 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
       return err(toMemportError(e));
     }
   }
+
+  /**
+   * One full look: a record, why the reader has ended, CONTENDED, or
+   * undefined when nothing is ready yet. The end is read before the last
+   * look for a record, so every record published before it is delivered
+   * first. `announce`: store readerSleeping = 1 before that last look.
+   */
+  #look(announce: boolean): Result<StreamRecord, MemportError> | undefined | typeof CONTENDED {
+    // What this process's side of the connection said comes first: a reader
+    // whose connection was closed here ends for that reason, even if the
+    // writer dropped it meanwhile.
+    const line = this.#lifeline();
+    if (typeof line !== 'number') {
+      if (line.code === 'CLOSED') {
+        this.#cut = line;
+        this.close();
+      } else {
+        this.#failure = line;
+      }
+      return err(line);
+    }
+    if (Atomics.load(this.#c, L.C_WRITER_STATE / 4) !== 0) {
+      return err(memportError('PEER_CLOSED', 'the stream writer dropped this reader: the connection it came on was closed on the writer\'s side, the writer called dropReader(), or this reader broke the protocol'));
+    }
+    if (announce) Atomics.store(this.#c, L.C_READER_SLEEPING / 4, 1);
+    const writerGone = line === L.LIFELINE_WRITER_GONE;
+    const state = Atomics.load(this.#words, L.H_STATE / 4) | (writerGone ? L.STATE_CLOSED : 0);
+    const now = this.#tryNext();
+    if (now !== undefined) return now;
+    if ((state & L.STATE_CLOSED) === 0) return undefined;
+    return err(memportError('PEER_CLOSED', writerGone && (Atomics.load(this.#words, L.H_STATE / 4) & L.STATE_CLOSED) === 0
+      ? 'the connection that carried this stream closed (the writer\'s process closed it or exited), and every record published was read'
+      : 'the stream writer closed, and every record it published was read'));
+  }
+
+  /**
+   * The next record if one is ready, without waiting: `next()`'s synchronous
+   * twin, for draining a busy stream with no promise per record (await
+   * `next()` only when this says `TIMEOUT`). Errors: `TIMEOUT` (nothing
+   * ready yet), and those of `next()`.
+   */
+  tryNext(): Result<StreamRecord, MemportError> {
+    if (this.#reading) return err(memportError('INVALID_ARGUMENT', 'another next() is waiting'));
+    const now = this.#tryNext();
+    if (now !== undefined && now !== CONTENDED) return now;
+    try {
+      const looked = this.#look(false);
+      if (looked !== undefined && looked !== CONTENDED) return looked;
+    } catch (e) {
+      return err(toMemportError(e));
+    }
+    return err(memportError('TIMEOUT', 'no record is ready yet; await reader.next() to wait for one'));
+  }
+
 
   /**
    * @internal The writer is gone without closing (the connection that carried
