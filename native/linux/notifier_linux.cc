@@ -5,9 +5,11 @@
 //
 // A shared eventfd is one open file description in both processes, so its
 // file status flags are shared too: a peer could clear O_NONBLOCK at any
-// time. Reads and writes therefore pass RWF_NOWAIT (preadv2/pwritev2, which
-// eventfd honours since Linux 5.11: it sets FMODE_NOWAIT), and fall back to
-// plain read/write, guarded by O_NONBLOCK, only on kernels without it.
+// time. Reads therefore pass RWF_NOWAIT (preadv2, which eventfd honours since
+// Linux 5.11: it sets FMODE_NOWAIT). Writes try pwritev2 with RWF_NOWAIT once
+// per process: eventfd refuses it for writes (EOPNOTSUPP, still on 6.18), and
+// then every notify is a plain write guarded by O_NONBLOCK, without the failing
+// call first. Reads fall back the same way on kernels before 5.11.
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/eventfd.h>
@@ -16,6 +18,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -116,11 +119,18 @@ Result<Notifier> Notifier::FromReceived(RawHandle raw, bool from_transport) {
 
 Status Notifier::Notify() const {
   if (!valid()) return MakeError("CLOSED", "the notifier is closed");
+  // Whether this kernel refused RWF_NOWAIT on an eventfd write: asked once.
+  static std::atomic<bool> nowait_refused{false};
   uint64_t one = 1;
   iovec iov{&one, sizeof one};
-  ssize_t n = ::pwritev2(static_cast<int>(raw()), &iov, 1, -1, RWF_NOWAIT);
+  ssize_t n = -1;
+  errno = EOPNOTSUPP;
+  if (!nowait_refused.load(std::memory_order_relaxed)) {
+    n = ::pwritev2(static_cast<int>(raw()), &iov, 1, -1, RWF_NOWAIT);
+    if (n < 0 && errno == EOPNOTSUPP) nowait_refused.store(true, std::memory_order_relaxed);
+  }
   if (n < 0 && errno == EOPNOTSUPP) {
-    // A kernel before 5.11: only a non-blocking fd may be written.
+    // Only a non-blocking fd may be written with a plain write.
     if ((::fcntl(static_cast<int>(raw()), F_GETFL) & O_NONBLOCK) == 0) {
       return MakeError("UNSUPPORTED", "this kernel cannot write an eventfd without blocking unless it is O_NONBLOCK");
     }
