@@ -50,7 +50,8 @@ constexpr size_t kSpecMaxRegions = 64;
 constexpr size_t kSpecMaxData = 131072;
 constexpr uint64_t kSpecMaxRegionSize = uint64_t{1} << 47;
 constexpr uint32_t kSpecKnownFlags = 0x3;  // bit 0 read-only, bit 1 named (PROTOCOL.md section 2)
-constexpr uint32_t kSpecNotifier = 0x4;    // bit 2: a notifier, size 0, no other bit
+constexpr uint32_t kSpecNotifier = 0x4;    // bit 2: a notifier, size 0, no other bit (but bit 3)
+constexpr uint32_t kSpecStream = 0x8;      // bit 3: a stream member (PROTOCOL.md section 6)
 constexpr uint8_t kMagic[4] = {0x4D, 0x50, 0x52, 0x54};  // "MPRT"
 constexpr uint8_t kWelcome = 1, kMessage = 3, kAck = 4;
 
@@ -79,8 +80,37 @@ void WriteLE(uint8_t* p, uint64_t v, int bytes) {
 }
 
 bool RegionAllowed(uint64_t size, uint32_t flags) {
-  if (flags == kSpecNotifier) return size == 0;
-  return size >= 1 && size <= kSpecMaxRegionSize && (flags & ~kSpecKnownFlags) == 0;
+  if (flags == kSpecNotifier || flags == (kSpecNotifier | kSpecStream)) return size == 0;
+  // A stream member is never a named region (bit 1).
+  if ((flags & kSpecStream) != 0 && (flags & 0x2) != 0) return false;
+  return size >= 1 && size <= kSpecMaxRegionSize && (flags & ~(kSpecKnownFlags | kSpecStream)) == 0;
+}
+
+// PROTOCOL.md section 6, "Readers over connections": the number of stream
+// readers a frame's descriptors (as flags, in frame order) hand over, or -1.
+// Written from the spec's wording: split by kind, each kind's stream members
+// are a suffix; regions come in (read-only, writable) pairs; two notifiers per
+// reader.
+int SpecStreams(const std::vector<uint32_t>& flags) {
+  std::vector<uint32_t> regions;
+  std::vector<uint32_t> notifiers;
+  for (uint32_t f : flags) ((f & kSpecNotifier) != 0 ? notifiers : regions).push_back(f);
+  auto suffix = [](const std::vector<uint32_t>& kind) -> long {
+    size_t first = kind.size();
+    while (first > 0 && (kind[first - 1] & kSpecStream) != 0) --first;
+    for (size_t i = 0; i < first; ++i) {
+      if ((kind[i] & kSpecStream) != 0) return -1;
+    }
+    return static_cast<long>(kind.size() - first);
+  };
+  const long region_members = suffix(regions);
+  const long notifier_members = suffix(notifiers);
+  if (region_members < 0 || notifier_members < 0 || region_members % 2 != 0 || notifier_members != region_members) return -1;
+  for (long i = 0; i < region_members; ++i) {
+    const bool read_only = (regions[regions.size() - region_members + i] & 0x1) != 0;
+    if (read_only != (i % 2 == 0)) return -1;  // data (read-only), then control (writable)
+  }
+  return static_cast<int>(region_members / 2);
 }
 
 // The frame-level rules a receiver drops a connection for (PROTOCOL.md
@@ -97,15 +127,25 @@ bool SpecAccepts(const uint8_t* bytes, size_t length) {
   if (length != kSpecHeader + kSpecDescriptor * regions + data) return false;
   if ((type == kWelcome || type == kAck) && (regions != 0 || data != 0)) return false;
   if (type != kMessage && regions != 0) return false;
+  std::vector<uint32_t> flags;
   for (size_t i = 0; i < regions; ++i) {
     const uint8_t* d = bytes + kSpecHeader + kSpecDescriptor * i;
-    if (!RegionAllowed(ReadLE(d, 8), static_cast<uint32_t>(ReadLE(d + 8, 4)))) return false;
+    flags.push_back(static_cast<uint32_t>(ReadLE(d + 8, 4)));
+    if (!RegionAllowed(ReadLE(d, 8), flags.back())) return false;
   }
-  return true;
+  return SpecStreams(flags) >= 0;
+}
+
+std::vector<uint32_t> FlagsOf(const Frame& frame) {
+  std::vector<uint32_t> flags;
+  for (const RegionDescriptor& region : frame.regions) flags.push_back(region.flags);
+  return flags;
 }
 
 bool SameFrame(const Frame& a, const Frame& b) {
-  if (a.type != b.type || a.seq != b.seq || a.data != b.data || a.regions.size() != b.regions.size()) return false;
+  if (a.type != b.type || a.seq != b.seq || a.data != b.data || a.regions.size() != b.regions.size() || a.streams != b.streams) {
+    return false;
+  }
   for (size_t i = 0; i < a.regions.size(); ++i) {
     const RegionDescriptor& x = a.regions[i];
     const RegionDescriptor& y = b.regions[i];
@@ -136,6 +176,7 @@ void CheckDecode(const uint8_t* bytes, size_t length) {
   FUZZ_CHECK(type == kMessage || frame.regions.empty());
   FUZZ_CHECK((type != kWelcome && type != kAck) || frame.data.empty());
   for (const RegionDescriptor& region : frame.regions) FUZZ_CHECK(RegionAllowed(region.size, region.flags));
+  FUZZ_CHECK(frame.streams == SpecStreams(FlagsOf(frame)));
 
   // The round trip: the encoding is canonical, so an accepted frame that
   // re-encodes differently means a field was misread or ignored.
@@ -163,6 +204,9 @@ Frame LooseFrame(const uint8_t* bytes, size_t length) {
     at += kSpecDescriptor;
   }
   if (at < length) frame.data.assign(bytes + at, bytes + length);
+  // The version byte is the encoder's own; it stands for the stream count a
+  // sender declares, so declarations that do not match the flags are tried too.
+  frame.streams = bytes[4] % 4;
   return frame;
 }
 
@@ -177,7 +221,7 @@ void CheckEncode(const uint8_t* bytes, size_t length) {
   const bool control = type == 1 || type == 4;
   const bool within_rules = within_caps && type >= 1 && type <= 5 &&
                             !(control && (!frame.regions.empty() || !frame.data.empty())) &&
-                            (type == 3 || frame.regions.empty());
+                            (type == 3 || frame.regions.empty()) && SpecStreams(FlagsOf(frame)) == frame.streams;
 
   Result<std::vector<uint8_t>> encoded = EncodeFrame(frame);
   FUZZ_CHECK(encoded.ok() == within_rules);

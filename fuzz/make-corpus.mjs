@@ -99,6 +99,23 @@ const seeds = {
   'notifier-and-region': frame({ type: Type.Message, seq: 1, regions: [{ size: 4096, flags: 0 }, { size: 0, flags: 4, handle: 1 }] }),
   'bad-notifier-with-size': frame({ type: Type.Message, seq: 1, regions: [{ size: 4096, flags: 4 }] }),
   'bad-notifier-read-only': frame({ type: Type.Message, seq: 1, regions: [{ size: 0, flags: 5 }] }),
+  // A stream reader (PROTOCOL.md section 6): a plain region and notifier, then the members (flag bit 3).
+  'stream-reader': frame({
+    type: Type.Message,
+    seq: 1,
+    regions: [
+      { size: 4096, flags: 0 },
+      { size: 8192, flags: 9 },
+      { size: 64, flags: 8 },
+      { size: 0, flags: 4 },
+      { size: 0, flags: 12 },
+      { size: 0, flags: 12 },
+    ],
+  }),
+  'bad-stream-control-read-only': frame({ type: Type.Message, seq: 1, regions: [{ size: 8192, flags: 9 }, { size: 64, flags: 9 }, { size: 0, flags: 12 }, { size: 0, flags: 12 }] }),
+  'bad-stream-one-notifier': frame({ type: Type.Message, seq: 1, regions: [{ size: 8192, flags: 9 }, { size: 64, flags: 8 }, { size: 0, flags: 12 }] }),
+  'bad-stream-member-before-plain': frame({ type: Type.Message, seq: 1, regions: [{ size: 8192, flags: 9 }, { size: 64, flags: 8 }, { size: 4096, flags: 0 }, { size: 0, flags: 12 }, { size: 0, flags: 12 }] }),
+  'bad-stream-named': frame({ type: Type.Message, seq: 1, regions: [{ size: 8192, flags: 11 }, { size: 64, flags: 8 }, { size: 0, flags: 12 }, { size: 0, flags: 12 }] }),
   'bad-region-size-0': frame({ type: Type.Message, seq: 1, regions: [{ size: 0 }] }),
   'bad-region-size-over-cap': frame({ type: Type.Message, seq: 1, regions: [{ size: MAX_REGION_SIZE + 1n }] }),
   'bad-65-regions': frame({ type: Type.Message, seq: 1, regions: regionList(65) }),

@@ -308,7 +308,8 @@ Napi::Value NativeConnection::SetRef(const Napi::CallbackInfo& info) {
 }
 
 // takeMessage(message) -> [regions: NativeRegion[], data: Uint8Array | undefined,
-// notifiers: NativeNotifier[]]:
+// notifiers: NativeNotifier[], streams: number] (the last 2 * streams regions
+// and notifiers are the members of stream readers, frame.h kDescriptorStream):
 // the application receives it, so its regions are mapped now (memory received
 // before may still be mapped: ReceivedMappings) and its budget is given back.
 // If one region cannot be mapped, every region is released and the error
@@ -340,11 +341,13 @@ Napi::Value NativeConnection::TakeMessage(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < message.notifiers.size(); ++i) {
     notifiers.Set(static_cast<uint32_t>(i), NativeNotifier::Wrap(env, std::move(message.notifiers[i])));
   }
+  const uint32_t streams = message.frame.streams;
   ReleaseInbound(message);
-  Napi::Array out = Napi::Array::New(env, 3);
+  Napi::Array out = Napi::Array::New(env, 4);
   out.Set(0u, regions);
   out.Set(1u, data);
   out.Set(2u, notifiers);
+  out.Set(3u, Napi::Number::New(env, streams));
   return out;
 }
 
@@ -355,7 +358,8 @@ Napi::Value NativeConnection::ReleaseMessage(const Napi::CallbackInfo& info) {
 }
 
 // write(id, type, seq, regions: NativeRegion[], data?: Uint8Array,
-// notifiers?: NativeNotifier[]). Throws a
+// notifiers?: NativeNotifier[], streams?: number: the last 2 * streams regions
+// and notifiers are stream readers' members). Throws a
 // native error (nothing sent) on immediate failure; returns true when the
 // frame was handed to the OS already (no onWriteDone follows for `id`).
 Napi::Value NativeConnection::Write(const Napi::CallbackInfo& info) {
@@ -406,6 +410,9 @@ Napi::Value NativeConnection::Write(const Napi::CallbackInfo& info) {
       if (!notifier->valid()) throw ToJsError(env, MakeError("CLOSED", "notifier " + std::to_string(i) + " is closed"));
       notifiers.push_back(notifier);
     }
+  }
+  if (info.Length() > 6 && !info[6].IsUndefined()) {
+    frame.streams = static_cast<uint16_t>(ReadSize(info[6], kMaxRegionsPerFrame / kStreamRegions, "streams"));
   }
   bool completed = false;
   Status written = connection(env).WriteInline(id, std::move(frame), regions, &completed, notifiers);

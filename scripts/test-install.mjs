@@ -197,7 +197,7 @@ section(`smoke program and types (${process.platform}-${process.arch}, Node ${pr
 const expectAddon = (output, target) =>
   expect(output.includes(`node_modules/memport/prebuilds/${target}/memport.node`.replace(/\//g, target.startsWith('win32') ? '\\' : '/')), `the smoke program did not load prebuilds/${target}:\n${output}`);
 for (const entry of ['smoke.mjs', 'smoke.cjs']) {
-  check(`${entry} (region, view, read-only twin and a notifier handed to a second process over listen/connect, a stream in-process)`, () => {
+  check(`${entry} (region, view, read-only twin and a notifier and a stream reader handed to a second process over listen/connect)`, () => {
     const r = spawnSync('node', [entry], { cwd: userProject, env: userEnv, encoding: 'utf8', timeout: 5 * 60_000 });
     expect(r.status === 0, show(r));
     expectAddon(r.stdout, `${process.platform}-${process.arch}`);

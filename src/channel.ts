@@ -17,6 +17,7 @@ export {
   DEFAULT_SEND_TIMEOUT_MS,
   type Peer,
   type Message,
+  type OutgoingMessage,
 } from './channel/protocol.js';
 
 /**

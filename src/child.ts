@@ -3,7 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { ResultAsync, err, errAsync, ok, okAsync } from 'neverthrow';
 import { connect, listen, type ConnectOptions, type Connection, type Message, type Peer } from './channel.js';
 import { memportError, toMemportError, type MemportError } from './errors.js';
+import type { Notifier } from './notifier.js';
 import type { SharedRegion } from './region.js';
+import type { StreamWriter } from './stream.js';
 import { describe, readArray, readOptions, readOwnOptions, thrownText, waitOptionsFrom } from './options.js';
 import { Waiter, type WaitOptions } from './waiter.js';
 
@@ -16,6 +18,13 @@ export const PARENT_PID_ENV = 'MEMPORT_PARENT_PID';
 export interface SpawnWithRegionsOptions extends Omit<SpawnOptions, 'shell'> {
   /** Regions handed to the child (read-only twins for read-only sharing). */
   regions?: SharedRegion[];
+  /** Notifiers handed to the child. */
+  notifiers?: Notifier[];
+  /**
+   * Streams the child gets a reader of each (`message.streams` from
+   * {@link connectToParent}), served while the returned connection is open.
+   */
+  streams?: StreamWriter[];
   /** JSON-serialisable data sent along. */
   data?: unknown;
   /** How long the child has to connect and take the regions (default 30 s). */
@@ -61,7 +70,7 @@ export function spawnWithRegions(
   // Every option read once; the rest go to child_process.spawn as read.
   const read = readOwnOptions(options, what);
   if (read.isErr()) return errAsync(read.error);
-  const { regions = [], data, timeoutMs = 30_000, shell, env, ...spawnOptions } = read.value;
+  const { regions = [], notifiers = [], streams = [], data, timeoutMs = 30_000, shell, env, ...spawnOptions } = read.value;
   if (shell !== undefined && shell !== false) {
     // With a shell in between, the process that connects is not `child.pid`.
     return errAsync(memportError('INVALID_ARGUMENT', `${what} cannot use a shell: the connecting process must be the child itself`));
@@ -104,7 +113,7 @@ export function spawnWithRegions(
     );
     void listener.accept(wait.value).andThen((connection) =>
       connection
-        .send({ regions: regions as SharedRegion[], data }, wait.value)
+        .send({ regions: regions as SharedRegion[], notifiers: notifiers as Notifier[], streams: streams as StreamWriter[], data }, wait.value)
         .map(() => {
           if (!handedOver.settle(ok({ child: started, connection }))) connection.close();
         })
@@ -148,8 +157,9 @@ function stopChild(child: ChildProcess): Promise<void> {
 /**
  * In a child started by {@link spawnWithRegions}: connects to the parent —
  * checking with the kernel that the listener really is the parent process —
- * and returns the regions and data it handed over, plus the connection for
- * further messages. `NOT_FOUND` when this process was not started that way.
+ * and returns the regions, notifiers, stream readers and data it handed
+ * over, plus the connection for further messages (keep it open while reading
+ * the streams: a reader lives as long as its connection). `NOT_FOUND` when this process was not started that way.
  * `acceptNamedRegions: true` takes regions the parent opened by name (see
  * {@link ConnectOptions.acceptNamedRegions}); without it such a handover fails.
  */

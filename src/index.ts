@@ -31,6 +31,7 @@ export {
   DEFAULT_SEND_TIMEOUT_MS,
   type Peer,
   type Message,
+  type OutgoingMessage,
   type ListenOptions,
   type ConnectOptions,
 } from './channel.js';

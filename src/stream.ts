@@ -5,19 +5,22 @@
  * protocol are in docs/PROTOCOL.md, "Streams"; the words it shares are in
  * src/stream/layout.ts.
  *
- * This is the engine: readers are made with {@link StreamWriter.addReader}
- * and opened with {@link Stream.openReader}, in this process or (through
- * {@link Stream.readerBundleForWorker}) in a worker thread. Passing readers
- * over connections comes next.
+ * Readers reach other processes in messages (`conn.send({ streams: [writer] })`,
+ * received as `message.streams`), woken by {@link Notifier}s; in this process
+ * or a worker thread they are made with {@link StreamWriter.addReader} and
+ * opened with {@link Stream.openReader} (through
+ * {@link Stream.readerBundleForWorker} for a worker), woken by
+ * {@link ThreadWaker}s.
  */
 import { err, ok, okAsync, ResultAsync, type Result } from 'neverthrow';
 import { memportError, toMemportError, type MemportError } from './errors.js';
 import type { Binding } from './native/binding.js';
 import { loadNative } from './native/load.js';
 import { describe, isUint8Array, readOptions, readWaitOptions, typedArrayLength } from './options.js';
+import { Notifier } from './notifier.js';
 import { SharedRegion, type RegionToken } from './region.js';
 import * as L from './stream/layout.js';
-import { ThreadWaker, type Waker } from './stream/waker.js';
+import { ThreadWaker, waitEither, type Waker } from './stream/waker.js';
 import type { WaitOptions } from './waiter.js';
 
 export type { Waker } from './stream/waker.js';
@@ -133,12 +136,26 @@ function deadlineOf(options: WaitOptions): number | undefined {
   return options.timeoutMs === undefined ? undefined : performance.now() + options.timeoutMs;
 }
 
-/** Makes the wakers of new readers; the lead plugs Notifier in here (see docs). */
+/** Makes the wakers of in-process and worker readers (tests swap it). */
 let makeWaker: () => Result<Waker, MemportError> = () => ok(new ThreadWaker());
 
-/** @internal Sets how {@link StreamWriter} makes wakers (for Notifier). */
+/** @internal Sets how {@link StreamWriter.addReader} makes wakers. */
 export function _setStreamWakerFactory(factory: () => Result<Waker, MemportError>): void {
   makeWaker = factory;
+}
+
+/**
+ * @internal A reader made for another process, as a connection sends it:
+ * the data region's read-only twin and a second handle to the control region
+ * (the sender's copies, closed with `release()` once the message settled),
+ * the reader's wake-up and the writer's, which the writer keeps.
+ */
+export interface PeerReaderParts {
+  readonly id: number;
+  readonly regions: readonly [SharedRegion, SharedRegion];
+  readonly notifiers: readonly [Notifier, Notifier];
+  /** Closes the sender's copies of the regions (the writer keeps its own). */
+  release(): void;
 }
 
 /** The writer's view of one reader. */
@@ -147,6 +164,8 @@ interface ReaderSide {
   readonly control: SharedRegion;
   readonly c: Uint8Array;
   readonly wake: Waker;
+  /** The writer owns `wake` (a Notifier made for a reader in another process) and closes it with the reader. */
+  readonly ownsWake: boolean;
   /** Queue: the reader's position (first record not released), as last validated. */
   pos: number;
   /** Latest: slots this reader was seen holding during the current acquire. */
@@ -154,6 +173,9 @@ interface ReaderSide {
 }
 
 let dataRegionOf: (writer: StreamWriter) => SharedRegion | undefined;
+
+/** @internal Whether `value` is a genuine StreamWriter (a brand check that runs none of its code). */
+export let isStreamWriter: (value: unknown) => value is StreamWriter;
 
 /**
  * The writing end of a stream. Made by {@link Stream.create}.
@@ -174,6 +196,8 @@ export class StreamWriter implements Disposable {
   readonly #latest: boolean;
   readonly #label: string | undefined;
   readonly #wakeWriter: Waker;
+  /** The writer's wake-up for readers in other processes, made with the first of them. */
+  #wakeWriterNotifier: Notifier | undefined;
   readonly #slots: Uint8Array[] = [];
   #readers: ReaderSide[] = [];
   #nextId = 1;
@@ -190,6 +214,7 @@ export class StreamWriter implements Disposable {
 
   static {
     dataRegionOf = (writer) => (#data in writer ? writer.#data : undefined);
+    isStreamWriter = (value): value is StreamWriter => typeof value === 'object' && value !== null && #data in value;
   }
 
   /** @internal Made by {@link Stream.create}. */
@@ -240,21 +265,71 @@ export class StreamWriter implements Disposable {
   }
 
   /**
-   * A reader for this stream, as a bundle of its parts (internal until
-   * connections carry readers): open it with {@link Stream.openReader}, here
-   * or in a worker ({@link Stream.readerBundleForWorker}). A queue reader
+   * A reader for this process or a worker thread, as a bundle of its parts:
+   * open it with {@link Stream.openReader}, here or in a worker
+   * ({@link Stream.readerBundleForWorker}). For another process, send the
+   * writer instead (`conn.send({ streams: [writer] })`). A queue reader
    * starts with the next record published; a latest reader with the newest
    * one. Errors: `CLOSED`, `INVALID_ARGUMENT` (already `maxReaders`
    * readers), `OS`/`OUT_OF_MEMORY` from the OS.
    */
   addReader(): Result<ReaderBundle, MemportError> {
+    const wake = this.#checkRoom().andThen(() => makeWaker());
+    if (wake.isErr()) return err(wake.error);
+    const made = this.#attach(wake.value, false);
+    if (made.isErr()) return err(made.error);
+    return ok({ id: made.value.id, data: made.value.data, control: made.value.control, wake: wake.value, wakeWriter: this.#wakeWriter });
+  }
+
+  /**
+   * @internal A reader for another process (a connection sends its parts):
+   * woken by a new Notifier, and waking the writer through the writer's
+   * Notifier. The reader counts from now: a queue reader starts with the next
+   * record published. Errors as {@link StreamWriter.addReader}.
+   */
+  _addPeerReader(): Result<PeerReaderParts, MemportError> {
+    const room = this.#checkRoom();
+    if (room.isErr()) return err(room.error);
+    if (this.#wakeWriterNotifier === undefined) {
+      const made = Notifier.create();
+      if (made.isErr()) return err(made.error);
+      this.#wakeWriterNotifier = made.value;
+    }
+    const wake = Notifier.create();
+    if (wake.isErr()) return err(wake.error);
+    const made = this.#attach(wake.value, true);
+    if (made.isErr()) {
+      wake.value.close();
+      return err(made.error);
+    }
+    const { id, data, control } = made.value;
+    return ok({
+      id,
+      regions: [data, control],
+      notifiers: [wake.value, this.#wakeWriterNotifier],
+      release: () => {
+        data.close();
+        control.close();
+      },
+    });
+  }
+
+  /** @internal Whether reader `id` is still attached. */
+  _hasReader(id: number): boolean {
+    return this.#readers.some((r) => r.id === id);
+  }
+
+  #checkRoom(): Result<void, MemportError> {
     if (this.#closed) return err(memportError('CLOSED', 'the stream writer is closed'));
     if (this.#readers.length >= this.#g.maxReaders) this.#sweep();
     if (this.#readers.length >= this.#g.maxReaders) {
-      return err(memportError('INVALID_ARGUMENT', `the stream already has its maxReaders (${this.#g.maxReaders}) readers`));
+      return err(memportError('INVALID_ARGUMENT', `the stream already has its maxReaders (${this.#g.maxReaders}) readers; create it with a larger maxReaders, or close readers first`));
     }
-    const wake = makeWaker();
-    if (wake.isErr()) return err(wake.error);
+    return ok(undefined);
+  }
+
+  /** Makes a reader's control region and the data's read-only twin, and starts serving it. */
+  #attach(wake: Waker, ownsWake: boolean): Result<{ id: number; data: SharedRegion; control: SharedRegion }, MemportError> {
     const control = SharedRegion.create(L.CONTROL_BYTES, { label: `${this.#label ?? 'stream'} reader` });
     if (control.isErr()) return err(control.error);
     const twin = this.#data.toReadOnly();
@@ -274,9 +349,9 @@ export class StreamWriter implements Disposable {
     w[L.C_READ_POS / 4] = start >>> 0;
     this.#b.atomicStore32(c, L.C_MAGIC, L.CONTROL_MAGIC);
     const id = this.#nextId++;
-    this.#readers.push({ id, control: control.value, c, wake: wake.value, pos: start, blocked: -1 });
+    this.#readers.push({ id, control: control.value, c, wake, ownsWake, pos: start, blocked: -1 });
     if (!this.#latest) this.#minPos = Math.min(this.#minPos, start);
-    return ok({ id, data: twin.value, control: forReader.value, wake: wake.value, wakeWriter: this.#wakeWriter });
+    return ok({ id, data: twin.value, control: forReader.value });
   }
 
   /**
@@ -288,6 +363,7 @@ export class StreamWriter implements Disposable {
     const i = this.#readers.findIndex((r) => r.id === id);
     if (i < 0) return false;
     this.#detach(i);
+    this.#wakeWriter.notify(); // a waiting acquire looks again: the reader may have held it back
     return true;
   }
 
@@ -333,7 +409,9 @@ export class StreamWriter implements Disposable {
           this.#clearWriterSleeping();
           return again;
         }
-        const woke = await this.#wakeWriter.wait(remaining(options, deadline));
+        const left = remaining(options, deadline);
+        const notifier = this.#wakeWriterNotifier;
+        const woke = await (notifier ? waitEither(this.#wakeWriter, notifier, left) : this.#wakeWriter.wait(left));
         if (this.#closed) return err(memportError('CLOSED', 'the stream writer was closed'));
         if (woke.isErr()) {
           this.#clearWriterSleeping();
@@ -483,6 +561,7 @@ export class StreamWriter implements Disposable {
   #remove(i: number): void {
     const [r] = this.#readers.splice(i, 1);
     r!.control.close();
+    if (r!.ownsWake) (r!.wake as Notifier).close();
   }
 
   #detach(i: number): void {
@@ -541,9 +620,13 @@ export class StreamWriter implements Disposable {
     } catch {
       // A region closed under us: nothing left to tell.
     }
-    for (const r of this.#readers) r.control.close();
+    for (const r of this.#readers) {
+      r.control.close();
+      if (r.ownsWake) (r.wake as Notifier).close();
+    }
     this.#readers = [];
     this.#wakeWriter.notify(); // a waiting acquire sees the close
+    this.#wakeWriterNotifier?.close();
     this.#data.close();
   }
 
@@ -596,6 +679,10 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
   /** Latest: turns in a row in which every claim failed. */
   #contendedTurns = 0;
   #failure: MemportError | undefined;
+  /** Set when the connection this reader came on was closed in this process: why next() fails. */
+  #cut: MemportError | undefined;
+  /** Called once when the reader closes (its connection stops tracking it). */
+  #onClose: (() => void) | undefined;
   #closed = false;
 
   /** @internal Made by {@link Stream.openReader}. */
@@ -653,6 +740,7 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
 
   /** A record if one is ready, an Err, or undefined to wait. */
   #tryNext(): Result<StreamRecord, MemportError> | undefined | typeof CONTENDED {
+    if (this.#cut) return err(this.#cut);
     if (this.#closed) return err(memportError('CLOSED', 'the stream reader is closed'));
     if (this.#failure) return err(this.#failure);
     try {
@@ -670,8 +758,9 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
 
   #takeQueued(): Result<StreamRecord, MemportError> | undefined {
     const g = this.#g;
+    // Dropped: the writer no longer keeps slots for this reader (the wait says so).
+    if (this.#b.atomicLoad32(this.#c, L.C_WRITER_STATE) !== 0) return undefined;
     if (this.#next >= this.#known) {
-      if (this.#b.atomicLoad32(this.#c, L.C_WRITER_STATE) !== 0) return undefined; // dropped: the wait says so
       const w32 = this.#b.atomicLoad32(this.#bytes, L.H_WRITE_POS);
       const ahead = L.diff32(w32, this.#released >>> 0);
       if (ahead > g.records) return this.#fail(`the write position is ${ahead} records past this reader's, more than the ${g.records} slots`);
@@ -751,7 +840,7 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
     try {
       for (;;) {
         if (b.atomicLoad32(this.#c, L.C_WRITER_STATE) !== 0) {
-          return err(memportError('PEER_CLOSED', 'the stream writer dropped this reader'));
+          return err(memportError('PEER_CLOSED', 'the stream writer dropped this reader: the connection it came on was closed on the writer\'s side, the writer called dropReader(), or this reader broke the protocol'));
         }
         // Announce the sleep, then look again (docs/PROTOCOL.md, wake-ups).
         b.atomicStore32(this.#c, L.C_READER_SLEEPING, 1);
@@ -760,7 +849,7 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
         if (now === CONTENDED) {
           b.atomicStore32(this.#c, L.C_READER_SLEEPING, 0);
           await new Promise((resolve) => setImmediate(resolve));
-          if (this.#closed) return err(memportError('CLOSED', 'the stream reader was closed'));
+          if (this.#closed) return err(this.#cut ?? memportError('CLOSED', 'the stream reader was closed'));
           continue;
         }
         if (now !== undefined) {
@@ -769,10 +858,12 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
         }
         if ((state & L.STATE_CLOSED) !== 0) {
           b.atomicStore32(this.#c, L.C_READER_SLEEPING, 0);
-          return err(memportError('PEER_CLOSED', 'the stream writer closed, and every record it published was read'));
+          return err(memportError('PEER_CLOSED', this.#writerGone && (b.atomicLoad32(this.#bytes, L.H_STATE) & L.STATE_CLOSED) === 0
+            ? 'the connection that carried this stream closed (the writer\'s process closed it or exited), and every record published was read'
+            : 'the stream writer closed, and every record it published was read'));
         }
         const woke = await wake.wait(remaining(options, deadline));
-        if (this.#closed) return err(memportError('CLOSED', 'the stream reader was closed'));
+        if (this.#closed) return err(this.#cut ?? memportError('CLOSED', 'the stream reader was closed'));
         if (woke.isErr()) {
           b.atomicStore32(this.#c, L.C_READER_SLEEPING, 0);
           return err(woke.error);
@@ -784,14 +875,34 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
   }
 
   /**
-   * @internal The writer is gone without closing (its process died: the
-   * connection that carried this reader says so). The reader delivers what
-   * was published, then ends with `PEER_CLOSED`, as if the writer had closed.
+   * @internal The writer is gone without closing (the connection that carried
+   * this reader ended from the writer's side: closed, or its process died).
+   * The reader delivers what was published, then ends with `PEER_CLOSED`, as
+   * if the writer had closed.
    */
   _writerGone(): void {
     if (this.#writerGone || this.#closed) return;
     this.#writerGone = true;
     this.#bundle.wake.notify();
+  }
+
+  /**
+   * @internal The connection this reader came on was closed in this process:
+   * the writer drops the reader when it sees that, so the reader ends now,
+   * and says why (a `for await` loop throws it rather than end quietly).
+   */
+  _connectionClosedHere(): void {
+    if (this.#closed) return;
+    this.#cut = memportError(
+      'CLOSED',
+      'the connection this stream reader came on was closed in this process, which ends the reader: a reader lives as long as its connection (keep the connection open while reading, and close it after the reader)',
+    ) as MemportError;
+    this.close();
+  }
+
+  /** @internal `fn` runs once when the reader closes. */
+  _setOnClose(fn: () => void): void {
+    this.#onClose = fn;
   }
 
   /** @internal Record.release(). */
@@ -840,6 +951,11 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
     this.#bundle.wake.notify(); // a waiting next() sees the close
     this.#bundle.data.close();
     this.#bundle.control.close();
+    // A reader from another process owns its notifiers; ThreadWakers need no closing.
+    for (const waker of [this.#bundle.wake, this.#bundle.wakeWriter]) if (waker instanceof Notifier) waker.close();
+    const onClose = this.#onClose;
+    this.#onClose = undefined;
+    onClose?.();
   }
 
   /** Same as {@link StreamReader.close}. */
@@ -860,7 +976,9 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
         const r = await this.next();
         last?.release();
         if (r.isErr()) {
-          if (r.error.code === 'PEER_CLOSED' || r.error.code === 'CLOSED') return;
+          // Ends quietly when the writer finished or this reader was closed;
+          // anything else, including its connection closed here, is thrown.
+          if (r.error.code === 'PEER_CLOSED' || (r.error.code === 'CLOSED' && this.#cut === undefined)) return;
           throw r.error;
         }
         last = r.value;
@@ -949,8 +1067,9 @@ function isWorkerBundle(value: unknown): value is WorkerReaderBundle {
 
 /**
  * Makes streams. A stream is one writer ({@link StreamWriter}) and readers
- * ({@link StreamReader}) over one shared region: the engine. Passing readers
- * over connections (`conn.send({ streams: [...] })`) comes next.
+ * ({@link StreamReader}) over one shared region. Another process gets a
+ * reader in a message: `conn.send({ streams: [writer] })`, received as
+ * `message.streams`; a reader lives as long as the connection it came on.
  */
 export class Stream {
   private constructor() {}
@@ -1040,6 +1159,28 @@ export class Stream {
     if (checked.isErr()) return fail(checked.error);
     try {
       return ok(StreamReader._make(binding.value, parts, checked.value.g, checked.value.start));
+    } catch (e) {
+      return fail(toMemportError(e));
+    }
+  }
+
+  /**
+   * @internal Opens a reader that arrived in a message: the data region (which
+   * must be read-only), its control region, its wake-up and the writer's.
+   * Takes ownership of all four, also when it fails. Errors: `PROTOCOL`.
+   */
+  static _openReceived(data: SharedRegion, control: SharedRegion, wake: Notifier, wakeWriter: Notifier): Result<StreamReader, MemportError> {
+    const fail = (e: MemportError) => {
+      for (const part of [data, control, wake, wakeWriter]) part.close();
+      return err(e);
+    };
+    if (!data.readOnly) return fail(protocol('a stream\'s data region arrived writable; a writer hands readers a read-only one'));
+    const binding = loadNative();
+    if (binding.isErr()) return fail(binding.error);
+    const checked = validateBundle(data, control);
+    if (checked.isErr()) return fail(checked.error);
+    try {
+      return ok(StreamReader._make(binding.value, { id: 0, data, control, wake, wakeWriter }, checked.value.g, checked.value.start));
     } catch (e) {
       return fail(toMemportError(e));
     }

@@ -1061,6 +1061,22 @@ for (const [kind, size, code, what] of WRONG_NOTIFIERS) {
   });
 }
 
+// Stream readers (issue 11): four members, each checked like its kind, and
+// the stream itself validated when the message is received.
+const BAD_STREAMS = [
+  ['wake-memfd', 'INVALID_HANDLE', 'a stream reader whose wake-up is a memfd'],
+  ['control-pipe', 'INVALID_HANDLE', 'a stream reader whose control region is a pipe'],
+  ['header', 'PROTOCOL', 'a stream reader whose data region holds no stream'],
+];
+for (const [kind, code, what] of BAD_STREAMS) {
+  Fds(`${what}: ${code}, its four handles closed, that connection dropped`, async () => {
+    if (!isLinux) return;
+    await clientAttack('stream', [kind], code, {
+      check: ({ error }) => assert.match(error.message, kind === 'header' ? /stream 0 .*not a memport stream/ : /(notifier|region) \d of message/, 'refused for the member, not the frame'),
+    });
+  });
+}
+
 Fds('an unsealed memfd is refused before mapping, so the sender truncating it cannot raise SIGBUS here', async () => {
   if (!isLinux) return;
   await clientAttack('fd', ['memfd-unsealed', 'rw', 4096], 'INVALID_HANDLE', {

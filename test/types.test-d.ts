@@ -1,6 +1,6 @@
 // Compile-time checks of the public types (run by `npm run typecheck`).
 import type { Result } from 'neverthrow';
-import { Notifier, SharedRegion, Stream, isMemportError, type ResultAsync, type Slot, type StreamReader, type StreamRecord, type StreamWriter, type ConnectOptions, type ListenOptions, type MemportError, type MemportErrorCode, type RegionToken } from '../dist/index.js';
+import { Notifier, SharedRegion, Stream, isMemportError, type Connection, type Message, type OutgoingMessage, type ResultAsync, type Slot, type StreamReader, type StreamRecord, type StreamWriter, type ConnectOptions, type ListenOptions, type MemportError, type MemportErrorCode, type RegionToken } from '../dist/index.js';
 
 type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 function expectType<T extends true>(): T | void {}
@@ -129,4 +129,19 @@ if (writer.isOk()) {
   }
   // @ts-expect-error mode is 'queue' or 'latest'
   Stream.create({ mode: 'ring', recordBytes: 64, records: 8 });
+}
+
+// Streams over connections: send takes writers, a received message has readers.
+export async function streamsOverConnections(conn: Connection, w: StreamWriter): Promise<void> {
+  const sent = conn.send({ streams: [w], data: { hello: 1 } });
+  expectType<Equals<typeof sent, ResultAsync<void, MemportError>>>();
+  const outgoing: OutgoingMessage = { streams: [w] };
+  void outgoing;
+  const got = await conn.receive();
+  if (got.isOk()) {
+    expectType<Equals<typeof got.value, Message<unknown>>>();
+    expectType<Equals<typeof got.value.streams, StreamReader[]>>();
+  }
+  // @ts-expect-error a reader cannot be sent: send the writer
+  void conn.send({ streams: [(await conn.receive())._unsafeUnwrap().streams[0]!] });
 }

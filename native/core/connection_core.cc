@@ -63,6 +63,14 @@ Status ConnectionCore::Write(uint64_t write_id, Frame frame, const std::vector<c
     descriptor.size = 0;
     descriptor.flags = kDescriptorNotifier;
   }
+  // A stream reader's members are the last regions and notifiers given.
+  const size_t stream_regions = kStreamRegions * frame.streams;
+  const size_t stream_notifiers = kStreamNotifiers * frame.streams;
+  if (stream_regions > regions.size() || stream_notifiers > notifiers.size()) {
+    return MakeError("INVALID_ARGUMENT", "a stream reader takes two regions and two notifiers");
+  }
+  for (size_t i = regions.size() - stream_regions; i < regions.size(); ++i) frame.regions[i].flags |= kDescriptorStream;
+  for (size_t i = handles - stream_notifiers; i < handles; ++i) frame.regions[i].flags |= kDescriptorStream;
 
   std::lock_guard<std::mutex> lock(mutex_);
   if (closed_) return close_reason_;

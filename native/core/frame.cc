@@ -36,8 +36,44 @@ Error Violation(const std::string& what) { return MakeError("PROTOCOL", "malform
 }  // namespace
 
 bool DescriptorShapeValid(const RegionDescriptor& descriptor) {
-  if (descriptor.notifier()) return descriptor.flags == kDescriptorNotifier && descriptor.size == 0;
-  return descriptor.size >= 1 && descriptor.size <= kMaxRegionSize && (descriptor.flags & ~kKnownRegionFlags) == 0;
+  const uint32_t flags = descriptor.flags & ~kDescriptorStream;
+  if (descriptor.notifier()) return flags == kDescriptorNotifier && descriptor.size == 0;
+  if (descriptor.stream() && descriptor.named()) return false;
+  return descriptor.size >= 1 && descriptor.size <= kMaxRegionSize && (flags & ~kKnownRegionFlags) == 0;
+}
+
+int StreamCount(const std::vector<RegionDescriptor>& descriptors) {
+  // Walks each kind in frame order: once a stream member is seen, every later
+  // handle of that kind must be one, and regions alternate data / control.
+  size_t regions = 0;
+  size_t notifiers = 0;
+  bool in_regions = false;
+  bool in_notifiers = false;
+  for (const RegionDescriptor& descriptor : descriptors) {
+    if (descriptor.notifier()) {
+      if (descriptor.stream()) {
+        in_notifiers = true;
+        ++notifiers;
+      } else if (in_notifiers) {
+        return -1;
+      }
+      continue;
+    }
+    if (!descriptor.stream()) {
+      if (in_regions) return -1;
+      continue;
+    }
+    in_regions = true;
+    const bool data = regions % kStreamRegions == 0;
+    // The data goes out read-only; the control region both sides write.
+    if (descriptor.read_only() != data) return -1;
+    ++regions;
+  }
+  if (regions % kStreamRegions != 0 || regions / kStreamRegions != notifiers / kStreamNotifiers ||
+      notifiers % kStreamNotifiers != 0) {
+    return -1;
+  }
+  return static_cast<int>(regions / kStreamRegions);
 }
 
 Result<std::vector<uint8_t>> EncodeFrame(const Frame& frame) {
@@ -61,6 +97,9 @@ Result<std::vector<uint8_t>> EncodeFrame(const Frame& frame) {
   }
   for (const RegionDescriptor& region : frame.regions) {
     if (!DescriptorShapeValid(region)) return MakeError("INVALID_ARGUMENT", "handle descriptor out of range");
+  }
+  if (StreamCount(frame.regions) != frame.streams) {
+    return MakeError("INVALID_ARGUMENT", "the frame's stream members are not laid out as the protocol requires");
   }
   std::vector<uint8_t> out(kHeaderSize + kDescriptorSize * frame.regions.size() + frame.data.size());
   uint8_t* p = out.data();
@@ -111,14 +150,19 @@ Result<Frame> DecodeFrame(const uint8_t* bytes, size_t length) {
     region.size = GetU64(p);
     region.flags = GetU32(p + 8);
     region.handle = GetU32(p + 12);
+    const uint32_t flags = region.flags & ~kDescriptorStream;
     if (region.notifier()) {
-      if (region.flags != kDescriptorNotifier) return Violation("a notifier descriptor with region flags");
+      if (flags != kDescriptorNotifier) return Violation("a notifier descriptor with region flags");
       if (region.size != 0) return Violation("a notifier descriptor with a size");
       continue;
     }
     if (region.size == 0 || region.size > kMaxRegionSize) return Violation("region size out of range");
-    if ((region.flags & ~kKnownRegionFlags) != 0) return Violation("unknown region flags");
+    if ((flags & ~kKnownRegionFlags) != 0) return Violation("unknown region flags");
+    if (region.stream() && region.named()) return Violation("a named region as a stream member");
   }
+  const int streams = StreamCount(frame.regions);
+  if (streams < 0) return Violation("stream members not in pairs of (read-only data, control) regions and two notifiers each");
+  frame.streams = static_cast<uint16_t>(streams);
   frame.data.assign(p, p + data_length);
   return frame;
 }

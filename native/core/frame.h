@@ -16,8 +16,9 @@
 //     8  u32  flags         bit 0: read-only; bit 1: named (memory the sender
 //                           opened or created by name; the receiver takes it
 //                           only when it opted in); bit 2: a notifier (an
-//                           eventfd / an Event, not a region; no other bit
-//                           set); every other bit must be 0
+//                           eventfd / an Event, not a region); bit 3: a
+//                           stream member (see StreamMembersValid); every
+//                           other bit must be 0
 //     12 u32  handle        Linux: index of the fd in SCM_RIGHTS (== descriptor index)
 //                           Windows: the handle value in the receiver's table
 //   data (data_length bytes)
@@ -60,6 +61,15 @@ constexpr uint32_t kKnownRegionFlags = kRegionReadOnly | kRegionNamed;
 // no other flag. Protocol version 1 receivers from before this bit drop the
 // connection (unknown flag).
 constexpr uint32_t kDescriptorNotifier = 1u << 2;
+// The descriptor is part of a stream reader the frame hands over (docs/PROTOCOL.md
+// section 6, "Readers over connections"): on a region (the stream's data,
+// read-only, then the reader's control region, writable; never named) or on a
+// notifier (the reader's wake-up, then the writer's). Receivers from before
+// this bit drop the connection (unknown flag).
+constexpr uint32_t kDescriptorStream = 1u << 3;
+// Regions and notifiers one stream reader takes in a frame: two of each.
+constexpr size_t kStreamRegions = 2;
+constexpr size_t kStreamNotifiers = 2;
 // MESSAGE frames one sender may have unacknowledged at once (docs/PROTOCOL.md
 // section 3, "Window"); enforced by the receiver, which drops a peer past it.
 constexpr uint32_t kMessageWindow = 256;
@@ -71,18 +81,29 @@ struct RegionDescriptor {
   bool read_only() const { return (flags & kRegionReadOnly) != 0; }
   bool named() const { return (flags & kRegionNamed) != 0; }
   bool notifier() const { return (flags & kDescriptorNotifier) != 0; }
+  bool stream() const { return (flags & kDescriptorStream) != 0; }
 };
 
 // Whether a descriptor's size and flags are well-formed: a region's size in
 // 1..kMaxRegionSize with only region flags, or a notifier's (size 0, only the
-// notifier flag).
+// notifier flag), either possibly a stream member (a region then not named).
 bool DescriptorShapeValid(const RegionDescriptor& descriptor);
+
+// How many stream readers `descriptors` hand over, or -1 when their stream
+// members are not laid out as the protocol requires: among the regions (in
+// frame order) the stream members are the last 2k, in pairs (read-only data,
+// writable control); among the notifiers the last 2k, and no others.
+int StreamCount(const std::vector<RegionDescriptor>& descriptors);
 
 struct Frame {
   FrameType type = FrameType::kMessage;
   uint32_t seq = 0;
   std::vector<RegionDescriptor> regions;
   std::vector<uint8_t> data;
+  // Stream readers the frame hands over: the last 2 * streams regions and the
+  // last 2 * streams notifiers are their members (kDescriptorStream). Set by
+  // the sender before Write (which flags those descriptors) and by DecodeFrame.
+  uint16_t streams = 0;
 };
 
 // Serialises `frame`; fails with INVALID_ARGUMENT when it breaks a cap.

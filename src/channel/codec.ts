@@ -6,15 +6,24 @@ import type { NativeNotifier, NativeRegion } from '../native/binding.js';
 import { notifierNativeOf } from '../notifier.js';
 import { describe, readArray, readOptions, thrownText } from '../options.js';
 import { nativeOf } from '../region.js';
+import { isStreamWriter, type StreamWriter } from '../stream.js';
 import { MAX_DATA_BYTES, MAX_REGIONS_PER_MESSAGE } from './protocol.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
-/** A message ready for the native write: its regions' and notifiers' native objects and its serialised data. */
+/** Handles one stream reader takes in a message: two regions and two notifiers. */
+export const HANDLES_PER_STREAM = 4;
+
+/**
+ * A message ready for the native write: its regions' and notifiers' native
+ * objects, the stream writers to make readers of (when the write starts), and
+ * its serialised data.
+ */
 export interface EncodedMessage {
   natives: NativeRegion[];
   notifiers: NativeNotifier[];
+  streams: StreamWriter[];
   bytes: Uint8Array | undefined;
 }
 
@@ -25,18 +34,20 @@ export interface EncodedMessage {
  */
 export function encodeMessage(message: unknown): Result<EncodedMessage, MemportError> {
   if (message === null || typeof message !== 'object') {
-    return err(memportError('INVALID_ARGUMENT', `send() takes { regions?, notifiers?, data? }, got ${describe(message)}`));
+    return err(memportError('INVALID_ARGUMENT', `send() takes { regions?, notifiers?, streams?, data? }, got ${describe(message)}`));
   }
-  const read = readOptions(message, ['regions', 'notifiers', 'data'], 'send');
+  const read = readOptions(message, ['regions', 'notifiers', 'streams', 'data'], 'send');
   if (read.isErr()) return err(read.error);
-  const { regions: given = [], notifiers: givenNotifiers = [], data } = read.value;
+  const { regions: given = [], notifiers: givenNotifiers = [], streams: givenStreams = [], data } = read.value;
   const regions = readArray(given, 'send: regions');
   if (regions.isErr()) return err(regions.error);
   const notifierList = readArray(givenNotifiers, 'send: notifiers');
   if (notifierList.isErr()) return err(notifierList.error);
-  const handles = regions.value.length + notifierList.value.length;
+  const streamList = readArray(givenStreams, 'send: streams');
+  if (streamList.isErr()) return err(streamList.error);
+  const handles = regions.value.length + notifierList.value.length + HANDLES_PER_STREAM * streamList.value.length;
   if (handles > MAX_REGIONS_PER_MESSAGE) {
-    return err(memportError('INVALID_ARGUMENT', `at most ${MAX_REGIONS_PER_MESSAGE} regions and notifiers together per message, got ${handles}`));
+    return err(memportError('INVALID_ARGUMENT', `at most ${MAX_REGIONS_PER_MESSAGE} handles per message (a region or a notifier is one, a stream ${HANDLES_PER_STREAM}), got ${handles}`));
   }
   const natives: NativeRegion[] = [];
   for (const [i, region] of regions.value.entries()) {
@@ -52,7 +63,13 @@ export function encodeMessage(message: unknown): Result<EncodedMessage, MemportE
     if (native.closed()) return err(memportError('CLOSED', `notifiers[${i}] is closed`));
     notifiers.push(native);
   }
-  if (data === undefined) return ok({ natives, notifiers, bytes: undefined });
+  const streams: StreamWriter[] = [];
+  for (const [i, writer] of streamList.value.entries()) {
+    if (!isStreamWriter(writer)) return err(memportError('INVALID_ARGUMENT', `streams[${i}] is not a StreamWriter (make one with Stream.create)`));
+    if (writer.closed) return err(memportError('CLOSED', `streams[${i}] is closed`));
+    streams.push(writer);
+  }
+  if (data === undefined) return ok({ natives, notifiers, streams, bytes: undefined });
   let json: string | undefined;
   try {
     json = JSON.stringify(data);
@@ -64,7 +81,7 @@ export function encodeMessage(message: unknown): Result<EncodedMessage, MemportE
   if (bytes.length > MAX_DATA_BYTES) {
     return err(memportError('INVALID_ARGUMENT', `data is ${bytes.length} bytes once serialised; the limit is ${MAX_DATA_BYTES} (put bulk bytes in a region)`));
   }
-  return ok({ natives, notifiers, bytes });
+  return ok({ natives, notifiers, streams, bytes });
 }
 
 /** A received message's data: undefined, or the JSON value; Err when it is not UTF-8 JSON. */

@@ -7,10 +7,11 @@ import { nativeLimits, type ResolvedLimits } from '../limits.js';
 import { FrameType, type NativeConnection, type NativeInbound, type NativeNotifier, type NativeRegion } from '../native/binding.js';
 import { Notifier } from '../notifier.js';
 import { readWaitOptions } from '../options.js';
-import { SharedRegion } from '../region.js';
+import { nativeOf, SharedRegion } from '../region.js';
+import { Stream, type PeerReaderParts, type StreamReader, type StreamWriter } from '../stream.js';
 import { Waiter, type WaitOptions } from '../waiter.js';
 import { decodeData, decodeNack, encodeMessage, encodeNack, safeText } from './codec.js';
-import { MESSAGE_WINDOW, UNREPORTED_WRITE, defaultSendTimeout, type Message, type Peer } from './protocol.js';
+import { MESSAGE_WINDOW, UNREPORTED_WRITE, defaultSendTimeout, type Message, type OutgoingMessage, type Peer } from './protocol.js';
 
 const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
 /** Only this module's factories may construct a Connection. */
@@ -57,6 +58,10 @@ export class Connection implements Disposable {
   #closedError: MemportError | undefined;
   #onClosed: (() => void) | undefined;
   #ref = true;
+  /** Readers this end handed out over the connection: their writers drop them when it ends. */
+  #streamsOut: Array<{ writer: StreamWriter; id: number }> = [];
+  /** Readers that came over the connection: they end when it ends. */
+  readonly #streamsIn = new Set<StreamReader>();
 
   private constructor(native: NativeConnection, role: Role, token: symbol) {
     if (token !== INTERNAL) {
@@ -127,7 +132,7 @@ export class Connection implements Disposable {
   }
 
   /**
-   * Sends regions and/or data. Resolves once the peer *process* holds the
+   * Sends regions, notifiers, stream readers and/or data. Resolves once the peer *process* holds the
    * message: its handles received and validated into the peer's inbox. It
    * does not wait for the peer's application to call `receive()`, so both
    * ends may send and then receive. The regions stay usable here.
@@ -137,14 +142,18 @@ export class Connection implements Disposable {
    * until the peer receives one. So a peer that never calls `receive()`
    * holds at most a bounded number of messages, and its sender waits.
    *
+   * `streams: [writer]` hands the peer a new reader of each stream, served
+   * while this connection is open (see {@link OutgoingMessage.streams}).
+   *
    * Errors: `INVALID_ARGUMENT` (bad message, data not JSON or over 128 KiB,
-   * over 64 regions), `CLOSED` (a region or the connection is closed),
+   * over 64 handles, a stream at its `maxReaders`), `CLOSED` (a region, a
+   * notifier, a stream or the connection is closed),
    * `ACCESS_DENIED` (a writable region that has a read-only twin),
    * `PEER_CLOSED`, a code the peer refused with, `TIMEOUT`, `ABORTED`. A
    * timed-out or aborted send may still be delivered. Without `timeoutMs` a
    * send waits at most {@link DEFAULT_SEND_TIMEOUT_MS} (30 s).
    */
-  send(message: Partial<Message>, options?: WaitOptions): ResultAsync<void, MemportError> {
+  send(message: OutgoingMessage, options?: WaitOptions): ResultAsync<void, MemportError> {
     const wait = readWaitOptions(options, 'send');
     if (wait.isErr()) return errAsync(wait.error);
     const encoded = encodeMessage(message);
@@ -162,11 +171,29 @@ export class Connection implements Disposable {
         waiter.settle(err(this.#closedError));
         return;
       }
+      const { natives, notifiers, streams, bytes } = encoded.value;
+      // Readers are made as the frame goes out, so a queue reader starts
+      // with the records published from now on.
+      const made = this.#makePeerReaders(streams);
+      if (made.isErr()) {
+        waiter.settle(err(made.error));
+        this.#wakeWindow();
+        return;
+      }
+      readers = made.value;
       const seq = this.#takeSeq();
       const writeId = this.#nextWriteId++;
-      const { natives, notifiers, bytes } = encoded.value;
       const written = Result.fromThrowable(
-        () => this.#native.write(writeId, FrameType.Message, seq, natives, bytes, notifiers.length ? notifiers : undefined),
+        () =>
+          this.#native.write(
+            writeId,
+            FrameType.Message,
+            seq,
+            [...natives, ...readers.flatMap((r) => r.regions.map((region) => nativeOf(region)!))],
+            bytes,
+            notifiers.length || readers.length ? [...notifiers, ...readers.flatMap((r) => r.notifiers.map((n) => n._native()!))] : undefined,
+            readers.length || undefined,
+          ),
         toMemportError,
       )();
       if (written.isErr()) {
@@ -177,9 +204,42 @@ export class Connection implements Disposable {
       this.#unacked.set(seq, { waiter, writeId });
       if (!written.value) this.#writes.set(writeId, seq); // completion still to come
     };
+    let readers: PeerReaderParts[] = [];
+    const settled = waiter.toResultAsync();
+    if (encoded.value.streams.length > 0) {
+      // Before the caller's continuation runs: the sender's copies closed, and
+      // each reader served while the connection lives, or dropped at once.
+      void settled.then((result) => this.#settleStreams(encoded.value.streams, readers, result.isOk()));
+    }
     if (this.#unacked.size < MESSAGE_WINDOW && this.#windowWaiters.length === 0) start();
     else this.#windowWaiters.push(start);
-    return waiter.toResultAsync();
+    return settled;
+  }
+
+  /** A reader of each writer for the peer, or the first error (the readers made so far dropped). */
+  #makePeerReaders(writers: StreamWriter[]): Result<PeerReaderParts[], MemportError> {
+    const readers: PeerReaderParts[] = [];
+    for (const [i, writer] of writers.entries()) {
+      const made = writer._addPeerReader();
+      if (made.isErr()) {
+        this.#settleStreams(writers, readers, false);
+        return err(memportError(made.error.code, `streams[${i}]: ${made.error.message}`));
+      }
+      readers.push(made.value);
+    }
+    return ok(readers);
+  }
+
+  /** After a send with streams settled: serve its readers while the connection lives, or drop them. */
+  #settleStreams(writers: StreamWriter[], readers: PeerReaderParts[], delivered: boolean): void {
+    if (readers.length === 0) return;
+    this.#streamsOut = this.#streamsOut.filter(({ writer, id }) => writer._hasReader(id));
+    for (const [i, reader] of readers.entries()) {
+      reader.release();
+      const writer = writers[i]!;
+      if (delivered && !this.#closedError) this.#streamsOut.push({ writer, id: reader.id });
+      else writer.dropReader(reader.id);
+    }
   }
 
   /**
@@ -379,20 +439,55 @@ export class Connection implements Disposable {
     let natives: NativeRegion[];
     let bytes: Uint8Array | undefined;
     let notifiers: NativeNotifier[];
+    let streamCount: number;
     try {
-      [natives, bytes, notifiers] = this.#native.takeMessage(held);
+      [natives, bytes, notifiers, streamCount] = this.#native.takeMessage(held);
     } catch (e) {
       const error = toMemportError(e);
       return err(memportError(error.code, `a message from process ${this.#peer.pid} arrived but could not be mapped here, and was dropped: ${error.message}`));
     }
+    const regions = natives.map((n) => SharedRegion._fromNative(n));
+    const wakers = notifiers.map((n) => Notifier._fromNative(n));
     const data = decodeData(bytes);
     if (data.isErr()) {
-      for (const r of natives) r.close();
-      for (const n of notifiers) n.close();
+      for (const part of [...regions, ...wakers]) part.close();
       this.#violation(data.error);
       return err(this.#closedError!);
     }
-    return ok({ regions: natives.map((n) => SharedRegion._fromNative(n)), notifiers: notifiers.map((n) => Notifier._fromNative(n)), data: data.value });
+    // The frame's last 2k regions and notifiers are its k stream readers' (native/core/frame.h).
+    const firstRegion = regions.length - 2 * streamCount;
+    const firstNotifier = wakers.length - 2 * streamCount;
+    const streams: StreamReader[] = [];
+    for (let i = 0; i < streamCount; i++) {
+      const r = firstRegion + 2 * i;
+      const n = firstNotifier + 2 * i;
+      const opened = Stream._openReceived(regions[r]!, regions[r + 1]!, wakers[n]!, wakers[n + 1]!);
+      if (opened.isErr()) {
+        // The sender's stream is not one (a bad header): it broke the protocol.
+        for (const reader of streams) reader.close();
+        for (const part of [...regions.slice(0, firstRegion), ...regions.slice(r + 2), ...wakers.slice(0, firstNotifier), ...wakers.slice(n + 2)]) part.close();
+        this.#violation(`stream ${i} of a message: ${opened.error.message}`);
+        return err(this.#closedError!);
+      }
+      streams.push(opened.value);
+    }
+    for (const reader of streams) this.#adoptStream(reader);
+    return ok({ regions: regions.slice(0, firstRegion), notifiers: wakers.slice(0, firstNotifier), streams, data: data.value });
+  }
+
+  /** Ties a received reader to this connection: it ends when the connection does. */
+  #adoptStream(reader: StreamReader): void {
+    if (this.#closedError) {
+      this.#endStream(reader, this.#closedError);
+      return;
+    }
+    this.#streamsIn.add(reader);
+    reader._setOnClose(() => this.#streamsIn.delete(reader));
+  }
+
+  #endStream(reader: StreamReader, why: MemportError): void {
+    if (why.code === 'CLOSED') reader._connectionClosedHere();
+    else reader._writerGone();
   }
 
   #release(held: NativeInbound): void {
@@ -421,6 +516,10 @@ export class Connection implements Disposable {
     this.#closedError = error;
     this.#onClosed?.();
     this.#onClosed = undefined;
+    // Streams carried by the connection end with it (docs/PROTOCOL.md section 6).
+    for (const { writer, id } of this.#streamsOut.splice(0)) writer.dropReader(id);
+    for (const reader of [...this.#streamsIn]) this.#endStream(reader, error);
+    this.#streamsIn.clear();
     this.#welcome?.settle(err(error));
     for (const { waiter } of this.#unacked.values()) waiter.settle(err(error));
     this.#unacked.clear();

@@ -5,6 +5,7 @@ import { PROTOCOL, UNREPORTED_WRITE } from '../native/constants.js';
 import { describe } from '../options.js';
 import type { Notifier } from '../notifier.js';
 import type { SharedRegion } from '../region.js';
+import type { StreamReader, StreamWriter } from '../stream.js';
 
 /** Who is at the other end, as the kernel reports it (never taken from a message). */
 export interface Peer {
@@ -26,8 +27,32 @@ export interface Message<T = unknown> {
    * Regions and notifiers together: at most 64 per message.
    */
   notifiers: Notifier[];
+  /**
+   * Stream readers handed over with the message, one per writer the sender
+   * put in `streams`; the receiver owns them. A reader lives as long as the
+   * connection it came on: keep the connection open while reading. Each
+   * takes four of the message's 64 handles.
+   */
+  streams: StreamReader[];
   /** Any JSON-serialisable value (at most 128 KiB once serialised), or undefined. */
   data: T;
+}
+
+/** What one `send` takes: every field optional. */
+export interface OutgoingMessage<T = unknown> {
+  /** Regions to hand over (the receiver gets its own handles; yours stay usable). */
+  regions?: SharedRegion[];
+  /** Notifiers to hand over. */
+  notifiers?: Notifier[];
+  /**
+   * Stream writers: the peer gets a new reader of each (`message.streams`),
+   * which reads from the next record published on. The reader is served as
+   * long as this connection is open: when it closes (either side, or a
+   * process exits), the writer drops it and its slots come back.
+   */
+  streams?: StreamWriter[];
+  /** Any JSON-serialisable value (at most 128 KiB once serialised). */
+  data?: T;
 }
 
 /**

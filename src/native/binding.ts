@@ -131,15 +131,17 @@ export interface NativeConnection {
   /**
    * Maps the message's regions and hands them over with its data; the message
    * is empty afterwards. Throws (every region released) if one cannot be mapped.
+   * The last `2 * streams` regions and notifiers are stream readers' members.
    */
-  takeMessage(message: NativeInbound): [NativeRegion[], Uint8Array | undefined, NativeNotifier[]];
+  takeMessage(message: NativeInbound): [NativeRegion[], Uint8Array | undefined, NativeNotifier[], number];
   /** Releases a message nobody will receive: handles closed unmapped, budget given back. */
   releaseMessage(message: NativeInbound): void;
   /**
    * Throws a native error (nothing was sent) on immediate failure. True when
    * the frame was handed to the OS already: no onWriteDone follows for `id`.
+   * `streams`: the last `2 * streams` regions and notifiers are stream readers' members.
    */
-  write(id: number, type: FrameType, seq: number, regions: NativeRegion[], data?: Uint8Array, notifiers?: NativeNotifier[]): boolean;
+  write(id: number, type: FrameType, seq: number, regions: NativeRegion[], data?: Uint8Array, notifiers?: NativeNotifier[], streams?: number): boolean;
   close(): void;
   /** Whether this connection, while open, keeps the event loop alive (default true). */
   setRef(ref: boolean): void;
@@ -277,4 +279,4 @@ export interface ReceivedMappingStats {
   misses: number;
 }
 
-export const EXPECTED_ABI_VERSION = 13;
+export const EXPECTED_ABI_VERSION = 14;

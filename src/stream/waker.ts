@@ -82,3 +82,24 @@ export class ThreadWaker implements Waker {
   }
 }
 
+
+/**
+ * Waits for whichever of two wakers is notified first (a writer with readers
+ * both in this process and in others sleeps on both). The other wait is
+ * withdrawn; a notification it would have taken stays pending or is lost,
+ * which the stream tolerates: after any wake-up the writer looks at every
+ * reader again before it sleeps (docs/PROTOCOL.md, wake-ups).
+ */
+export function waitEither(a: Waker, b: Waker, options: WaitOptions): ResultAsync<void, MemportError> {
+  const both = new AbortController();
+  const outer = options.signal;
+  const forward = (): void => both.abort(outer?.reason);
+  if (outer?.aborted) forward();
+  else outer?.addEventListener('abort', forward, { once: true });
+  const inner: WaitOptions = options.timeoutMs === undefined ? { signal: both.signal } : { timeoutMs: options.timeoutMs, signal: both.signal };
+  const first = Promise.race([a.wait(inner), b.wait(inner)]).finally(() => {
+    outer?.removeEventListener('abort', forward);
+    both.abort();
+  });
+  return new ResultAsync(first);
+}

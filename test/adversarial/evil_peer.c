@@ -95,6 +95,7 @@ enum { WELCOME = 1, REJECT = 2, MESSAGE = 3, ACK = 4, NACK = 5 };
 #define READ_ONLY 1u
 #define NAMED 2u  /* the region is named memory (frame.h kRegionNamed) */
 #define NOTIFIER 4u  /* the descriptor carries a notifier, size 0 (frame.h kDescriptorNotifier) */
+#define STREAM 8u    /* the descriptor is a stream reader's member (frame.h kDescriptorStream) */
 
 typedef struct {
   uint8_t* bytes;
@@ -367,7 +368,7 @@ static void frame_attack(const char* scenario, int argc, char** argv) {
     b = header(ACK, 1, 1, 0);
     descriptor(&b, 4096, 0, 0);
   } else if (!strcmp(scenario, "bad-flags")) {
-    b = good_message(1, 4096, 7, 0, "1", 0x8, 4096);  /* bit 1 is "named", bit 2 a notifier; bit 3 is unknown */
+    b = good_message(1, 4096, 7, 0, "1", 0x10, 4096);  /* bits 1-3 are named, notifier, stream member; bit 4 is unknown */
     hold_shared();
   } else if (!strcmp(scenario, "region-size-zero")) {
     b = good_message(1, 4096, 7, 0, "1", 0, 0);
@@ -1922,6 +1923,34 @@ static void fd_attack(int argc, char** argv) {
   drain(15000, 0);
 }
 
+// stream <case>: a MESSAGE handing over one stream reader, its four members
+// laid out as PROTOCOL.md section 6 requires (flag bit 3), one of them not
+// what it must be:
+//   wake-memfd    the reader's wake-up is a memfd, not an eventfd
+//   control-pipe  the control region is a pipe
+//   header        every handle is right, but the data region holds no stream
+static void stream_attack(int argc, char** argv) {
+  const char* which = argc > 0 ? argv[0] : "header";
+  Region* unused = NULL;
+  const int data = fd_of_kind("memfd-write-sealed", 8192, &unused);
+  const int control = fd_of_kind(strcmp(which, "control-pipe") ? "memfd-writable" : "pipe", 64, &unused);
+  const int wake = strcmp(which, "wake-memfd") ? fd_of_kind("eventfd", 0, &unused) : fd_of_kind("memfd-writable", 4096, &unused);
+  const int writer_wake = fd_of_kind("eventfd", 0, &unused);
+  if (data < 0 || control < 0 || wake < 0 || writer_wake < 0) die("could not make the stream's fds: %s", strerror(errno));
+  queue_fd(data);
+  queue_fd(control);
+  queue_fd(wake);
+  queue_fd(writer_wake);
+  Buf b = header(MESSAGE, 4, 1, 0);
+  descriptor(&b, 8192, READ_ONLY | STREAM, 0);
+  descriptor(&b, 64, STREAM, 1);
+  descriptor(&b, 0, NOTIFIER | STREAM, 2);
+  descriptor(&b, 0, NOTIFIER | STREAM, 3);
+  send_or_report(&b);
+  free(b.bytes);
+  drain(15000, 0);
+}
+
 // fds <count> <declared> [frame]: `count` good memfds with a frame that
 // declares `declared` regions (descriptor i names fd i). frame "ack" sends
 // them on an ACK frame instead; "swap" swaps the first two descriptors' indices.
@@ -2058,6 +2087,10 @@ static int platform_scenario(const char* name, const char* address, int argc, ch
     connect_to(address);
     expect_welcome();
     fds_attack(argc, argv);
+  } else if (!strcmp(name, "stream")) {
+    connect_to(address);
+    expect_welcome();
+    stream_attack(argc, argv);
   } else if (!strcmp(name, "resize-after-send")) {
     connect_to(address);
     expect_welcome();

@@ -3,8 +3,9 @@
 // for both module systems: smoke.mjs imports memport, smoke.cjs requires it,
 // and each passes it in. The parent creates a region, views it, makes a
 // read-only twin, listens, starts itself again as the child, and hands the
-// twin over with a notifier; the child connects, receives them, checks every
-// byte and notifies the parent. The parent then runs a stream in-process.
+// twin over with a notifier and a stream reader; the child connects, receives
+// them, checks every byte, reads the three records the parent streams, and
+// notifies the parent.
 'use strict';
 const { spawn } = require('node:child_process');
 const { existsSync } = require('node:fs');
@@ -47,9 +48,13 @@ async function parent(memport, entry, format) {
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal)));
   const conn = must(await listener.accept(TIMEOUT), 'accept');
   check(conn.peer.pid === child.pid, `the kernel names the child (${child.pid}) as the peer, got ${conn.peer.pid}`);
-  // A notifier travels with the region; the child's notify wakes this process.
+  // A notifier and a stream reader travel with the region; the child reads
+  // the stream to its end, then its notify wakes this process.
   const ready = must(memport.Notifier.create(), 'Notifier.create');
-  must(await conn.send({ regions: [twin], notifiers: [ready], data: { offset: OFFSET, pattern: PATTERN } }, TIMEOUT), 'send');
+  const writer = must(memport.Stream.create({ mode: 'queue', recordBytes: 16, records: 2 }), 'Stream.create');
+  must(await conn.send({ regions: [twin], notifiers: [ready], streams: [writer], data: { offset: OFFSET, pattern: PATTERN } }, TIMEOUT), 'send');
+  for (let i = 0; i < 3; i++) must(await writer.write(Uint8Array.of(i, i + 1), TIMEOUT), `write ${i}`); // the third waits for the child
+  writer.close();
   must(await ready.wait(TIMEOUT), "the child's notify");
   ready.close();
   const status = await exited;
@@ -60,17 +65,6 @@ async function parent(memport, entry, format) {
   twin.close();
   region.close();
   check(view.length === 0, 'closing the region empties its views');
-  // The stream engine (native atomics) in this process: three records, in order.
-  const writer = must(memport.Stream.create({ mode: 'queue', recordBytes: 16, records: 4 }), 'Stream.create');
-  const reader = must(memport.Stream.openReader(must(writer.addReader(), 'addReader')), 'openReader');
-  for (let i = 0; i < 3; i++) must(await writer.write(Uint8Array.of(i, i + 1)), `write ${i}`);
-  for (let i = 0; i < 3; i++) {
-    const record = must(await reader.next(TIMEOUT), `next ${i}`);
-    check(record.bytes.length === 2 && record.bytes[0] === i && record.bytes[1] === i + 1, `record ${i} arrives whole and in order`);
-    record.release();
-  }
-  reader.close();
-  writer.close();
   console.log(`smoke ${format} ${process.platform}-${process.arch}: ok (addon ${loaded})`);
 }
 
@@ -82,6 +76,16 @@ async function child(memport, name, format) {
   check(region.readOnly, 'the received region is read-only');
   check(pattern.every((b, i) => region.bytes[offset + i] === b), 'the child reads the parent\'s bytes');
   check(message.notifiers.length === 1, 'the notifier arrived with the region');
+  check(message.streams.length === 1, 'the stream reader arrived with the region');
+  const [reader] = message.streams;
+  for (let i = 0; ; i++) {
+    const next = await reader.next(TIMEOUT);
+    if (next.isErr() && next.error.code === 'PEER_CLOSED' && i === 3) break; // the writer closed after three
+    const record = must(next, `record ${i}`);
+    check(record.seq === i && record.bytes.length === 2 && record.bytes[0] === i && record.bytes[1] === i + 1, `record ${i} arrives whole and in order`);
+    record.release();
+  }
+  reader.close();
   must(message.notifiers[0].notify(), 'notify the parent');
   message.notifiers[0].close();
   // A read-only region's writes stay private to this process (copy-on-write);
@@ -90,7 +94,7 @@ async function child(memport, name, format) {
   check(region.bytes[offset] === (pattern[0] ^ 0xff), 'the private write is visible here');
   region.close();
   conn.close();
-  console.log(`smoke ${format} child ${process.platform}-${process.arch}: read ${pattern.length} bytes at ${offset} through a read-only handle`);
+  console.log(`smoke ${format} child ${process.platform}-${process.arch}: read ${pattern.length} bytes at ${offset} through a read-only handle and 3 stream records`);
 }
 
 /** Entry: `<entry>` runs the parent, `<entry> child <name>` the child. */

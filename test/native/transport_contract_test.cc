@@ -632,6 +632,54 @@ void NotifiersTravel() {
   CheckCensusSettles(baseline);
 }
 
+// A stream reader's members (docs/PROTOCOL.md section 6): the frame declares
+// one reader, the last two regions and notifiers carry flag bit 3, and the
+// receiver's frame says so; a declaration the handles cannot back is refused
+// before anything is sent.
+void StreamMembersTravel() {
+  const std::string baseline = contract_os::HandleCensus();
+  const std::string name = ChannelName("streams");
+  {
+    Server server;
+    if (!server.Listen(name)) return;
+    std::unique_ptr<End> client, accepted;
+    if (!ConnectStarted(server, name, &client, &accepted, "the listener handed over the client")) return;
+    SharedMemory plain = MakeRegion(4096, 3);
+    SharedMemory data = MakeRegion(8192, 9);
+    Result<SharedMemory> twin = data.DuplicateReadOnly();
+    SharedMemory control = MakeRegion(64, 1);
+    Result<Notifier> n0 = Notifier::Create();
+    Result<Notifier> n1 = Notifier::Create();
+    Result<Notifier> n2 = Notifier::Create();
+    if (!Check(twin.ok() && plain.valid() && control.valid() && n0.ok() && n1.ok() && n2.ok(), "made the parts")) return;
+    Frame lopsided = TextFrame(1, "one notifier short");
+    lopsided.streams = 1;
+    bool completed = false;
+    Status short_of = client->connection->WriteInline(1, std::move(lopsided), {&twin.value(), &control}, &completed, {&n1.value()});
+    Check(!short_of.ok() && short_of.error().code == "INVALID_ARGUMENT", "a stream declared without its two notifiers is refused",
+          short_of.ok() ? "sent" : Describe(short_of.error()));
+    Frame frame = TextFrame(1, "with a stream");
+    frame.streams = 1;
+    Status sent = client->connection->WriteInline(2, std::move(frame), {&plain, &twin.value(), &control}, &completed,
+                                                  {&n0.value(), &n1.value(), &n2.value()});
+    Check(sent.ok(), "a MESSAGE with a region, a notifier and a stream reader is written", sent.ok() ? "" : Describe(sent.error()));
+    InboundMessage message;
+    if (!Check(accepted->WaitFrame(&message), "it arrives")) return;
+    const std::vector<RegionDescriptor>& d = message.frame.regions;
+    const bool shape = message.frame.streams == 1 && message.regions.size() == 3 && message.notifiers.size() == 3 && d.size() == 6;
+    Check(shape, "one stream reader: three regions and three notifiers, the last two of each its members",
+          "streams " + std::to_string(message.frame.streams) + ", " + std::to_string(message.regions.size()) + " regions");
+    if (shape) {
+      Check(!d[0].stream() && d[1].stream() && d[2].stream() && !d[3].stream() && d[4].stream() && d[5].stream(),
+            "flag bit 3 marks exactly the members");
+      Check(message.regions[1].read_only() && !message.regions[2].read_only(), "the data arrives read-only, the control region writable");
+      Check(HasPattern(message.regions[1], 9), "the data region carries the writer's bytes");
+    }
+    message = InboundMessage();
+  }
+  CheckCensusSettles(baseline);
+}
+
 // A listener closed while a client it accepted is still on its way to the
 // JS thread: Close() frees the name at once all the same (on Windows that
 // client's pipe instance kept it, and a Listen right after was
@@ -876,6 +924,7 @@ int main(int argc, char** argv) {
       {"nothing after close", NothingAfterClose},
       {"listen again after close", ListenAgainAfterClose},
       {"notifiers travel", NotifiersTravel},
+      {"stream members travel", StreamMembersTravel},
       {"protocol violation", ProtocolViolation},
       {"undelivered handles released", UndeliveredHandlesReleased},
   };
