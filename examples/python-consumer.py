@@ -195,9 +195,10 @@ class Frame:
 
 
 class StreamParts:
-    """What a stream reader is made of (the lead's wire: per stream, the data
-    region read-only, then this reader's control region writable, both
-    flagged STREAM_MEMBER; then its wake eventfd, then the writer's)."""
+    """What a stream reader is made of (PROTOCOL.md section 6, "Readers over
+    connections"): the data region read-only and this reader's control region
+    writable, the last regions of the frame, and its wake eventfd and the
+    writer's, the last notifiers, all flagged STREAM_MEMBER."""
 
     def __init__(self, data, control, wake, wake_writer):
         self.data, self.control, self.wake, self.wake_writer = data, control, wake, wake_writer
@@ -243,11 +244,15 @@ def receive_frame(sock):
                 # A notifier: size 0 and flags exactly 4 (or 12 as a stream's member).
                 if size != 0 or handle_flags not in (NOTIFIER, NOTIFIER | STREAM_MEMBER):
                     raise ProtocolError("bad notifier descriptor")
+                if stream_notifiers and not handle_flags & STREAM_MEMBER:
+                    raise ProtocolError("a plain notifier after a stream's: stream members come last")
                 validate_notifier(fds[i])
                 (stream_notifiers if handle_flags & STREAM_MEMBER else result.notifiers).append(fds[i])
             else:
                 if not 1 <= size <= 1 << 47 or handle_flags & ~(READ_ONLY | STREAM_MEMBER):
                     raise ProtocolError("bad descriptor")
+                if stream_regions and not handle_flags & STREAM_MEMBER:
+                    raise ProtocolError("a plain region after a stream's: stream members come last")
                 read_only = bool(handle_flags & READ_ONLY)
                 validate(fds[i], size, read_only)
                 (stream_regions if handle_flags & STREAM_MEMBER else result.regions).append((fds[i], size, read_only))

@@ -61,14 +61,25 @@ async function startPeer(args) {
   });
   py.stderr.on('data', (d) => (peer.err += d));
   peer.exited = new Promise((resolve) => py.once('exit', resolve));
-  /** Resolves when the peer printed this line (it prints one JSON line per event). */
-  peer.printed = (line) =>
-    new Promise((resolve, reject) => {
-      const check = () => peer.out.split('\n').includes(line) && resolve();
+  /** Its exit code; a peer that never ends (say, it slept through a wake-up) is killed and fails the test. */
+  peer.ended = async () => {
+    const guard = setTimeout(() => py.kill(), 30_000);
+    const code = await peer.exited;
+    clearTimeout(guard);
+    assert.is(code, 0, `the Python peer ${code === null ? 'never ended (killed after 30 s)' : `exited with ${code}`}:\n${peer.out}${peer.err}`);
+  };
+  /** Resolves when the peer said it waits with this many records read (it prints one JSON line per event). */
+  peer.waitingAfter = (records) => {
+    let guard;
+    return new Promise((resolve, reject) => {
+      const check = () => peer.out.split('\n').some((l) => l.startsWith('{"waiting"') && JSON.parse(l).waiting === records) && resolve();
       seen.push(check);
-      peer.exited.then(() => reject(new Error(`the Python peer exited without printing ${line}:\n${peer.out}${peer.err}`)));
+      // A peer that never gets there (it slept through a wake-up, say) is killed, which fails the test.
+      guard = setTimeout(() => py.kill(), 30_000);
+      peer.exited.then(() => reject(new Error(`the Python peer exited before it waited with ${records} records read:\n${peer.out}${peer.err}`)));
       check();
-    });
+    }).finally(() => clearTimeout(guard));
+  };
   peer.conn = unwrap(await listener.accept({ timeoutMs: 10_000 }));
   listener.close();
   assert.is(peer.conn.peer.pid, py.pid);
@@ -121,9 +132,9 @@ Python('a Python reader (mmap, os.eventfd, select) reads a queue stream sent ove
   }
   assert.ok(full > 0, 'the ring was full at times: the writer waited for the reader');
   // Python read everything and sleeps on its eventfd; closing must wake it.
-  await peer.printed(JSON.stringify({ waiting: COUNT }));
+  await peer.waitingAfter(COUNT);
   writer.close();
-  assert.is(await peer.exited, 0, peer.out + peer.err);
+  await peer.ended();
   const summary = lastJson(peer.out);
   assert.is(summary.listener_pid, process.pid);
   assert.equal(summary.data, { hello: 'stream' });
@@ -149,10 +160,10 @@ Python('the connection closing ends the Python reader after the records already 
     written.push(recordOf(n));
     unwrap(writer.tryWrite(written[n]), `write ${n}`);
   }
-  await peer.printed(JSON.stringify({ waiting: 10 }));
+  await peer.waitingAfter(10);
   // The writer does not close: only the connection goes.
   peer.conn.close();
-  assert.is(await peer.exited, 0, peer.out + peer.err);
+  await peer.ended();
   const summary = lastJson(peer.out);
   assert.is(summary.records, 10);
   assert.is(summary.sha256, digestOf(written));
