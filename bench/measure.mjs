@@ -28,6 +28,22 @@
 //   sab-records   the in-process ceiling: --count records of --size bytes through a
 //                 SharedArrayBuffer ring of --slots between two worker_threads
 //                 (Atomics, sleeping only when full/empty); nanoseconds per record
+//
+// memport's own streams (issue 11); the other process is peers/memport-stream-peer.mjs,
+// handed what it needs in one conn.send():
+//   notifier-pingpong  two Notifiers: this side notify()s ping and awaits pong.wait(),
+//                 the peer answers each wake on ping with pong.notify(); one round trip
+//   stream-records  a queue stream of --slots records of --size bytes (64), its reader
+//                 sent to the peer: --count records per sample, each acquired (await
+//                 writer.acquire(), which waits while the ring is full), filled and published; the peer checks
+//                 each one and answers once per --count; nanoseconds per record
+//   stream-bytes  the same with records of --size bytes (1 MiB) that the writer copies
+//                 in (await writer.write()) and the peer reads every byte of; nanoseconds per record
+//   stream-frames a latest stream of 1920x1080 RGBA frames to --readers peers that read
+//                 every byte; the writer fills, stamps and publishes frames for
+//                 --budget-ms (flat out, or --fps per second); samples: publish ->
+//                 receive latencies, each reader's nanoseconds per frame received, the
+//                 writer's per frame published
 import { fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
@@ -35,9 +51,10 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SharedRegion, listen } from '../dist/index.js';
+import { Notifier, SharedRegion, Stream, listen } from '../dist/index.js';
 import { sabRecords } from './peers/sab-ring.mjs';
 import { FILL_BYTE } from './lib/bytes.mjs';
+import { FRAME_BYTES, fillFrame, stampFrame } from './lib/frames.mjs';
 import { eventQueue, sampleIterations, timeIterations } from './lib/loop.mjs';
 
 const peers = fileURLToPath(new URL('./peers/', import.meta.url));
@@ -89,6 +106,62 @@ async function withSocketPeer(script, args, body) {
 /** Where a Node stream server listens: a Unix socket path or a Windows pipe name. */
 function streamAddress() {
   return process.platform === 'win32' ? `\\\\.\\pipe\\memport-bench-${unique}` : join(tmpdir(), `memport-bench-${unique}.sock`);
+}
+
+/**
+ * Starts `count` peers/memport-stream-peer.mjs processes in `role`, each
+ * connected to this process over memport, and runs `body(conns)`. Then
+ * closes the connections (a reader's lifeline) and waits for the peers to
+ * exit, failing if one did not exit cleanly.
+ */
+async function withStreamPeers(role, args, count, body) {
+  const name = `bench-${unique}`;
+  const listener = must(await listen(name), 'listen');
+  const children = [];
+  const conns = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const child = spawn(process.execPath, [...peerArgs, join(peers, 'memport-stream-peer.mjs'), name, role, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+      const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)));
+      children.push(exited);
+      const early = exited.then((code) => {
+        throw new Error(`memport-stream-peer.mjs (${role}) exited before connecting (${code})`);
+      });
+      conns.push(must(await Promise.race([listener.accept({ timeoutMs: 30_000 }), early]), 'accept'));
+      early.catch(() => {});
+    }
+  } finally {
+    listener.close();
+  }
+  const result = await body(conns);
+  for (const conn of conns) conn.close();
+  const codes = await Promise.all(children);
+  if (codes.some((code) => code !== 0)) throw new Error(`memport-stream-peer.mjs (${role}) exited with ${codes.join(', ')}`);
+  return result;
+}
+
+/**
+ * Checks that this process and the peer read one clock (process.hrtime):
+ * each time, the peer's reading must fall between this side's readings
+ * before the request and after the answer. Passing every round bounds any
+ * offset between the two clocks: returns that bound in nanoseconds (the
+ * offsets every round allows, intersected).
+ */
+async function checkSharedClock(conn, rounds = 50) {
+  let low = -Infinity; // the peer's clock minus ours is at least this...
+  let high = Infinity; // ...and at most this
+  for (let i = 0; i < rounds; i++) {
+    const before = process.hrtime.bigint();
+    must(await conn.send({ data: 'clock' }), 'send clock');
+    const theirs = BigInt(must(await conn.receive(), 'receive clock').data);
+    const after = process.hrtime.bigint();
+    if (theirs < before || theirs > after) {
+      throw new Error(`the peer's process.hrtime (${theirs}) is outside [${before}, ${after}]: the two processes do not share a clock, so publish -> receive latency cannot be measured this way`);
+    }
+    low = Math.max(low, Number(theirs - after));
+    high = Math.min(high, Number(theirs - before));
+  }
+  return Math.max(-low, high);
 }
 
 const benchmarks = {
@@ -200,6 +273,127 @@ const benchmarks = {
     socket.destroy();
     server.close();
     return { samples: { main: samples } };
+  },
+
+  async 'notifier-pingpong'() {
+    return withStreamPeers('pingpong', [], 1, async ([conn]) => {
+      const ping = must(Notifier.create(), 'Notifier.create');
+      const pong = must(Notifier.create(), 'Notifier.create');
+      must(await conn.send({ notifiers: [ping, pong] }), 'send notifiers');
+      const samples = await timeIterations(async () => {
+        must(ping.notify(), 'notify');
+        must(await pong.wait(), 'wait');
+      }, plan);
+      must(await conn.send({ data: 'stop' }), 'send stop');
+      ping.close();
+      pong.close();
+      return { samples: { main: samples } };
+    });
+  },
+
+  async 'stream-records'() {
+    const count = Number(option('count', 100_000));
+    const recordBytes = Number(option('size', 64));
+    const slots = Number(option('slots', 256));
+    return withStreamPeers('records', [String(count)], 1, async ([conn]) => {
+      const writer = must(Stream.create({ mode: 'queue', recordBytes, records: slots }), 'Stream.create');
+      must(await conn.send({ streams: [writer] }), 'send stream');
+      const samples = await sampleIterations(async () => {
+        const t0 = process.hrtime.bigint();
+        for (let i = 0; i < count; i++) {
+          // As the README's example writes it: acquire() resolves at once while
+          // there is room and waits (for the reader's wake-up) when the ring is full.
+          const slot = must(await writer.acquire(), 'acquire');
+          slot.bytes.fill(slot.seq & 0xff); // a new record each time, as a producer of changing data writes
+          must(writer.publish(slot, recordBytes), 'publish');
+        }
+        must(await conn.receive(), 'receive batch reply');
+        return Number(process.hrtime.bigint() - t0) / count;
+      }, plan);
+      writer.close();
+      return { samples: { main: samples } };
+    });
+  },
+
+  async 'stream-bytes'() {
+    const count = Number(option('count', 256));
+    const slots = Number(option('slots', 8));
+    const payload = Buffer.alloc(size, FILL_BYTE);
+    return withStreamPeers('bytes', [String(count)], 1, async ([conn]) => {
+      const writer = must(Stream.create({ mode: 'queue', recordBytes: size, records: slots }), 'Stream.create');
+      must(await conn.send({ streams: [writer] }), 'send stream');
+      const samples = await sampleIterations(async () => {
+        const t0 = process.hrtime.bigint();
+        for (let i = 0; i < count; i++) {
+          must(await writer.write(payload), 'write'); // copies in; waits while the ring is full
+        }
+        const reply = must(await conn.receive(), 'receive batch reply');
+        if (reply.data % (count * size) !== 0) throw new Error(`the reader read ${reply.data} bytes, not a multiple of ${count} x ${size}`);
+        return Number(process.hrtime.bigint() - t0) / count;
+      }, plan);
+      writer.close();
+      return { samples: { main: samples } };
+    });
+  },
+
+  async 'stream-frames'() {
+    const readers = Number(option('readers', 2));
+    const fps = Number(option('fps', 0));
+    const window = Number(option('window', 20));
+    const warmupFrames = plan.warmup;
+    return withStreamPeers('frames', [], readers, async (conns) => {
+      let clockBound = 0;
+      for (const conn of conns) clockBound = Math.max(clockBound, await checkSharedClock(conn));
+      // Each latest reader may hold one frame; the writer needs the newest and one to write.
+      const writer = must(Stream.create({ mode: 'latest', recordBytes: FRAME_BYTES, records: readers + 2 }), 'Stream.create');
+      for (const conn of conns) must(await conn.send({ streams: [writer], data: { warmupFrames, window } }), 'send stream');
+      const written = [];
+      let measuring;
+      let windowStart;
+      let inWindow = 0;
+      const interval = fps > 0 ? 1000 / fps : 0;
+      const start = performance.now();
+      for (let seq = 0; ; seq++) {
+        if (seq === warmupFrames) measuring = performance.now();
+        if (measuring !== undefined && performance.now() - measuring >= plan.budgetMs && seq - warmupFrames >= plan.min) break;
+        if (interval) {
+          const due = start + seq * interval;
+          const wait = due - performance.now();
+          if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        } else {
+          await new Promise((resolve) => setImmediate(resolve)); // a real producer lets its event loop run
+        }
+        const slot = must(await writer.acquire(), 'acquire');
+        fillFrame(slot.bytes, slot.seq);
+        stampFrame(slot.bytes);
+        must(writer.publish(slot, FRAME_BYTES), 'publish');
+        if (seq < warmupFrames) continue;
+        const now = process.hrtime.bigint();
+        if (windowStart === undefined) windowStart = now;
+        else if (++inWindow === window) {
+          written.push(Number(now - windowStart) / window);
+          windowStart = now;
+          inWindow = 0;
+        }
+      }
+      const published = writer.published;
+      writer.close();
+      const latencies = [];
+      const perFrame = [];
+      const received = [];
+      for (const conn of conns) {
+        for (;;) {
+          const { data } = must(await conn.receive(), 'receive results');
+          if (data.done) {
+            received.push(data.received);
+            break;
+          }
+          latencies.push(...data.latencies);
+          perFrame.push(...data.perFrame);
+        }
+      }
+      return { samples: { main: latencies, perFrame, written }, published, received, clockBoundNs: clockBound };
+    });
   },
 
   async 'region-create'() {

@@ -1,10 +1,11 @@
 // npm run bench — memport's benchmark suite (issue 5).
 //
-//   npm run bench [-- --quick] [--no-wine] [--only <substring>] [--json]
+//   npm run bench [-- --quick] [--no-wine] [--only <substring>] [--section <n>] [--json]
 //
 //   --quick        a smoke run: a few iterations / about a second per metric
 //   --no-wine      skip the Windows part (Windows Node under Wine)
 //   --only <text>  run only the jobs whose id or title contains <text> (case-insensitive)
+//   --section <n>  run only section <n>'s jobs (1-6; 6 is streams), with --only too if given
 //   --json         also write bench/results/latest.json
 //
 // Each metric runs in a fresh process (bench/measure.mjs, or a C baseline from
@@ -21,12 +22,12 @@ import { ensurePrefix, ensureWindowsNode, runWindowsNode, wineCommand } from '..
 import { formatSize } from './lib/bytes.mjs';
 import { describeMachine, machineLine, watchBackgroundLoad } from './lib/machine.mjs';
 import { PLATFORMS, SWEEP_SIZES, buildPlan, sizeId } from './lib/plan.mjs';
-import { compare, formatNs, renderTable, toRecord } from './lib/report.mjs';
+import { compare, formatNs, formatRate, renderTable, toRecord } from './lib/report.mjs';
 import { renderChart } from './lib/svg.mjs';
 
 const argv = process.argv.slice(2);
 if (argv.includes('--help') || argv.includes('-h')) {
-  console.log('usage: npm run bench [-- --quick] [--no-wine] [--only <substring>] [--json]');
+  console.log('usage: npm run bench [-- --quick] [--no-wine] [--only <substring>] [--section <n>] [--json]');
   process.exit(0);
 }
 const quick = argv.includes('--quick');
@@ -34,6 +35,11 @@ const json = argv.includes('--json');
 const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1]?.toLowerCase() : undefined;
 if (argv.includes('--only') && !only) {
   console.error('--only needs a substring, e.g. --only "round trip" or --only wine');
+  process.exit(2);
+}
+const section = argv.includes('--section') ? Number(argv[argv.indexOf('--section') + 1]) : undefined;
+if (argv.includes('--section') && !(section >= 1 && section <= 6)) {
+  console.error('--section needs a section number from 1 to 6 (6: streams)');
   process.exit(2);
 }
 const wanted = !argv.includes('--no-wine') && process.platform === 'linux';
@@ -71,6 +77,7 @@ function prepareWine() {
 const machine = describeMachine();
 let plan = buildPlan({ quick, wine: wanted });
 if (only) plan = plan.filter((job) => `${job.id} ${job.title} ${PLATFORMS[job.platform]}`.toLowerCase().includes(only));
+if (section) plan = plan.filter((job) => job.section === section);
 let windows;
 if (wanted && plan.some((job) => job.platform === 'wine')) {
   windows = prepareWine();
@@ -80,7 +87,7 @@ if (wanted && plan.some((job) => job.platform === 'wine')) {
   }
 }
 if (!plan.length) {
-  console.error(`No benchmark matches --only ${JSON.stringify(only)}.`);
+  console.error(`No benchmark matches${only ? ` --only ${JSON.stringify(only)}` : ''}${section ? ` --section ${section}` : ''}.`);
   process.exit(2);
 }
 
@@ -101,7 +108,7 @@ for (const [i, job] of plan.entries()) {
     const produced = await job.run();
     metrics.push(...produced);
     const first = toRecord(produced[0]);
-    const value = first.kind === 'throughput' ? `${first.median.toPrecision(3)} GB/s` : formatNs(first.medianNs);
+    const value = first.kind === 'throughput' ? `${first.median.toPrecision(3)} GB/s` : first.kind === 'rate' ? formatRate(first.median) : formatNs(first.medianNs);
     console.log(`${value} median, n=${first.n} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   } catch (e) {
     console.log('FAILED');
@@ -120,7 +127,7 @@ const header = [
   ...(windows?.node ? [`Windows side: Windows Node ${windows.node} under ${windows.wine} — Wine figures only, not Windows figures`] : []),
   ...(windows?.skipped ? [`Windows side: skipped (${windows.skipped})`] : []),
   `Run: ${durationSeconds.toFixed(0)} s; CPU used by other processes meanwhile: ${background === undefined ? 'unknown' : `${(background * 100).toFixed(0)} % of the machine`}${background > 0.1 ? ' — expect slower, noisier figures' : ''}`,
-  'p99 is nearest-rank: with fewer than 100 samples it is the slowest one. For GB/s rows it is the rate of the slow-end (99th-percentile) iteration.',
+  'p99 is nearest-rank: with fewer than 100 samples it is the slowest one. For GB/s and /s rows it is the rate of the slow-end (99th-percentile) iteration.',
 ];
 console.log(`\n${renderTable({ records, comparisons, header })}`);
 
@@ -144,6 +151,7 @@ if (json) {
         date: startedAt.toISOString(),
         quick,
         only: only ?? null,
+        section: section ?? null,
         machine,
         windows: windows ?? null,
         durationSeconds,
@@ -199,7 +207,7 @@ function writeChart() {
   const before = byId.get('handoff.memport.16m');
   if (step && (!before || step.medianNs > 5 * before.medianNs)) annotations.push({ bytes: step.bytes ?? 64 * 2 ** 20, ns: step.medianNs, text: ['≥ 64 MiB: V8 major GCs in the consumer', '(each message brings a new external ArrayBuffer)'] });
   const svg = renderChart({ series, annotations, title: 'memport: handing over a region vs streaming the bytes (Linux)', notes });
-  const official = !quick && !only && failures.length === 0;
+  const official = !quick && !only && !section && failures.length === 0;
   const path = official ? join(root, 'bench', 'handoff-vs-streaming.svg') : join(resultsDir, 'handoff-vs-streaming.svg');
   mkdirSync(join(path, '..'), { recursive: true });
   writeFileSync(path, svg);

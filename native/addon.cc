@@ -18,7 +18,7 @@ namespace {
 
 // Bumped whenever the binding's shape changes (src/native/binding.ts, which
 // holds the version it expects: the loader refuses any other).
-constexpr int kAbiVersion = 14;
+constexpr int kAbiVersion = 15;
 
 Napi::Number Number(Napi::Env env, uint64_t value) { return Napi::Number::New(env, static_cast<double>(value)); }
 

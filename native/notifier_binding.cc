@@ -6,6 +6,7 @@
 #include "core/owned_handles.h"
 #include "napi_error.h"
 #include "region_binding.h"
+#include "worker_tokens.h"
 
 namespace memport {
 
@@ -30,6 +31,7 @@ Napi::Function NativeNotifier::Define(Napi::Env env) {
                          InstanceMethod<&NativeNotifier::OsHandle>("osHandle"),
                          InstanceMethod<&NativeNotifier::DuplicateInto>("duplicateInto"),
                          InstanceMethod<&NativeNotifier::DuplicateUnowned>("duplicateUnowned"),
+                         InstanceMethod<&NativeNotifier::ForWorker>("forWorker"),
                      });
 }
 
@@ -181,7 +183,28 @@ Napi::Value NativeNotifier::DuplicateUnowned(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(copy));
 }
 
+// forWorker(): a second handle to this notifier's object, parked in the token
+// table (worker_tokens.h); returns its id.
+Napi::Value NativeNotifier::ForWorker(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Notifier copy = ValueOrThrow(env, notifier(env).DuplicateInProcess());
+  return Napi::Number::New(env, static_cast<double>(ParkToken(std::move(copy), &AddonData::Get(env))));
+}
+
 namespace {
+
+// adoptNotifierToken(id): the notifier a token stands for, now owned by this
+// thread. NOT_FOUND when the token was adopted already, dropped, or never
+// existed; INVALID_ARGUMENT (the token left pending) when it is a region's.
+Napi::Value AdoptNotifierToken(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint64_t id = ReadSize(info[0], uint64_t{1} << 53, "token id");
+  TokenHandle handle = ValueOrThrow(env, AdoptToken(id, "notifier", [](const TokenHandle& pending) -> Status {
+    if (std::holds_alternative<Notifier>(pending)) return Ok();
+    return MakeError("INVALID_ARGUMENT", "this token is a region's; adopt it with SharedRegion.fromWorkerToken()");
+  }));
+  return NativeNotifier::Wrap(env, std::move(std::get<Notifier>(handle)));
+}
 
 // createNotifier(): a new notifier with nothing pending.
 Napi::Value CreateNotifier(const Napi::CallbackInfo& info) {
@@ -218,6 +241,7 @@ void ExportNotifierFunctions(Napi::Env env, Napi::Object exports) {
   exports.Set("createNotifier", Napi::Function::New(env, CreateNotifier, "createNotifier"));
   exports.Set("closeUnownedHandle", Napi::Function::New(env, CloseUnownedHandle, "closeUnownedHandle"));
   exports.Set("notifierFromHandle", Napi::Function::New(env, NotifierFromHandle, "notifierFromHandle"));
+  exports.Set("adoptNotifierToken", Napi::Function::New(env, AdoptNotifierToken, "adoptNotifierToken"));
 }
 
 }  // namespace memport

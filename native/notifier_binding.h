@@ -33,6 +33,7 @@ class NativeNotifier : public Napi::ObjectWrap<NativeNotifier> {
   Napi::Value OsHandle(const Napi::CallbackInfo& info);
   Napi::Value DuplicateInto(const Napi::CallbackInfo& info);
   Napi::Value DuplicateUnowned(const Napi::CallbackInfo& info);
+  Napi::Value ForWorker(const Napi::CallbackInfo& info);
   Notifier& notifier(Napi::Env env);  // throws CLOSED once closed
   void StopWatching();
   void UpdateHold();
@@ -54,7 +55,8 @@ class NativeNotifier : public Napi::ObjectWrap<NativeNotifier> {
   bool held_ = false;  // keeps the event loop alive: armed (a wait pending) and ref'd
 };
 
-// Adds createNotifier and notifierFromHandle to the exports.
+// Adds createNotifier, notifierFromHandle, adoptNotifierToken and
+// closeUnownedHandle to the exports.
 void ExportNotifierFunctions(Napi::Env env, Napi::Object exports);
 
 }  // namespace memport

@@ -2,13 +2,12 @@
 
 #include <cmath>
 #include <cstring>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 
 #include "addon_data.h"
 #include "core/owned_handles.h"
 #include "napi_error.h"
+#include "worker_tokens.h"
 
 namespace memport {
 
@@ -311,59 +310,6 @@ Napi::Value RegionFromHandle(const Napi::CallbackInfo& info) {
   return NativeRegion::Wrap(env, std::move(memory), std::move(mapping));
 }
 
-// Region tokens: a duplicate handle made by forWorker() waits here, owned by
-// the table, until one thread adopts it (adoptRegionToken) or it is dropped
-// (dropRegionToken on the creator's timer, or the creator's environment
-// ending). The JavaScript token carries only the id, so cloning it (postMessage
-// copies it) can never make two owners: the first adoption takes the handle
-// out of the table and every later one finds nothing. Process-wide, because
-// the token is adopted on another thread (worker environments each have their
-// own AddonData).
-struct PendingToken {
-  SharedMemory memory;
-  const void* creator;  // the creating environment's AddonData
-};
-
-struct TokenTable {
-  std::mutex mutex;
-  std::unordered_map<uint64_t, PendingToken> pending;
-  uint64_t next_id = 1;
-};
-
-// Never destroyed: a worker may still be ending while the process exits.
-TokenTable& Tokens() {
-  static TokenTable* table = new TokenTable();
-  return *table;
-}
-
-// Takes a pending token's handle out of the table. The SharedMemory is
-// destroyed (its handle closed) by the caller, outside the table's lock.
-bool TakeToken(uint64_t id, SharedMemory* out) {
-  TokenTable& table = Tokens();
-  std::lock_guard<std::mutex> lock(table.mutex);
-  auto it = table.pending.find(id);
-  if (it == table.pending.end()) return false;
-  *out = std::move(it->second.memory);
-  table.pending.erase(it);
-  return true;
-}
-
-void DropTokensOf(const void* creator) {
-  std::vector<SharedMemory> dropped;
-  {
-    TokenTable& table = Tokens();
-    std::lock_guard<std::mutex> lock(table.mutex);
-    for (auto it = table.pending.begin(); it != table.pending.end();) {
-      if (it->second.creator == creator) {
-        dropped.push_back(std::move(it->second.memory));
-        it = table.pending.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
-}
-
 // adoptRegionToken(id, size, readOnly): the region a token stands for, now
 // owned by this thread. NOT_FOUND when the token was adopted already, dropped,
 // or never existed; INVALID_ARGUMENT when size or mode are not the token's
@@ -373,32 +319,25 @@ Napi::Value AdoptRegionToken(const Napi::CallbackInfo& info) {
   const uint64_t id = ReadSize(info[0], uint64_t{1} << 53, "token id");
   const uint64_t size = ReadSize(info[1], SharedMemory::kMaxSize, "size");
   const bool read_only = info[2].ToBoolean();
-  SharedMemory memory;
-  {
-    TokenTable& table = Tokens();
-    std::lock_guard<std::mutex> lock(table.mutex);
-    auto it = table.pending.find(id);
-    if (it == table.pending.end()) {
-      throw ToJsError(env, MakeError("NOT_FOUND", "this region token was already adopted, was dropped (its timeoutMs "
-                                                  "passed, or the thread that made it ended), or is not a token; "
-                                                  "ask the region's owner for a new region.forWorker() token"));
+  TokenHandle handle = ValueOrThrow(env, AdoptToken(id, "region", [&](const TokenHandle& pending) -> Status {
+    const SharedMemory* memory = std::get_if<SharedMemory>(&pending);
+    if (memory == nullptr) return MakeError("INVALID_ARGUMENT", "this token is a notifier's; adopt it with Notifier.fromWorkerToken()");
+    if (memory->size() != size || memory->read_only() != read_only) {
+      return MakeError("INVALID_ARGUMENT", "the token's size or readOnly was changed after region.forWorker() made it; "
+                                           "pass the token as it was made");
     }
-    if (it->second.memory.size() != size || it->second.memory.read_only() != read_only) {
-      throw ToJsError(env, MakeError("INVALID_ARGUMENT", "the token's size or readOnly was changed after "
-                                                         "region.forWorker() made it; pass the token as it was made"));
-    }
-    memory = std::move(it->second.memory);
-    table.pending.erase(it);
-  }
+    return Ok();
+  }));
+  SharedMemory memory = std::move(std::get<SharedMemory>(handle));
   std::shared_ptr<Mapping> mapping = ValueOrThrow(env, memory.Map());
   return NativeRegion::Wrap(env, std::move(memory), std::move(mapping));
 }
 
-// dropRegionToken(id): closes a token's handle if nobody adopted it; true if one was pending.
+// dropRegionToken(id): closes a token's handle (a region's or a notifier's)
+// if nobody adopted it; true if one was pending.
 Napi::Value DropRegionToken(const Napi::CallbackInfo& info) {
   const uint64_t id = ReadSize(info[0], uint64_t{1} << 53, "token id");
-  SharedMemory dropped;
-  return Napi::Boolean::New(info.Env(), TakeToken(id, &dropped));
+  return Napi::Boolean::New(info.Env(), DropToken(id));
 }
 
 }  // namespace
@@ -417,11 +356,7 @@ Napi::Value NativeRegion::ForWorker(const Napi::CallbackInfo& info) {
                                                     "(read-only), or make its token before toReadOnly()"));
   }
   SharedMemory copy = ValueOrThrow(env, memory_.DuplicateInProcess());
-  TokenTable& table = Tokens();
-  std::lock_guard<std::mutex> lock(table.mutex);
-  const uint64_t id = table.next_id++;
-  table.pending.emplace(id, PendingToken{std::move(copy), &AddonData::Get(env)});
-  return Napi::Number::New(env, static_cast<double>(id));
+  return Napi::Number::New(env, static_cast<double>(ParkToken(std::move(copy), &AddonData::Get(env))));
 }
 
 void ExportRegionFunctions(Napi::Env env, Napi::Object exports) {

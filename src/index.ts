@@ -37,7 +37,7 @@ export {
 } from './channel.js';
 export { DEFAULT_LIMITS, type ConnectionLimits, type ListenerLimits } from './limits.js';
 export { spawnWithRegions, connectToParent, PARENT_CHANNEL_ENV, PARENT_PID_ENV, type SpawnWithRegionsOptions } from './child.js';
-export { Notifier } from './notifier.js';
+export { Notifier, type NotifierToken } from './notifier.js';
 export type { WaitOptions } from './waiter.js';
 // The stream engine (issue 11 §2); passing readers over connections comes next.
 export {

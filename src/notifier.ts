@@ -5,8 +5,22 @@ import { ResultAsync, err, errAsync, ok, Result } from 'neverthrow';
 import { memportError, toMemportError, type MemportError } from './errors.js';
 import type { NativeNotifier } from './native/binding.js';
 import { loadNative } from './native/load.js';
-import { readWaitOptions } from './options.js';
+import { describe, readOptions, readWaitOptions } from './options.js';
 import { Waiter, type WaitOptions } from './waiter.js';
+import { parkForWorker, type ForWorkerOptions } from './worker-token.js';
+
+/**
+ * What {@link Notifier.forWorker} returns: a plain, structured-cloneable
+ * object to `postMessage` to a `worker_thread`, where
+ * {@link Notifier.fromWorkerToken} turns it into a notifier of its own over
+ * the same wake-up object. The first adoption takes it.
+ */
+export interface NotifierToken {
+  /** Marks a memport notifier token. */
+  readonly memport: 'notifier-token';
+  /** Which parked handle this is. */
+  readonly id: number;
+}
 
 const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
 /** Only this module's factories may construct a Notifier. */
@@ -53,6 +67,8 @@ export class Notifier implements Disposable, AsyncIterable<Result<void, MemportE
   /** Waits pending, all released by the next wake. */
   readonly #waiters: Array<Waiter<void>> = [];
   #armed = false;
+  /** A disarm is queued for the next turn of the event loop (see #disarmSoon). */
+  #disarmQueued = false;
   #closed = false;
   #ref = true;
   readonly #onReady = (): void => this.#drain();
@@ -77,6 +93,25 @@ export class Notifier implements Disposable, AsyncIterable<Result<void, MemportE
     );
   }
 
+  /**
+   * Adopts a {@link NotifierToken} made by {@link Notifier.forWorker}, in a
+   * worker (or any thread of this process): a notifier of its own over the
+   * same object, so a notify on either side wakes the other's waits. Errors:
+   * `NOT_FOUND` (adopted already, or dropped: its `timeoutMs` passed or its
+   * thread ended), `INVALID_ARGUMENT` (not a notifier token).
+   */
+  static fromWorkerToken(token: NotifierToken): Result<Notifier, MemportError> {
+    const read = readOptions(token, ['memport', 'id'], 'Notifier.fromWorkerToken');
+    if (read.isErr()) return err(read.error);
+    const { memport, id } = read.value;
+    if (memport !== 'notifier-token' || typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) {
+      return err(memportError('INVALID_ARGUMENT', `Notifier.fromWorkerToken: ${describe(token)} is not a notifier token; pass the object notifier.forWorker() returned, as it arrived`));
+    }
+    return loadNative().andThen((binding) =>
+      Result.fromThrowable(() => new Notifier(binding.adoptNotifierToken(id), INTERNAL), toMemportError)(),
+    );
+  }
+
   /** @internal Wraps a native notifier (adopted from a handle). */
   static _fromNative(native: NativeNotifier): Notifier {
     return new Notifier(native, INTERNAL);
@@ -85,6 +120,19 @@ export class Notifier implements Disposable, AsyncIterable<Result<void, MemportE
   /** True once {@link Notifier.close} was called. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * The way to use this notifier in a `worker_thread`: post the token, and
+   * the worker adopts it with {@link Notifier.fromWorkerToken} (a second
+   * handle to the same object; each side closes its own). Until adopted the
+   * handle is held by memport, and closed if nobody adopts the token within
+   * `timeoutMs` (default 60 s) or when this thread ends. Make one token per
+   * worker. Errors: `CLOSED`, `INVALID_ARGUMENT` (options), `OS`/`OUT_OF_MEMORY`.
+   */
+  forWorker(options?: ForWorkerOptions): Result<NotifierToken, MemportError> {
+    if (this.#closed) return err(closedError());
+    return parkForWorker(options, 'notifier.forWorker', () => this.#native.forWorker()).map((id) => ({ memport: 'notifier-token' as const, id }));
   }
 
   /**
@@ -208,7 +256,7 @@ export class Notifier implements Disposable, AsyncIterable<Result<void, MemportE
     }
     if (taken.value) {
       for (const waiter of this.#waiters.splice(0)) waiter.settle(ok(undefined));
-      this.#disarm();
+      this.#disarmSoon();
       return;
     }
     // Nothing pending yet (or a process sharing the notifier took it first):
@@ -219,6 +267,22 @@ export class Notifier implements Disposable, AsyncIterable<Result<void, MemportE
       return;
     }
     this.#armed = true;
+  }
+
+  /**
+   * After a wake: the watch stays for one turn of the event loop, so a wait
+   * that starts right away (the other side of a ping-pong, a stream's next
+   * round) reuses it instead of building a new one (on Linux an epoll
+   * registration and a uv_poll handle per wait). A notification arriving in
+   * that turn with nobody waiting is not taken: #drain disarms first.
+   */
+  #disarmSoon(): void {
+    if (this.#disarmQueued) return;
+    this.#disarmQueued = true;
+    setImmediate(() => {
+      this.#disarmQueued = false;
+      if (this.#waiters.length === 0) this.#disarm();
+    });
   }
 
   #disarm(): void {

@@ -4,6 +4,7 @@ import { memportError, toMemportError, type MemportError } from './errors.js';
 import type { Binding, NativeRegion } from './native/binding.js';
 import { loadNative } from './native/load.js';
 import { describe, isUint8Array, readOptions, typedArrayLength } from './options.js';
+import { parkForWorker, type ForWorkerOptions } from './worker-token.js';
 
 /** Options for {@link SharedRegion.create}. */
 export interface RegionOptions {
@@ -55,16 +56,7 @@ export interface RegionToken {
   readonly name?: string;
 }
 
-/** Options for {@link SharedRegion.forWorker}. */
-export interface ForWorkerOptions {
-  /**
-   * How long the token stays adoptable, in milliseconds (1 to 2^31-1; default
-   * 60000). A token nobody adopted in that time — the worker failed to start,
-   * the message was lost — is dropped and its handle closed, so it cannot leak.
-   * It is also dropped when the thread that made it ends.
-   */
-  timeoutMs?: number;
-}
+export type { ForWorkerOptions } from './worker-token.js';
 
 /** The typed-array constructors {@link SharedRegion.typedView} accepts. */
 export type TypedArrayConstructor =
@@ -88,9 +80,6 @@ const TYPED_ARRAY_CONSTRUCTORS: ReadonlySet<unknown> = new Set<TypedArrayConstru
   Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array,
 ]);
 
-const DEFAULT_TOKEN_TIMEOUT_MS = 60_000;
-/** setTimeout's longest delay. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Longest POSIX shm name glibc accepts, without the leading slash (NAME_MAX minus the terminator and one). */
 const MAX_POSIX_NAME_BYTES = 253;
@@ -521,18 +510,7 @@ export class SharedRegion implements Disposable {
    */
   forWorker(options?: ForWorkerOptions): Result<RegionToken, MemportError> {
     if (this.#closed) return err(memportError('CLOSED', 'the region is closed'));
-    const read = readOptions(options, ['timeoutMs'], 'region.forWorker');
-    if (read.isErr()) return err(read.error);
-    const { timeoutMs = DEFAULT_TOKEN_TIMEOUT_MS } = read.value;
-    if (!isCount(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMER_MS) {
-      return err(memportError('INVALID_ARGUMENT', `region.forWorker: options.timeoutMs must be a whole number of milliseconds from 1 to 2^31-1, got ${describe(timeoutMs)}`));
-    }
-    const binding = loadNative();
-    if (binding.isErr()) return err(binding.error);
-    return Result.fromThrowable(() => this.#native.forWorker(), toMemportError)().map((id) => {
-      // Does not keep this thread alive; if the thread ends first, the addon
-      // drops the token itself (its environment's cleanup hook).
-      setTimeout(() => binding.value.dropRegionToken(id), timeoutMs).unref?.();
+    return parkForWorker(options, 'region.forWorker', () => this.#native.forWorker()).map((id) => {
       const token: RegionToken = { memport: 'region-token', id, size: this.#size, readOnly: this.#readOnly };
       return { ...token, ...(this.#label === undefined ? {} : { label: this.#label }), ...(this.#name === undefined ? {} : { name: this.#name }) };
     });

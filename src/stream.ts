@@ -12,16 +12,17 @@
  * {@link Stream.readerBundleForWorker} for a worker), woken by
  * {@link ThreadWaker}s.
  */
-import { err, ok, okAsync, ResultAsync, type Result } from 'neverthrow';
+import { err, ok, okAsync, Result, ResultAsync } from 'neverthrow';
 import { memportError, toMemportError, type MemportError } from './errors.js';
 import type { Binding } from './native/binding.js';
 import { loadNative } from './native/load.js';
 import { describe, isUint8Array, readOptions, readWaitOptions, typedArrayLength } from './options.js';
-import { Notifier } from './notifier.js';
+import { Notifier, type NotifierToken } from './notifier.js';
 import { SharedRegion, type RegionToken } from './region.js';
 import * as L from './stream/layout.js';
 import { ThreadWaker, waitEither, type Waker } from './stream/waker.js';
 import type { WaitOptions } from './waiter.js';
+import type { ForWorkerOptions } from './worker-token.js';
 
 export type { Waker } from './stream/waker.js';
 export { ThreadWaker } from './stream/waker.js';
@@ -99,10 +100,10 @@ export interface WorkerReaderBundle {
   readonly data: RegionToken;
   /** The control region, as a worker token. */
   readonly control: RegionToken;
-  /** The reader's {@link ThreadWaker}'s buffer. */
-  readonly wake: SharedArrayBuffer;
-  /** The writer's {@link ThreadWaker}'s buffer. */
-  readonly wakeWriter: SharedArrayBuffer;
+  /** The reader's wake-up: a {@link ThreadWaker}'s buffer, or a {@link Notifier}'s token. */
+  readonly wake: SharedArrayBuffer | NotifierToken;
+  /** The writer's wake-up, likewise. */
+  readonly wakeWriter: SharedArrayBuffer | NotifierToken;
 }
 
 /** Options for {@link StreamReader.next} and {@link StreamWriter.acquire}. */
@@ -122,6 +123,14 @@ function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
+/** Why a reader ends when the connection it came on was closed in its own process. */
+function closedHere(): MemportError {
+  return memportError(
+    'CLOSED',
+    'the connection this stream reader came on was closed in this process, which ends the reader: a reader lives as long as its connection (keep the connection open while reading, and close it after the reader)',
+  ) as MemportError;
+}
+
 function protocol(message: string): MemportError {
   return memportError('PROTOCOL', `stream: ${message}`) as MemportError;
 }
@@ -134,14 +143,6 @@ function remaining(options: WaitOptions, deadline: number | undefined): WaitOpti
 
 function deadlineOf(options: WaitOptions): number | undefined {
   return options.timeoutMs === undefined ? undefined : performance.now() + options.timeoutMs;
-}
-
-/** Makes the wakers of in-process and worker readers (tests swap it). */
-let makeWaker: () => Result<Waker, MemportError> = () => ok(new ThreadWaker());
-
-/** @internal Sets how {@link StreamWriter.addReader} makes wakers. */
-export function _setStreamWakerFactory(factory: () => Result<Waker, MemportError>): void {
-  makeWaker = factory;
 }
 
 /**
@@ -274,11 +275,11 @@ export class StreamWriter implements Disposable {
    * readers), `OS`/`OUT_OF_MEMORY` from the OS.
    */
   addReader(): Result<ReaderBundle, MemportError> {
-    const wake = this.#checkRoom().andThen(() => makeWaker());
-    if (wake.isErr()) return err(wake.error);
-    const made = this.#attach(wake.value, false);
+    // In this process (or a worker) a ThreadWaker wakes the reader: no system call.
+    const wake = new ThreadWaker();
+    const made = this.#checkRoom().andThen(() => this.#attach(wake, false));
     if (made.isErr()) return err(made.error);
-    return ok({ id: made.value.id, data: made.value.data, control: made.value.control, wake: wake.value, wakeWriter: this.#wakeWriter });
+    return ok({ id: made.value.id, data: made.value.data, control: made.value.control, wake, wakeWriter: this.#wakeWriter });
   }
 
   /**
@@ -415,7 +416,8 @@ export class StreamWriter implements Disposable {
         if (this.#closed) return err(memportError('CLOSED', 'the stream writer was closed'));
         if (woke.isErr()) {
           this.#clearWriterSleeping();
-          return err(woke.error);
+          // Out of time: one last look, which also says which reader holds the writer back.
+          return woke.error.code === 'TIMEOUT' ? this.#take() : err(woke.error);
         }
       }
     } catch (e) {
@@ -438,7 +440,8 @@ export class StreamWriter implements Disposable {
     } else {
       if (this.#writePos - this.#minPos >= g.records) this.#scanPositions();
       if (this.#writePos - this.#minPos >= g.records) {
-        return err(memportError('TIMEOUT', 'the stream is full: the slowest reader has not released the oldest slot'));
+        const slowest = this.#readers.find((r) => r.pos === this.#minPos);
+        return err(memportError('TIMEOUT', `the stream is full: reader ${slowest?.id ?? '?'} (the slowest) has not released the oldest slot; wait longer, or stop serving it with writer.dropReader(${slowest?.id ?? 'id'}) (a reader in another process is also dropped when its connection closes)`));
       }
       slot = this.#writePos % g.records;
     }
@@ -674,8 +677,6 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
   /** Latest: the record held (its hold is in the control region). */
   #held: Record | undefined;
   #reading = false;
-  /** Set by {@link StreamReader._writerGone}: the writer can publish no more. */
-  #writerGone = false;
   /** Latest: turns in a row in which every claim failed. */
   #contendedTurns = 0;
   #failure: MemportError | undefined;
@@ -683,6 +684,12 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
   #cut: MemportError | undefined;
   /** Called once when the reader closes (its connection stops tracking it). */
   #onClose: (() => void) | undefined;
+  /**
+   * Moved to a worker while tied to a connection: what this thread keeps to
+   * pass on what the connection says (the control region's lifeline word and
+   * the reader's wake-up), until the connection ends or the worker's reader closes.
+   */
+  #moved: { control: SharedRegion; wake: Waker } | undefined;
   #closed = false;
 
   /** @internal Made by {@link Stream.openReader}. */
@@ -839,12 +846,26 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
     const wake = this.#bundle.wake;
     try {
       for (;;) {
+        // What this process's side of the connection said comes first: a
+        // reader whose connection was closed here ends for that reason, even
+        // if the writer dropped it meanwhile.
+        const line = this.#lifeline();
+        if (typeof line !== 'number') {
+          if (line.code === 'CLOSED') {
+            this.#cut = line;
+            this.close();
+          } else {
+            this.#failure = line;
+          }
+          return err(line);
+        }
         if (b.atomicLoad32(this.#c, L.C_WRITER_STATE) !== 0) {
           return err(memportError('PEER_CLOSED', 'the stream writer dropped this reader: the connection it came on was closed on the writer\'s side, the writer called dropReader(), or this reader broke the protocol'));
         }
         // Announce the sleep, then look again (docs/PROTOCOL.md, wake-ups).
         b.atomicStore32(this.#c, L.C_READER_SLEEPING, 1);
-        const state = b.atomicLoad32(this.#bytes, L.H_STATE) | (this.#writerGone ? L.STATE_CLOSED : 0);
+        const writerGone = line === L.LIFELINE_WRITER_GONE;
+        const state = b.atomicLoad32(this.#bytes, L.H_STATE) | (writerGone ? L.STATE_CLOSED : 0);
         const now = this.#tryNext();
         if (now === CONTENDED) {
           b.atomicStore32(this.#c, L.C_READER_SLEEPING, 0);
@@ -858,7 +879,7 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
         }
         if ((state & L.STATE_CLOSED) !== 0) {
           b.atomicStore32(this.#c, L.C_READER_SLEEPING, 0);
-          return err(memportError('PEER_CLOSED', this.#writerGone && (b.atomicLoad32(this.#bytes, L.H_STATE) & L.STATE_CLOSED) === 0
+          return err(memportError('PEER_CLOSED', writerGone && (b.atomicLoad32(this.#bytes, L.H_STATE) & L.STATE_CLOSED) === 0
             ? 'the connection that carried this stream closed (the writer\'s process closed it or exited), and every record published was read'
             : 'the stream writer closed, and every record it published was read'));
         }
@@ -881,9 +902,94 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
    * if the writer had closed.
    */
   _writerGone(): void {
-    if (this.#writerGone || this.#closed) return;
-    this.#writerGone = true;
-    this.#bundle.wake.notify();
+    this.#sayLifeline(L.LIFELINE_WRITER_GONE);
+  }
+
+  /** What the connection said, in the lifeline word (also for a reader moved to a worker), and a wake-up. */
+  #sayLifeline(word: number): boolean {
+    const target = this.#moved ?? (this.#closed ? undefined : { control: this.#bundle.control, wake: this.#bundle.wake });
+    if (!target) return false;
+    try {
+      if (this.#b.atomicCompareExchange32(target.control.bytes, L.C_LIFELINE, L.LIFELINE_OPEN, word) === L.LIFELINE_OPEN) target.wake.notify();
+    } catch {
+      // The control region was closed under us: nobody is left to tell.
+    }
+    if (this.#moved) this.#closeMoved();
+    return true;
+  }
+
+  /** The lifeline word: LIFELINE_OPEN or LIFELINE_WRITER_GONE, or the error that ends the reader. */
+  #lifeline(): number | MemportError {
+    const word = this.#b.atomicLoad32(this.#c, L.C_LIFELINE);
+    if (word === L.LIFELINE_OPEN || word === L.LIFELINE_WRITER_GONE) return word;
+    if (word === L.LIFELINE_CLOSED_HERE) return closedHere();
+    return protocol(`the control region's lifeline word holds ${word}, which no memport reader writes`);
+  }
+
+  /** The stub a move to a worker left behind is no longer needed. */
+  #closeMoved(): void {
+    const moved = this.#moved;
+    if (!moved) return;
+    this.#moved = undefined;
+    moved.control.close();
+    if (moved.wake instanceof Notifier) moved.wake.close();
+    const onClose = this.#onClose;
+    this.#onClose = undefined;
+    onClose?.();
+  }
+
+  /**
+   * @internal Whether this reader is done with its connection: closed, or
+   * moved to a worker whose reader has closed since (the stub is then closed).
+   */
+  _finished(): boolean {
+    if (!this.#closed) return false;
+    const moved = this.#moved;
+    if (moved && (this.#b.atomicLoad32(moved.control.bytes, L.C_READER_STATE) & L.READER_CLOSED) === 0) return false;
+    this.#closeMoved();
+    return true;
+  }
+
+  /**
+   * Moves this reader to a `worker_thread`: returns a plain object to
+   * `postMessage`, which the worker opens with {@link Stream.openReader}. The
+   * worker's reader goes on with the next record this one would have given;
+   * records handed out here and not released are released. This reader is
+   * closed here (not left: the stream keeps serving the worker's). A reader
+   * that came over a connection stays tied to it: when the connection ends,
+   * the worker's reader learns it as this one would have. Errors: `CLOSED`,
+   * `INVALID_ARGUMENT` (a `next()` is waiting; options), and those of
+   * `forWorker()` on regions and notifiers.
+   */
+  forWorker(options?: ForWorkerOptions): Result<WorkerReaderBundle, MemportError> {
+    if (this.#closed) return err(memportError('CLOSED', 'the stream reader is closed'));
+    if (this.#reading) return err(memportError('INVALID_ARGUMENT', 'reader.forWorker: a next() is waiting; move the reader when none is'));
+    const parts = this.#bundle;
+    const bundle = bundleForWorker(parts, options);
+    if (bundle.isErr()) return err(bundle.error);
+    const b = this.#b;
+    const c = this.#c;
+    // Everything handed out here is released, and the worker starts where this reader stops.
+    if (this.#latest) {
+      if (this.#held) this.#releaseHeld();
+    } else if (this.#released < this.#next) {
+      this.#releasedAbove.clear();
+      this.#released = this.#next;
+      b.atomicStore32(c, L.C_READ_POS, this.#next >>> 0);
+      if (b.atomicLoad32(c, L.C_WRITER_SLEEPING) === 1 && b.atomicCompareExchange32(c, L.C_WRITER_SLEEPING, 1, 0) === 1) parts.wakeWriter.notify();
+    }
+    b.atomicStore32(c, L.C_START_LO, this.#next >>> 0);
+    b.atomicStore32(c, L.C_START_HI, Math.floor(this.#next / TWO32));
+    this.#closed = true;
+    parts.data.close();
+    if (parts.wakeWriter instanceof Notifier) parts.wakeWriter.close();
+    if (this.#onClose) {
+      this.#moved = { control: parts.control, wake: parts.wake };
+    } else {
+      parts.control.close();
+      if (parts.wake instanceof Notifier) parts.wake.close();
+    }
+    return ok(bundle.value);
   }
 
   /**
@@ -892,11 +998,12 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
    * and says why (a `for await` loop throws it rather than end quietly).
    */
   _connectionClosedHere(): void {
+    if (this.#moved) {
+      this.#sayLifeline(L.LIFELINE_CLOSED_HERE);
+      return;
+    }
     if (this.#closed) return;
-    this.#cut = memportError(
-      'CLOSED',
-      'the connection this stream reader came on was closed in this process, which ends the reader: a reader lives as long as its connection (keep the connection open while reading, and close it after the reader)',
-    ) as MemportError;
+    this.#cut = closedHere();
     this.close();
   }
 
@@ -1048,6 +1155,34 @@ function validateBundle(data: SharedRegion, control: SharedRegion): Result<{ g: 
   return ok({ g: { mode, recordBytes, records, stride, slotTable, dataOffset, maxReaders, size: data.size }, start });
 }
 
+/** A waker as something a worker can rebuild: a ThreadWaker's buffer, a Notifier's token. */
+function wakerForWorker(waker: Waker, options: ForWorkerOptions | undefined): Result<SharedArrayBuffer | NotifierToken, MemportError> {
+  if (waker instanceof ThreadWaker) return ok(waker.buffer);
+  if (waker instanceof Notifier) return waker.forWorker(options);
+  return err(memportError('UNSUPPORTED', 'only ThreadWakers and Notifiers can go to a worker thread'));
+}
+
+/** The waker a worker rebuilds from {@link wakerForWorker}'s result. */
+function wakerFromWorker(part: unknown): Result<Waker, MemportError> {
+  if (part instanceof SharedArrayBuffer) return ok(new ThreadWaker(part));
+  if (typeof part === 'object' && part !== null && (part as NotifierToken).memport === 'notifier-token') return Notifier.fromWorkerToken(part as NotifierToken);
+  return err(memportError('INVALID_ARGUMENT', 'Stream.openReader: not a bundle made by reader.forWorker() or Stream.readerBundleForWorker()'));
+}
+
+/** Tokens for a worker of a reader's four parts (the parts here stay open). */
+function bundleForWorker(parts: ReaderBundle, options?: ForWorkerOptions): Result<WorkerReaderBundle, MemportError> {
+  return Result.combine([parts.data.forWorker(options), parts.control.forWorker(options)]).andThen(([data, control]) =>
+    Result.combine([wakerForWorker(parts.wake, options), wakerForWorker(parts.wakeWriter, options)]).map(([wake, wakeWriter]) => ({
+      memport: 'stream-reader' as const,
+      id: parts.id,
+      data,
+      control,
+      wake,
+      wakeWriter,
+    })),
+  );
+}
+
 function isWaker(value: unknown): value is Waker {
   return typeof value === 'object' && value !== null && typeof (value as Waker).notify === 'function' && typeof (value as Waker).wait === 'function';
 }
@@ -1100,8 +1235,6 @@ export class Stream {
     if (binding.isErr()) return err(binding.error);
     const g = L.geometry(latest ? L.MODE_LATEST : L.MODE_QUEUE, recordBytes, records, maxReaders);
     if (g.size > SharedRegion.maxViewLength) return bad(`${g.size} bytes exceed this Node.js typed-array limit of ${SharedRegion.maxViewLength}`);
-    const wakeWriter = makeWaker();
-    if (wakeWriter.isErr()) return err(wakeWriter.error);
     const data = SharedRegion.create(g.size, { label: label ?? 'stream' });
     if (data.isErr()) return err(data.error);
     try {
@@ -1116,7 +1249,7 @@ export class Stream {
       w[L.H_DATA_OFFSET / 4] = g.dataOffset;
       w[L.H_MAX_READERS / 4] = maxReaders;
       binding.value.atomicStore32(bytes, L.H_MAGIC, L.DATA_MAGIC);
-      return ok(StreamWriter._make(binding.value, data.value, g, wakeWriter.value, label as string | undefined));
+      return ok(StreamWriter._make(binding.value, data.value, g, new ThreadWaker(), label as string | undefined));
     } catch (e) {
       data.value.close();
       return err(toMemportError(e));
@@ -1135,17 +1268,18 @@ export class Stream {
     if (binding.isErr()) return err(binding.error);
     let parts: ReaderBundle;
     if (isWorkerBundle(bundle)) {
-      if (!(bundle.wake instanceof SharedArrayBuffer) || !(bundle.wakeWriter instanceof SharedArrayBuffer)) {
-        return err(memportError('INVALID_ARGUMENT', 'Stream.openReader: not a bundle made by Stream.readerBundleForWorker'));
-      }
+      // Every part adopted, or those that were closed again.
       const data = SharedRegion.fromWorkerToken(bundle.data);
       const control = SharedRegion.fromWorkerToken(bundle.control);
-      if (data.isErr() || control.isErr()) {
-        if (data.isOk()) data.value.close();
-        if (control.isOk()) control.value.close();
-        return err(data.isErr() ? data.error : (control as { error: MemportError }).error);
+      const wake = wakerFromWorker(bundle.wake);
+      const wakeWriter = wakerFromWorker(bundle.wakeWriter);
+      if (data.isErr() || control.isErr() || wake.isErr() || wakeWriter.isErr()) {
+        for (const part of [data, control, wake, wakeWriter]) {
+          if (part.isOk() && (part.value instanceof SharedRegion || part.value instanceof Notifier)) part.value.close();
+        }
+        return err([data, control, wake, wakeWriter].find((part) => part.isErr())!._unsafeUnwrapErr());
       }
-      parts = { id: bundle.id, data: data.value, control: control.value, wake: new ThreadWaker(bundle.wake), wakeWriter: new ThreadWaker(bundle.wakeWriter) };
+      parts = { id: bundle.id, data: data.value, control: control.value, wake: wake.value, wakeWriter: wakeWriter.value };
     } else {
       if (!isBundle(bundle)) return err(memportError('INVALID_ARGUMENT', 'Stream.openReader: pass the bundle writer.addReader() made'));
       parts = bundle;
@@ -1189,21 +1323,19 @@ export class Stream {
   /**
    * A reader bundle as a plain object to `postMessage` to a worker thread,
    * where {@link Stream.openReader} opens it. Consumes `bundle` (its regions
-   * here are closed; the worker adopts duplicates). Only for bundles whose
-   * wakers are {@link ThreadWaker}s. Errors: `UNSUPPORTED` (other wakers),
-   * those of `region.forWorker()`.
+   * here are closed; the worker adopts duplicates). Errors: `UNSUPPORTED`
+   * (wakers that are neither {@link ThreadWaker}s nor {@link Notifier}s),
+   * those of `forWorker()` on regions and notifiers. A reader already open
+   * moves with {@link StreamReader.forWorker}.
    */
   static readerBundleForWorker(bundle: ReaderBundle): Result<WorkerReaderBundle, MemportError> {
     if (!isBundle(bundle)) return err(memportError('INVALID_ARGUMENT', 'Stream.readerBundleForWorker: pass the bundle writer.addReader() made'));
-    if (!(bundle.wake instanceof ThreadWaker) || !(bundle.wakeWriter instanceof ThreadWaker)) {
-      return err(memportError('UNSUPPORTED', 'only a bundle with in-process wakers can go to a worker thread'));
-    }
-    const data = bundle.data.forWorker();
-    if (data.isErr()) return err(data.error);
-    const control = bundle.control.forWorker();
-    if (control.isErr()) return err(control.error);
+    const made = bundleForWorker(bundle);
+    if (made.isErr()) return err(made.error);
     bundle.data.close();
     bundle.control.close();
-    return ok({ memport: 'stream-reader', id: bundle.id, data: data.value, control: control.value, wake: bundle.wake.buffer, wakeWriter: bundle.wakeWriter.buffer });
+    for (const waker of [bundle.wake, bundle.wakeWriter]) if (waker instanceof Notifier) waker.close();
+    return made;
   }
+
 }

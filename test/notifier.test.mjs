@@ -403,6 +403,107 @@ if (!isWindows) {
 
 for (const s of [Wake, Life, Handles]) s.after.each(closeAll);
 
+const Workers = suite('Notifier: worker threads (forWorker / fromWorkerToken)');
+
+Workers('a notifier posted to a worker as a token: each side wakes the other, 100 rounds; each closes its own', async () => {
+  const { Worker } = await import('node:worker_threads');
+  const index = new URL('../dist/index.js', import.meta.url).href;
+  const code = `import(${JSON.stringify(index)}).then(async ({ Notifier }) => {
+    const { parentPort, workerData } = require('node:worker_threads');
+    const ping = Notifier.fromWorkerToken(workerData.ping);
+    const pong = Notifier.fromWorkerToken(workerData.pong);
+    if (ping.isErr() || pong.isErr()) return parentPort.postMessage('adopt failed');
+    parentPort.postMessage('ready');
+    for (let i = 0; i < workerData.rounds; i++) {
+      const woke = await ping.value.wait({ timeoutMs: 30000 });
+      if (woke.isErr()) return parentPort.postMessage('wait ' + i + ': ' + woke.error.code);
+      pong.value.notify();
+    }
+    ping.value.close();
+    pong.value.close();
+    parentPort.postMessage('done');
+  });`;
+  const ping = created();
+  const pong = created();
+  const rounds = 100;
+  const worker = new Worker(code, { eval: true, workerData: { ping: unwrap(ping.forWorker()), pong: unwrap(pong.forWorker()), rounds } });
+  const said = [];
+  const next = () => new Promise((resolve, reject) => worker.once('message', resolve).once('error', reject));
+  said.push(await next());
+  assert.equal(said, ['ready']);
+  const finished = next();
+  for (let i = 0; i < rounds; i++) {
+    unwrap(ping.notify());
+    unwrap(await pong.wait({ timeoutMs: WAIT }), `the worker's wake ${i}`);
+  }
+  assert.is(await finished, 'done');
+  // The worker closed its copies; ours still work.
+  unwrap(ping.notify());
+  unwrap(await ping.wait({ timeoutMs: WAIT }));
+  ping.close();
+  pong.close();
+});
+
+Workers('right after a wake, with nobody waiting, a notification is left for another holder of the object, not taken', async () => {
+  const a = created();
+  const b = unwrap(Notifier.fromWorkerToken(unwrap(a.forWorker())), 'a second handle to the same object');
+  for (let round = 0; round < 20; round++) {
+    const waiting = a.wait({ timeoutMs: WAIT });
+    unwrap(b.notify());
+    unwrap(await waiting, `round ${round}: a woke`);
+    // Right after the wake (a's watch may linger): notify, and let the event
+    // loop poll, so a watch still armed would see it.
+    unwrap(a.notify());
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    unwrap(await b.wait({ timeoutMs: WAIT }), `round ${round}: b takes the notification a did not wait for`);
+    expectErr(await a.wait({ timeoutMs: 20 }), 'TIMEOUT', `round ${round}: and it was one notification`);
+  }
+  a.close();
+  b.close();
+});
+
+Workers('a token adopts once (NOT_FOUND after), only as its kind (INVALID_ARGUMENT, left for its adopter), and is dropped after timeoutMs', async () => {
+  const notifier = created();
+  const token = unwrap(notifier.forWorker());
+  assert.equal(Object.keys(token).sort(), ['id', 'memport']);
+  const region = unwrap(SharedRegion.create(4096));
+  const regionToken = unwrap(region.forWorker());
+  expectErr(Notifier.fromWorkerToken(regionToken), 'INVALID_ARGUMENT', 'a region token');
+  expectErr(SharedRegion.fromWorkerToken({ memport: 'region-token', id: token.id, size: 4096, readOnly: false }), 'INVALID_ARGUMENT', 'a notifier token as a region');
+  unwrap(SharedRegion.fromWorkerToken(regionToken), 'the region token is still there for its adopter').close();
+  const copy = unwrap(Notifier.fromWorkerToken(token), 'the notifier token is still there for its adopter');
+  expectErr(Notifier.fromWorkerToken(token), 'NOT_FOUND', 'a second adoption');
+  expectErr(Notifier.fromWorkerToken({ memport: 'notifier-token', id: -1 }), 'INVALID_ARGUMENT', 'a forged id');
+  expectErr(Notifier.fromWorkerToken('token'), 'INVALID_ARGUMENT', 'not a token');
+  expectErr(notifier.forWorker({ timeoutMs: 0 }), 'INVALID_ARGUMENT', 'timeoutMs 0');
+  const late = unwrap(notifier.forWorker({ timeoutMs: 1 }));
+  await delay(30);
+  expectErr(Notifier.fromWorkerToken(late), 'NOT_FOUND', 'after its timeoutMs');
+  copy.close();
+  notifier.close();
+  expectErr(notifier.forWorker(), 'CLOSED');
+  region.close();
+});
+
+Workers('tokens made, adopted, dropped and closed leave the handle census at baseline', async () => {
+  const cycle = async (i) => {
+    const notifier = created();
+    const token = unwrap(notifier.forWorker({ timeoutMs: i % 2 ? 1 : 60_000 }));
+    if (i % 2 === 0) unwrap(Notifier.fromWorkerToken(token)).close();
+    notifier.close();
+  };
+  for (let i = 0; i < 20; i++) await cycle(i);
+  await delay(20);
+  await settle();
+  const tableBefore = underWine ? handleTable() : undefined;
+  const before = handleCensus();
+  for (let i = 0; i < 200; i++) await cycle(i);
+  await delay(20); // the 1 ms tokens are dropped
+  await settle();
+  assertNoHandleLeak(before, '200 notifier tokens', tableBefore);
+});
+
 Wake.run();
 Life.run();
 Handles.run();
+Workers.run();

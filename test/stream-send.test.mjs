@@ -6,6 +6,7 @@
 // forged header or position, the lifeline rules, spawnWithRegions, bad
 // arguments, and the handle census. Runs on Linux and under Wine.
 import { spawn } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
@@ -350,6 +351,114 @@ Args('spawnWithRegions({ streams, notifiers }): the child gets a reader and a no
   done.close();
 });
 
+const Moved = suite('a reader that came over a connection, moved to a worker thread');
+
+// Opens the bundle, reads every record (checking the pattern) until the
+// stream ends, and reports what it saw and how it ended.
+const workerCode = `
+import { Stream } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)};
+import { recordIsRight } from ${JSON.stringify(new URL('./fixtures/stream-pattern.mjs', import.meta.url).href)};
+import { parentPort, workerData } from 'node:worker_threads';
+const opened = Stream.openReader(workerData.bundle);
+if (opened.isErr()) {
+  parentPort.postMessage({ open: opened.error.code + ': ' + opened.error.message });
+} else {
+  const reader = opened.value;
+  const report = { count: 0, first: -1, bad: 0 };
+  parentPort.postMessage({ opened: true });
+  for (;;) {
+    const next = await reader.next({ timeoutMs: 60000 });
+    if (next.isErr()) { report.end = next.error.code; report.message = next.error.message; break; }
+    const { seq, bytes } = next.value;
+    if (report.first < 0) report.first = seq;
+    if (seq !== report.first + report.count || !recordIsRight(seq, bytes, 64)) report.bad++;
+    report.count++;
+    next.value.release();
+  }
+  reader.close();
+  parentPort.postMessage(report);
+}
+`;
+
+/** Moves `reader` to a new worker; resolves with the worker's report once it opened and once it ended. */
+async function readInWorker(reader) {
+  const bundle = unwrap(reader.forWorker(), 'reader.forWorker');
+  const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(workerCode)}`), { workerData: { bundle } });
+  const messages = [];
+  const waiters = [];
+  worker.on('message', (m) => {
+    messages.push(m);
+    for (const w of waiters.splice(0)) w();
+  });
+  const nth = async (n) => {
+    while (messages.length <= n) await new Promise((resolve) => waiters.push(resolve));
+    return messages[n];
+  };
+  assert.equal(await nth(0), { opened: true }, 'the worker opened the reader');
+  return { report: nth(1), worker };
+}
+
+Moved('the main thread reads one record, moves the reader; the worker reads every later record in order, to the writer\'s close', async () => {
+  await withPeer('moved', async (peer) => {
+    unwrap(await peer.conn.send({ data: { do: 'write', mode: 'queue', recordBytes: 64, records: 8, count: 2000, then: 'close' } }, { timeoutMs: WAIT }));
+    const [reader] = unwrap(await peer.conn.receive({ timeoutMs: WAIT })).streams;
+    const first = unwrap(await reader.next({ timeoutMs: WAIT }));
+    assert.is(first.seq, 0);
+    const { report, worker } = await readInWorker(reader); // record 0, never released here, is released by the move
+    expectErr(await reader.next(), 'CLOSED', 'the moved reader is closed here');
+    const got = await report;
+    assert.equal({ count: got.count, first: got.first, bad: got.bad, end: got.end }, { count: 1999, first: 1, bad: 0, end: 'PEER_CLOSED' });
+    assert.match(got.message, /writer closed/);
+    assert.equal(unwrap(await peer.conn.receive({ timeoutMs: WAIT })).data, { wrote: 2000 });
+    await worker.terminate();
+    await peer.exit();
+  });
+});
+
+Moved('the writer\'s process killed: the worker\'s reader gets every published record, then PEER_CLOSED (the connection told this thread, which told the worker)', async () => {
+  await withPeer('moved-kill', async (peer) => {
+    unwrap(await peer.conn.send({ data: { do: 'write', mode: 'queue', recordBytes: 64, records: 8, count: 6, then: 'mid-record' } }, { timeoutMs: WAIT }));
+    const [reader] = unwrap(await peer.conn.receive({ timeoutMs: WAIT })).streams;
+    const { report, worker } = await readInWorker(reader);
+    await peer.saw('MID-RECORD');
+    peer.child.kill('SIGKILL');
+    const got = await report;
+    assert.equal({ count: got.count, first: got.first, bad: got.bad, end: got.end }, { count: 6, first: 0, bad: 0, end: 'PEER_CLOSED' });
+    assert.match(got.message, /connection that carried this stream closed/);
+    await worker.terminate();
+  });
+});
+
+Moved('closing the connection in the main thread ends the worker\'s reader with CLOSED saying why', async () => {
+  await withPeer('moved-close', async (peer) => {
+    unwrap(await peer.conn.send({ data: { do: 'write', mode: 'queue', recordBytes: 64, records: 8, count: 2, then: 'mid-record' } }, { timeoutMs: WAIT }));
+    const [reader] = unwrap(await peer.conn.receive({ timeoutMs: WAIT })).streams;
+    const { report, worker } = await readInWorker(reader);
+    await peer.saw('MID-RECORD');
+    peer.conn.close();
+    const got = await report;
+    assert.is(got.end, 'CLOSED');
+    assert.match(got.message, /lives as long as its connection/);
+    assert.ok(got.count <= 2 && got.bad === 0, JSON.stringify(got));
+    await worker.terminate();
+  });
+});
+
+Moved('a reader with a next() waiting cannot move; a moved or closed one says CLOSED; a bundle opens once', async () => {
+  await withPeer('moved-args', async (peer) => {
+    unwrap(await peer.conn.send({ data: { do: 'write', mode: 'queue', recordBytes: 64, records: 8, count: 0, then: 'mid-record' } }, { timeoutMs: WAIT }));
+    const [reader] = unwrap(await peer.conn.receive({ timeoutMs: WAIT })).streams;
+    const waiting = reader.next({ timeoutMs: 50 });
+    expectErr(reader.forWorker(), 'INVALID_ARGUMENT', 'while next() waits');
+    expectErr(await waiting, 'TIMEOUT');
+    const bundle = unwrap(reader.forWorker());
+    expectErr(reader.forWorker(), 'CLOSED', 'moved already');
+    const opened = unwrap(Stream.openReader(bundle), 'opened here, as a worker would');
+    expectErr(Stream.openReader(bundle), 'NOT_FOUND', 'a second open of the same bundle');
+    opened.close();
+  });
+});
+
 const Census = suite('streams over connections: census');
 
 Census('100 streams sent, read and closed on both sides: the handle census is back at its baseline', async () => {
@@ -375,4 +484,5 @@ Census('100 streams sent, read and closed on both sides: the handle census is ba
 Send.run();
 Lifeline.run();
 Args.run();
+Moved.run();
 Census.run();

@@ -200,6 +200,8 @@ Queue('backpressure: the writer waits for the slow reader and no record is lost 
   for (let n = 0; n < 4; n++) unwrap(writer.tryWrite(recordOf(n, 16)));
   expectErr(writer.tryAcquire(), 'TIMEOUT', 'full');
   expectErr(await writer.acquire({ timeoutMs: 0 }), 'TIMEOUT', 'full, not waiting');
+  const timedOut = expectErr(await writer.acquire({ timeoutMs: 20 }), 'TIMEOUT', 'full, after waiting');
+  assert.match(timedOut.message, /reader 1 \(the slowest\).*writer\.dropReader\(1\)/, 'says which reader holds the writer back and what to do');
   const first = unwrap(await reader.next());
   const waiting = writer.acquire();
   expectErr(await writer.acquire(), 'INVALID_ARGUMENT', 'a second acquire while one waits');

@@ -1,6 +1,6 @@
 // Compile-time checks of the public types (run by `npm run typecheck`).
 import type { Result } from 'neverthrow';
-import { Notifier, SharedRegion, Stream, isMemportError, type Connection, type Message, type OutgoingMessage, type ResultAsync, type Slot, type StreamReader, type StreamRecord, type StreamWriter, type ConnectOptions, type ListenOptions, type MemportError, type MemportErrorCode, type RegionToken } from '../dist/index.js';
+import { Notifier, SharedRegion, Stream, isMemportError, type Connection, type Message, type NotifierToken, type OutgoingMessage, type WorkerReaderBundle, type ResultAsync, type Slot, type StreamReader, type StreamRecord, type StreamWriter, type ConnectOptions, type ListenOptions, type MemportError, type MemportErrorCode, type RegionToken } from '../dist/index.js';
 
 type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 function expectType<T extends true>(): T | void {}
@@ -144,4 +144,16 @@ export async function streamsOverConnections(conn: Connection, w: StreamWriter):
   }
   // @ts-expect-error a reader cannot be sent: send the writer
   void conn.send({ streams: [(await conn.receive())._unsafeUnwrap().streams[0]!] });
+}
+
+// Worker threads: readers and notifiers move as tokens.
+export function toWorkers(reader: StreamReader, n: Notifier): void {
+  const bundle = reader.forWorker();
+  expectType<Equals<typeof bundle, Result<WorkerReaderBundle, MemportError>>>();
+  const token = n.forWorker({ timeoutMs: 1000 });
+  expectType<Equals<typeof token, Result<NotifierToken, MemportError>>>();
+  if (token.isOk()) {
+    const adopted = Notifier.fromWorkerToken(token.value);
+    expectType<Equals<typeof adopted, Result<Notifier, MemportError>>>();
+  }
 }

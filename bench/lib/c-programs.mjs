@@ -18,6 +18,8 @@ const programs = {
   mem_bandwidth: { compiler: 'cc', flags: ['-O3', '-march=native', ...hardening] },
   win_dup_roundtrip: { compiler: 'x86_64-w64-mingw32-gcc-posix', flags: ['-O2', '-static', '-Wall', '-Wextra'], exe: true },
   eventfd_pingpong: { compiler: 'cc', flags: ['-O2', ...hardening] },
+  ring_memcpy: { compiler: 'cc', flags: ['-O2', ...hardening] },
+  ring_pipe: { compiler: 'cc', flags: ['-O2', ...hardening] },
   win_event_pingpong: { compiler: 'x86_64-w64-mingw32-gcc-posix', flags: ['-O2', '-static', '-Wall', '-Wextra'], exe: true },
 };
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { root } from '../../scripts/lib/env.mjs';
 import { runWindowsNode } from '../../scripts/lib/wine.mjs';
 import { formatSize } from './bytes.mjs';
+import { formatNs } from './report.mjs';
 import { runProgram, runProgramUnderWine } from './c-programs.mjs';
 
 const KiB = 1024;
@@ -88,6 +89,7 @@ function nodeJob({ id, platform, section, name, measure, options, unit = 'us', k
   return {
     id: `${platform === 'wine' ? 'wine.' : ''}${id}`,
     platform,
+    section,
     title: name,
     run: () => {
       const result = runMeasure(platform, measure, options);
@@ -105,6 +107,7 @@ export function buildPlan({ quick, wine }) {
   jobs.push({
     id: 'rt.c',
     platform: 'linux',
+    section: 1,
     title: `C: SCM_RIGHTS + mmap round trip, ${rt}`,
     run: () => {
       const r = runProgram('scm_rights_roundtrip', [ROUNDTRIP_SIZE, ...C.rt]);
@@ -162,6 +165,7 @@ export function buildPlan({ quick, wine }) {
   jobs.push({
     id: 'create.c',
     platform: 'linux',
+    section: 3,
     title: `C: memfd_create + ftruncate + mmap, ${rt}`,
     run: () => {
       const r = runProgram('memfd_lifecycle', ['create', ROUNDTRIP_SIZE, ...C.create]);
@@ -179,6 +183,7 @@ export function buildPlan({ quick, wine }) {
   jobs.push({
     id: 'ceiling',
     platform: 'linux',
+    section: 4,
     title: `C: memory read and memcpy bandwidth, ${g}`,
     run: () => {
       const r = runProgram('mem_bandwidth', [CEILING_BYTES, C.passes]);
@@ -193,6 +198,7 @@ export function buildPlan({ quick, wine }) {
   jobs.push({
     id: 'ceiling.fresh-map',
     platform: 'linux',
+    section: 4,
     title: `C: read a ${g} memfd through a fresh vs a kept mapping`,
     run: () => {
       const r = runProgram('memfd_lifecycle', ['map-read', CEILING_BYTES, C.mapRead]);
@@ -205,38 +211,118 @@ export function buildPlan({ quick, wine }) {
     },
   });
 
-  // ---- 6. Streams: wake-ups and small records -------------------------------------
-  // What a user would pick instead of memport's notifiers and streams (issue 11):
-  // the raw OS wake-up, Node's IPC round trip, length-prefixed records over a
-  // socket, and worker_threads with a SharedArrayBuffer (in-process ceiling).
+  // ---- 6. Streams: wake-ups, records, frames -------------------------------------
+  // memport's notifiers and streams (issue 11) next to what a user would pick
+  // instead: the raw OS wake-up, Node's IPC round trip, length-prefixed
+  // records over a socket, worker_threads with a SharedArrayBuffer (the
+  // in-process ceiling), and for bulk records the memcpy they cannot beat.
   const RECORD = 64;
-  const streamBaselines = (platform) => {
+  const BULK = 1 * MiB;
+  const BULK_SLOTS = 8;
+  const streamJobs = (platform) => {
     const wineRun = platform === 'wine';
     const budget = budgetFor(ROUNDTRIP_SIZE, { quick, wine: wineRun });
     const records = { warmup: 1, min: quick ? 2 : 8, max: 200, budgetMs: quick ? 300 : 3000 };
+    const recordCount = quick ? 10_000 : wineRun ? 20_000 : 100_000;
+    const prefix = wineRun ? 'wine.' : '';
     jobs.push(
+      nodeJob({ id: 'stream.notifier', platform, section: 6, name: 'memport: two Notifiers ping-pong between two processes, round trip', measure: 'notifier-pingpong', options: budget }),
       nodeJob({ id: 'stream.node-ipc', platform, section: 6, name: 'Node child_process IPC round trip, 64-byte JSON', measure: 'ipc', options: budget }),
+      nodeJob({
+        id: 'stream.memport-64',
+        platform,
+        section: 6,
+        name: `memport queue stream: ${RECORD}-byte records, reader in another process`,
+        measure: 'stream-records',
+        options: { size: RECORD, count: recordCount, slots: 256, ...records },
+        unit: 'records/s',
+        kind: 'rate',
+      }),
       nodeJob({
         id: 'stream.socket-64',
         platform,
         section: 6,
         name: `Node ${wineRun ? 'named pipe' : 'Unix socket'}: ${RECORD}-byte length-prefixed records, one write() each`,
         measure: 'socket-records',
-        options: { size: RECORD, count: quick ? 10_000 : wineRun ? 20_000 : 100_000, ...records },
-        unit: 'ns',
+        options: { size: RECORD, count: recordCount, ...records },
+        unit: 'records/s',
+        kind: 'rate',
+      }),
+      nodeJob({
+        id: 'stream.memport-1m',
+        platform,
+        section: 6,
+        name: `memport queue stream: ${formatSize(BULK)} records, ${BULK_SLOTS} slots, reader reads all`,
+        measure: 'stream-bytes',
+        options: { size: BULK, slots: BULK_SLOTS, count: quick ? 32 : wineRun ? 128 : 256, warmup: 1, min: quick ? 2 : 8, max: 200, budgetMs: quick ? 300 : 3000 },
+        unit: 'GB/s',
+        kind: 'throughput',
+        bytes: BULK,
       }),
     );
+    // Latest mode: 1080p RGBA frames to two readers, flat out and at 60 fps.
+    const frames = (fps) => {
+      const tag = fps ? `-${fps}fps` : '';
+      const how = fps ? `at ${fps} fps` : 'flat out';
+      const budgetMs = quick ? 1000 : wineRun ? 4000 : 6000;
+      return {
+        id: `${prefix}stream.frames${tag}`,
+        platform,
+        section: 6,
+        title: `memport latest stream: 1920x1080 RGBA frames to 2 reader processes, ${how}`,
+        run: () => {
+          const r = runMeasure(platform, 'stream-frames', { readers: 2, fps, window: fps ? 10 : 20, warmup: fps ? 10 : 20, min: fps ? 30 : 50, budgetMs });
+          const base = { platform, section: 6 };
+          const metrics = [
+            { ...base, id: `${prefix}stream.frames${tag}.latency`, name: `memport latest, 8 MiB frames, 2 readers ${how}: publish -> receive latency (clocks agree within ${formatNs(r.clockBoundNs)})`, unit: 'us', kind: 'latency', samples: r.samples.main },
+          ];
+          if (!fps) {
+            metrics.push(
+              { ...base, id: `${prefix}stream.frames.per-reader`, name: '  the same: frames/s delivered to each reader (each reads every byte)', unit: 'frames/s', kind: 'rate', samples: r.samples.perFrame },
+              { ...base, id: `${prefix}stream.frames.written`, name: '  the same: frames/s the writer fills and publishes', unit: 'frames/s', kind: 'rate', samples: r.samples.written },
+            );
+          }
+          return metrics;
+        },
+      };
+    };
+    jobs.push(frames(0), frames(60));
   };
   jobs.push({
     id: 'stream.c-eventfd',
     platform: 'linux',
+    section: 6,
     title: 'C: eventfd ping-pong between two processes',
     run: () => {
       const r = runProgram('eventfd_pingpong', C.rt);
       return [{ id: 'stream.c-eventfd', platform: 'linux', section: 6, name: 'C: eventfd ping-pong round trip (two processes)', unit: 'us', kind: 'latency', samples: r.roundtrip_ns }];
     },
   });
-  streamBaselines('linux');
+  jobs.push({
+    id: 'stream.c-memcpy',
+    platform: 'linux',
+    section: 6,
+    title: `C: memcpy of ${formatSize(BULK)} records into a ring, the stream's footprint and DRAM`,
+    run: () => {
+      const r = runProgram('ring_memcpy', [BULK, BULK_SLOTS, 1024, quick ? 64 : 256, quick ? 5 : 20]);
+      const metric = (id, name, samples) => ({ id, platform: 'linux', section: 6, name, unit: 'GB/s', kind: 'throughput', bytes: BULK, samples });
+      return [
+        metric('stream.c-memcpy-1m', `C: memcpy ${formatSize(BULK)} records into an ${BULK_SLOTS}-slot ring (stream's footprint)`, r.ring_ns),
+        metric('stream.c-memcpy-dram', `C: memcpy ${formatSize(BULK)} records into a 1 GiB ring (DRAM)`, r.dram_ns),
+      ];
+    },
+  });
+  jobs.push({
+    id: 'stream.c-pipe',
+    platform: 'linux',
+    section: 6,
+    title: `C: ${formatSize(BULK)} records through a shared ${BULK_SLOTS}-slot ring to a second process`,
+    run: () => {
+      const r = runProgram('ring_pipe', [BULK, BULK_SLOTS, quick ? 64 : 256, quick ? 5 : 20]);
+      return [{ id: 'stream.c-pipe-1m', platform: 'linux', section: 6, name: `C: ${formatSize(BULK)} records, shared ${BULK_SLOTS}-slot ring, 2nd process reads all`, unit: 'GB/s', kind: 'throughput', bytes: BULK, samples: r.pipe_ns }];
+    },
+  });
+  streamJobs('linux');
   jobs.push(
     nodeJob({
       id: 'stream.sab-64',
@@ -245,7 +331,8 @@ export function buildPlan({ quick, wine }) {
       name: `worker_threads + SharedArrayBuffer ring: ${RECORD}-byte records (in-process ceiling)`,
       measure: 'sab-records',
       options: { size: RECORD, count: quick ? 100_000 : 1_000_000, slots: 256, warmup: 1, min: quick ? 2 : 8, max: 200, budgetMs: quick ? 300 : 3000 },
-      unit: 'ns',
+      unit: 'records/s',
+      kind: 'rate',
     }),
   );
 
@@ -254,6 +341,7 @@ export function buildPlan({ quick, wine }) {
     jobs.push({
       id: 'wine.rt.c',
       platform: 'wine',
+      section: 1,
       title: `C: DuplicateHandle + named pipe + MapViewOfFile round trip, ${rt}`,
       run: () => {
         const [iterations, warmup] = quick ? [500, 50] : [5000, 500];
@@ -267,6 +355,7 @@ export function buildPlan({ quick, wine }) {
     jobs.push({
       id: 'wine.stream.c-event',
       platform: 'wine',
+      section: 6,
       title: 'C: Event ping-pong between two processes',
       run: () => {
         const [iterations, warmup] = quick ? [500, 50] : [5000, 500];
@@ -274,7 +363,7 @@ export function buildPlan({ quick, wine }) {
         return [{ id: 'wine.stream.c-event', platform: 'wine', section: 6, name: 'C: Event ping-pong round trip (two processes)', unit: 'us', kind: 'latency', samples: r.roundtrip_ns }];
       },
     });
-    streamBaselines('wine');
+    streamJobs('wine');
   }
   return jobs;
 }

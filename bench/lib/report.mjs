@@ -36,9 +36,27 @@ export const COMPARISONS = [
   { metric: 'ceiling.fresh-map', baseline: 'ceiling.read' },
   { metric: 'ceiling.populate-map', baseline: 'ceiling.read' },
   { metric: 'ceiling.kept-map', baseline: 'ceiling.read' },
+  // Section 6: memport's streams (issue 11 §4).
+  { metric: 'stream.notifier', baseline: 'stream.node-ipc', target: { max: 1, text: "notify -> wake round trip between two processes no slower than Node's child_process IPC round trip" } },
+  { metric: 'stream.notifier', baseline: 'stream.c-eventfd' },
   { metric: 'stream.node-ipc', baseline: 'stream.c-eventfd' },
+  { metric: 'stream.memport-64', baseline: 'stream.socket-64', target: { min: 10, text: "64-byte records, queue stream to another process: ≥ 10× the rate of length-prefixed records over a Node Unix socket" } },
+  { metric: 'stream.memport-64', baseline: 'stream.sab-64' },
   { metric: 'stream.socket-64', baseline: 'stream.sab-64' },
+  { metric: 'stream.memport-1m', baseline: 'stream.c-memcpy-1m', target: { min: 0.5, text: '1 MiB records, queue stream to a reader that reads every byte: ≥ 50 % of memcpy bandwidth (C, same ring footprint)' } },
+  { metric: 'stream.memport-1m', baseline: 'stream.c-pipe-1m' },
+  { metric: 'stream.memport-1m', baseline: 'stream.c-memcpy-dram' },
+  { metric: 'stream.c-pipe-1m', baseline: 'stream.c-memcpy-1m' },
+  { metric: 'stream.memport-1m', baseline: 'ceiling.memcpy' },
+  { metric: 'stream.frames.per-reader', baseline: 'stream.frames.written' },
+  { metric: 'wine.stream.notifier', baseline: 'wine.stream.node-ipc', target: { max: 1, text: "under Wine: notify -> wake round trip no slower than Node's child_process IPC round trip" } },
+  { metric: 'wine.stream.notifier', baseline: 'wine.stream.c-event' },
   { metric: 'wine.stream.node-ipc', baseline: 'wine.stream.c-event' },
+  { metric: 'wine.stream.memport-64', baseline: 'wine.stream.socket-64', target: { min: 10, text: 'under Wine: 64-byte records, queue stream: ≥ 10× the rate of length-prefixed records over a Node named pipe' } },
+  { metric: 'wine.stream.memport-1m', baseline: 'stream.c-memcpy-1m', target: { min: 0.5, text: "under Wine: 1 MiB records, reader reads every byte: ≥ 50 % of this machine's memcpy bandwidth (C on Linux, same ring footprint)" } },
+  { metric: 'wine.stream.memport-1m', baseline: 'stream.c-pipe-1m' },
+  { metric: 'wine.stream.memport-1m', baseline: 'stream.c-memcpy-dram' },
+  { metric: 'wine.stream.frames.per-reader', baseline: 'wine.stream.frames.written' },
   { metric: 'wine.rt.memport', baseline: 'wine.rt.c', target: { max: 1.5, text: 'under Wine: handoff round trip ≤ 1.5× the raw C baseline under Wine (DuplicateHandle + pipe + MapViewOfFile)' } },
   { metric: 'wine.rt.memport', baseline: 'wine.rt.node-handle' },
   { metric: 'wine.rt.memport', baseline: 'wine.rt.node-ipc' },
@@ -57,7 +75,7 @@ function shortName(id) {
     [/rt\.c$/, (w) => (w ? 'C DuplicateHandle' : 'C SCM_RIGHTS')],
     [/rt\.node-handle$/, () => 'Node handle passing'],
     [/rt\.node-ipc$/, () => 'Node IPC'],
-    [/\.stream\./, (w) => (w ? 'named-pipe stream' : 'Unix-socket stream')],
+    [/^(wine\.)?(handoff|read)\.stream\./, (w) => (w ? 'named-pipe stream' : 'Unix-socket stream')],
     [/\.cp\./, () => 'child_process send'],
     [/^create\.c$/, () => 'C memfd'],
     [/^ceiling\.read$/, () => 'memory read bandwidth'],
@@ -66,16 +84,24 @@ function shortName(id) {
     [/stream\.sab-64$/, () => 'worker_threads + SharedArrayBuffer'],
     [/stream\.socket-64$/, (w) => (w ? 'named-pipe records' : 'Unix-socket records')],
     [/stream\.node-ipc$/, () => 'Node IPC'],
+    [/stream\.c-memcpy-1m$/, () => 'C memcpy, same ring'],
+    [/stream\.c-memcpy-dram$/, () => 'C memcpy, DRAM'],
+    [/stream\.c-pipe-1m$/, () => 'C two-process ring'],
+    [/^ceiling\.memcpy$/, () => 'memcpy bandwidth (1 GiB)'],
+    [/stream\.frames\.written$/, () => "the writer's rate"],
   ];
   const wine = id.startsWith('wine.');
   for (const [pattern, name] of rules) if (pattern.test(id)) return name(wine);
   return id;
 }
 
-/** A metric's summary in its own unit: times in `unit`, throughputs in GB/s (bytes per ns). */
+/**
+ * A metric's summary in its own unit: times in `unit`, throughputs in GB/s
+ * (bytes per ns), rates (samples are nanoseconds per item) in items per second.
+ */
 export function toRecord(metric) {
   const s = summarize(metric.samples);
-  const inUnit = (ns) => (metric.kind === 'throughput' ? metric.bytes / ns : ns / NS_PER_UNIT[metric.unit]);
+  const inUnit = (ns) => (metric.kind === 'throughput' ? metric.bytes / ns : metric.kind === 'rate' ? 1e9 / ns : ns / NS_PER_UNIT[metric.unit]);
   return {
     id: metric.id,
     name: metric.name,
@@ -165,8 +191,16 @@ export function formatNs(ns) {
   return `${sig(ns / 1e9)} s`;
 }
 
+/** Items per second, short: 1.23 M/s, 541 k/s, 60.1 /s. */
+export function formatRate(perSecond) {
+  if (perSecond >= 1e6) return `${sig(perSecond / 1e6)} M/s`;
+  if (perSecond >= 1e3) return `${sig(perSecond / 1e3)} k/s`;
+  return `${sig(perSecond)} /s`;
+}
+
 function formatValue(record, which) {
   if (record.kind === 'throughput') return `${sig(record[which])} GB/s`;
+  if (record.kind === 'rate') return formatRate(record[which]);
   return formatNs(record[`${which}Ns`]);
 }
 
@@ -178,7 +212,7 @@ function times(ratio) {
 function describeRatio(entry) {
   const { ratio, record } = entry;
   const name = shortName(entry.base.id);
-  if (record.kind === 'throughput') {
+  if (record.kind === 'throughput' || record.kind === 'rate') {
     return ratio >= 1 ? `${times(ratio)} ${name}` : `${sig(ratio * 100, 2)} % of ${name}`;
   }
   return ratio <= 1 ? `${times(1 / ratio)} faster than ${name}` : `${times(ratio)} ${name}'s time`;
@@ -196,7 +230,7 @@ const SECTIONS = {
   2: () => '2. Large data (time to make available; read-all in GB/s)',
   3: () => '3. Region lifecycle',
   4: () => '4. Reference ceiling (C, this machine)',
-  6: () => '6. Streams: wake-ups and small records (per record / per round trip)',
+  6: () => '6. Streams (issue 11): wake-ups, records, frames',
 };
 
 function pad(text, width, right = false) {
@@ -229,7 +263,7 @@ export function renderTable({ records, comparisons, header }) {
       }
       lines.push('');
     }
-    if (platform === PLATFORMS.wine) {
+    if (platform === PLATFORMS.wine && mine.some((r) => r.section === 2)) {
       lines.push('  (child_process send(Buffer) of 1 GiB is not run under Wine: one transfer took about 13 s in trials,');
       lines.push('   too slow for a meaningful sample in the time budget; it runs at 64 MiB.)', '');
     }
@@ -263,16 +297,17 @@ function renderSweep(records) {
 }
 
 function renderTargets(comparisons) {
-  const targeted = comparisons.filter((c) => c.target);
+  // A target whose metric did not run (another section, or --only) is left out.
+  const targeted = comparisons.filter((c) => c.target && c.record);
   if (!targeted.length) return [];
-  const lines = ['Targets (issue 5)'];
+  const lines = ['Targets (issue 5; section 6: issue 11)'];
   for (const c of targeted) {
     const mark = c.met === true ? '✔ MET    ' : c.met === false ? '✘ NOT MET' : '· n/a    ';
     let detail;
     if (c.met === null) detail = `not measured in this run (${c.missing} missing)`;
     else if ('maxMs' in c.target) detail = `median ${formatNs(c.record.medianNs)}`;
     else {
-      const fmt = (r) => (r.kind === 'throughput' ? `${sig(r.median)} GB/s` : formatNs(r.medianNs));
+      const fmt = (r) => (r.kind === 'throughput' ? `${sig(r.median)} GB/s` : r.kind === 'rate' ? formatRate(r.median) : formatNs(r.medianNs));
       detail = `${describeRatio(c)} (${fmt(c.record)} vs ${fmt(c.base)})`;
     }
     lines.push(`  ${mark}  ${c.target.text}: ${detail}`);

@@ -80,6 +80,11 @@ class Notifier {
   // Linux: UNSUPPORTED (the fd travels with SCM_RIGHTS).
   Result<uint32_t> DuplicateIntoProcess(int64_t pid) const;
 
+  // A second notifier over the same object, owned, for another thread of this
+  // process (a worker adopts it through a token): Linux a dup of the eventfd
+  // (sharing its open file description), Windows a duplicate with the same rights.
+  Result<Notifier> DuplicateInProcess() const;
+
   // Test hook: a second handle to the same object in this process that
   // memport does NOT own (as if it had just arrived). Linux: a dup of the
   // eventfd. Windows: DuplicateHandle with `access` (0: kNotifierShareAccess).

@@ -178,6 +178,13 @@ Result<uint32_t> Notifier::DuplicateIntoProcess(int64_t /*pid*/) const {
                                   "connection (SCM_RIGHTS)");
 }
 
+Result<Notifier> Notifier::DuplicateInProcess() const {
+  if (!valid()) return MakeError("CLOSED", "the notifier is closed");
+  const RawHandle fd = OpenRegistered([this] { return ::fcntl(static_cast<int>(raw()), F_DUPFD_CLOEXEC, 0); });
+  if (fd < 0) return LastOsError("fcntl(F_DUPFD_CLOEXEC)", "duplicating a notifier's fd for another thread");
+  return Notifier(OsHandle(fd));
+}
+
 Result<RawHandle> Notifier::DuplicateUnowned(uint32_t /*access*/) const {
   if (!valid()) return MakeError("CLOSED", "the notifier is closed");
   const int copy = ::fcntl(static_cast<int>(raw()), F_DUPFD_CLOEXEC, 0);

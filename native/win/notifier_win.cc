@@ -184,6 +184,18 @@ Status Notifier::Watch(std::shared_ptr<JsThread> js, std::function<void()> on_re
   return Ok();
 }
 
+Result<Notifier> Notifier::DuplicateInProcess() const {
+  if (!valid()) return MakeError("CLOSED", "the notifier is closed");
+  HANDLE self = ::GetCurrentProcess();
+  // DUPLICATE_SAME_ACCESS: exactly this handle's rights, never more.
+  const RawHandle copy = OpenRegistered([this, self] {
+    HANDLE out = nullptr;
+    return ::DuplicateHandle(self, AsHandle(raw()), self, &out, 0, FALSE, DUPLICATE_SAME_ACCESS) ? AsRaw(out) : AsRaw(nullptr);
+  });
+  if (!platform::IsValidHandle(copy)) return LastOsError("DuplicateHandle", "duplicating a notifier for another thread");
+  return Notifier(OsHandle(copy));
+}
+
 void Notifier::StopWatching() {
   if (watch_) watch_->Unregister();
 }

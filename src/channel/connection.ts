@@ -481,6 +481,8 @@ export class Connection implements Disposable {
       this.#endStream(reader, this.#closedError);
       return;
     }
+    // Readers moved to workers whose worker side has closed since are let go.
+    for (const earlier of this.#streamsIn) if (earlier._finished()) this.#streamsIn.delete(earlier);
     this.#streamsIn.add(reader);
     reader._setOnClose(() => this.#streamsIn.delete(reader));
   }

@@ -67,6 +67,8 @@ export interface NativeNotifier {
   duplicateInto(pid: number): number;
   /** Test hook: an unowned second handle in this process (Windows: with `access`, 0 = the sharing rights). */
   duplicateUnowned(access: number): number;
+  /** A second handle to the object, parked for a worker to adopt (adoptNotifierToken); the token's id. */
+  forWorker(): number;
 }
 
 /** The kernel's word on who is at the other end. */
@@ -232,6 +234,8 @@ export interface Binding {
    * another kind of object, ACCESS_DENIED for wrong rights (left open then).
    */
   notifierFromHandle(value: number): NativeNotifier;
+  /** Adopts a notifier token (NOT_FOUND if adopted or dropped, INVALID_ARGUMENT if a region's). */
+  adoptNotifierToken(id: number): NativeNotifier;
   /** Test hook: closes a handle value memport does not own (ALREADY_EXISTS for one it does, INVALID_HANDLE if it was not open). */
   closeUnownedHandle(value: number): void;
   countOpenHandles(): HandleCensus;
@@ -279,4 +283,4 @@ export interface ReceivedMappingStats {
   misses: number;
 }
 
-export const EXPECTED_ABI_VERSION = 14;
+export const EXPECTED_ABI_VERSION = 15;

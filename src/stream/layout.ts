@@ -57,6 +57,18 @@ export const C_WRITER_STATE = 36;
 export const READER_CLOSED = 1;
 /** C_WRITER_STATE bit: the writer dropped this reader (it lied about its position, or dropReader). */
 export const READER_DETACHED = 1;
+/**
+ * The reader's own process's word (the writer never reads or writes it): what
+ * the connection that carried the reader said, so a reader moved to a worker
+ * thread learns it too. One of the LIFELINE_ values.
+ */
+export const C_LIFELINE = 40;
+/** C_LIFELINE: nothing said yet. */
+export const LIFELINE_OPEN = 0;
+/** C_LIFELINE: the connection ended from the writer's side; deliver what was published, then PEER_CLOSED. */
+export const LIFELINE_WRITER_GONE = 1;
+/** C_LIFELINE: the connection was closed by the reader's own process; the reader ends now. */
+export const LIFELINE_CLOSED_HERE = 2;
 export const CONTROL_BYTES = 64;
 
 /** Slots are a whole number of cache lines apart. */
