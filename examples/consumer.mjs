@@ -1,5 +1,8 @@
-// Consumer: connects to a producer by name, maps its frame buffer (no copy)
-// and reads it as it changes. Run: node examples/consumer.mjs [--name N] [--seconds S]
+// Consumer: connects to a producer by name, gets its own reader of the
+// producer's frame stream, and checks every frame it receives, in place (no
+// copy): the checksum in the frame's header must match its pixels, and frame
+// numbers must go up. Exits with 1 if any frame was torn.
+// Run: node examples/consumer.mjs [--name N] [--seconds S]   (S = 0: until the producer stops)
 import { parseArgs } from 'node:util';
 import { connect } from 'memport';
 
@@ -10,31 +13,70 @@ const fail = (e) => {
 };
 
 const conn = (await connect(values.name, { timeoutMs: 5000 })).match((c) => c, fail);
-const { regions, data } = (await conn.receive({ timeoutMs: 5000 })).match((m) => m, fail);
-const [frames] = regions;
-console.log(`consumer ${process.pid}: got a ${data.width}x${data.height} ${frames.readOnly ? 'read-only' : 'writable'} frame buffer from producer ${conn.peer.pid}`);
-conn.close();
+const { streams, data } = (await conn.receive({ timeoutMs: 5000 })).match((m) => m, fail);
+const [frames] = streams;
+if (!frames) fail({ code: 'PROTOCOL', message: 'the producer sent no stream (is it an older producer.mjs?)' });
+console.log(`consumer ${process.pid}: reading ${data.width}x${data.height} frames (a ${frames.mode} stream) from producer ${conn.peer.pid}`);
+const frameBytes = data.header + data.width * data.height * 4;
 
-const header = new DataView(frames.bytes.buffer, frames.bytes.byteOffset, data.header);
-const pixels = frames.view(data.header).match((v) => v, fail);
-let last = -1n;
-let seen = 0;
-let ticks = 0;
-const timer = setInterval(() => {
-  const frame = header.getBigUint64(0, true);
-  if (frame !== last) {
-    seen++;
-    last = frame;
+/** The producer's checksum (examples/producer.mjs): two uint32 sums over the pixels. */
+function checksum(pixels) {
+  let a = 0;
+  let b = 0;
+  for (let i = 0; i < pixels.length; i++) {
+    a = (a + pixels[i]) >>> 0;
+    b = (b + a) >>> 0;
   }
-  // Reading the middle pixel straight out of the producer's memory.
-  const mid = (data.width * (data.height / 2) + data.width / 2) * 4;
-  const status = `consumer: frame ${frame}, middle pixel rgb(${pixels[mid + 2]}, ${pixels[mid + 1]}, ${pixels[mid]})`;
-  if (process.stdout.isTTY) process.stdout.write(`\r${status}   `);
-  else if (ticks++ % 5 === 0) console.log(status);
-}, 100);
-setTimeout(() => {
-  clearInterval(timer);
-  pixels[0] = 1; // a write into a read-only share stays private to this process (copy-on-write)
-  console.log(`${process.stdout.isTTY ? '\n' : ''}consumer: saw ${seen} different frames without copying a byte; done`);
-  frames.close();
-}, Number(values.seconds) * 1000);
+  return [a, b];
+}
+
+let received = 0;
+let torn = 0;
+let outOfOrder = 0;
+let last = 0;
+let stoppedHere = false;
+const started = performance.now();
+const fps = () => (received / ((performance.now() - started) / 1000)).toFixed(1);
+const status = setInterval(() => {
+  const line = `consumer: frame ${last}, ${received} received, ${fps()} fps, ${torn} torn`;
+  if (process.stdout.isTTY) process.stdout.write(`\r${line}   `);
+  else console.log(line);
+}, 1000);
+if (Number(values.seconds) > 0) {
+  setTimeout(() => {
+    stoppedHere = true;
+    frames.close(); // ends the loop below
+  }, Number(values.seconds) * 1000);
+}
+
+try {
+  // Each record is the newest frame this consumer has not seen; it is ours
+  // (the producer draws elsewhere) until the loop asks for the next one.
+  for await (const record of frames) {
+    received++;
+    const bytes = record.bytes;
+    const header = new DataView(bytes.buffer, bytes.byteOffset, data.header);
+    const number = header.getUint32(0, true);
+    const [a, b] = bytes.length === frameBytes ? checksum(new Uint32Array(bytes.buffer, bytes.byteOffset + data.header, data.width * data.height)) : [];
+    if (a !== header.getUint32(4, true) || b !== header.getUint32(8, true)) {
+      torn++;
+      console.error(`consumer: frame ${number} (record ${record.seq}) is torn: its pixels do not match its checksum`);
+    }
+    if (number <= last) {
+      outOfOrder++;
+      console.error(`consumer: frame ${number} came after frame ${last}`);
+    }
+    last = number;
+  }
+} catch (e) {
+  // The stream itself failed (e.g. PROTOCOL: the producer broke the stream's rules).
+  fail(e);
+}
+clearInterval(status);
+// The reader lived as long as this connection; both can go now.
+frames.close();
+conn.close();
+if (process.stdout.isTTY) process.stdout.write('\n');
+if (!stoppedHere) console.log('consumer: the producer ended the stream');
+console.log(`consumer: received ${received} frames (${fps()} fps), ${torn} torn, ${outOfOrder} out of order; every frame checked in place`);
+process.exitCode = torn > 0 || outOfOrder > 0 ? 1 : 0;

@@ -8,20 +8,31 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const name = `demo-${randomBytes(3).toString('hex')}`;
-const run = (file, args) =>
-  new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(here, file), ...args], { stdio: 'inherit' });
-    child.once('exit', (code) => resolve(code ?? 1));
+/** Runs an example; resolves `ready` when it prints a line matching `readyWhen`, and `exited` with its exit code. */
+function run(file, args, readyWhen) {
+  const child = spawn(process.execPath, [join(here, file), ...args], { stdio: ['ignore', readyWhen ? 'pipe' : 'inherit', 'inherit'] });
+  const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code ?? 1)));
+  const ready = new Promise((resolve) => {
+    if (!readyWhen) return resolve(true);
+    let seen = '';
+    child.stdout.on('data', (chunk) => {
+      process.stdout.write(chunk);
+      seen += chunk;
+      if (readyWhen.test(seen)) resolve(true);
+    });
+    exited.then(() => resolve(false));
   });
+  return { ready, exited };
+}
 
-console.log('── 1. two unrelated processes: a producer shares a read-only frame buffer, a consumer reads it live');
-const producer = run('producer.mjs', ['--name', name, '--seconds', '4']);
-await new Promise((r) => setTimeout(r, 700));
-const consumer = await run('consumer.mjs', ['--name', name, '--seconds', '2']);
-const produced = await producer;
+console.log("── 1. two unrelated processes: a producer streams frames on a 'latest' stream, a consumer checks every frame it gets");
+// The consumer starts once the producer listens (it prints its first line then).
+const producer = run('producer.mjs', ['--name', name, '--seconds', '4'], /streaming/);
+const consumer = (await producer.ready) ? await run('consumer.mjs', ['--name', name, '--seconds', '2']).exited : 1;
+const produced = await producer.exited;
 
 console.log('\n── 2. parent and child: regions handed to exactly that child');
-const family = await run('parent-child.mjs', []);
+const family = await run('parent-child.mjs', []).exited;
 
 const ok = consumer === 0 && produced === 0 && family === 0;
 console.log(ok ? '\n✔ demo finished' : '\n✘ demo failed');

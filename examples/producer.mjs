@@ -1,9 +1,13 @@
-// Producer: shares a read-only frame buffer with every consumer that connects
-// by name, and keeps drawing into it. Run: node examples/producer.mjs [--name N] [--seconds S]
+// Producer: draws frames into a 'latest' stream and hands every consumer that
+// connects by name its own reader of it. Each frame is drawn into a slot the
+// stream gives the producer and only then published, so a consumer never sees
+// a half-drawn frame. Run: node examples/producer.mjs [--name N] [--seconds S] [--fps F]
 import { parseArgs } from 'node:util';
-import { SharedRegion, listen } from 'memport';
+import { Stream, listen } from 'memport';
 
-const { values } = parseArgs({ options: { name: { type: 'string', default: 'memport-demo' }, seconds: { type: 'string', default: '0' } } });
+const { values } = parseArgs({
+  options: { name: { type: 'string', default: 'memport-demo' }, seconds: { type: 'string', default: '0' }, fps: { type: 'string', default: '30' } },
+});
 const fail = (e) => {
   console.error(`producer: ${e.code}: ${e.message}`);
   process.exit(1);
@@ -11,32 +15,65 @@ const fail = (e) => {
 
 const WIDTH = 1280;
 const HEIGHT = 720;
-const HEADER = 64; // bytes 0-7: frame number (little-endian u64), 8-15: checksum of the pixels
-const frameBytes = WIDTH * HEIGHT * 4;
-const region = SharedRegion.create(HEADER + frameBytes, { label: 'frames' }).match((r) => r, fail);
-// Consumers get a handle the OS will not let them write through.
-const readOnly = region.toReadOnly().match((r) => r, fail);
-const header = new DataView(region.bytes.buffer, region.bytes.byteOffset, HEADER);
-const pixels = region.view(HEADER, frameBytes).match((v) => v, fail);
-const pixels32 = new Uint32Array(pixels.buffer, pixels.byteOffset, pixels.length / 4);
+// Frame header: bytes 0-3 frame number, 4-7 and 8-11 the checksum of the
+// pixels (uint32, little-endian). 64 bytes keep the pixels 64-byte aligned.
+const HEADER = 64;
+const FRAME_BYTES = HEADER + WIDTH * HEIGHT * 4;
+const MAX_CONSUMERS = 6;
 
+// 'latest': the producer never waits for a slow consumer; each consumer gets
+// the newest frame it has not seen, and the slot it is reading is never
+// drawn into. That needs a slot per consumer, the newest frame and one to
+// draw: records = MAX_CONSUMERS + 2.
+const writer = Stream.create({ mode: 'latest', recordBytes: FRAME_BYTES, records: MAX_CONSUMERS + 2, maxReaders: MAX_CONSUMERS, label: 'frames' }).match((w) => w, fail);
 const listener = (await listen(values.name)).match((l) => l, fail);
-console.log(`producer ${process.pid}: sharing a ${WIDTH}x${HEIGHT} frame buffer (${(region.size / 2 ** 20).toFixed(1)} MiB) on '${values.name}'`);
+console.log(`producer ${process.pid}: streaming ${WIDTH}x${HEIGHT} frames (${(FRAME_BYTES / 2 ** 20).toFixed(1)} MiB each) on '${values.name}'`);
+
+/**
+ * Fletcher-style checksum of the pixels, as two uint32 sums: the second one
+ * weighs every pixel by its position, so pixels from two different frames
+ * (a torn frame) do not add up to either frame's sum. consumer.mjs has the same.
+ */
+function checksum(pixels) {
+  let a = 0;
+  let b = 0;
+  for (let i = 0; i < pixels.length; i++) {
+    a = (a + pixels[i]) >>> 0;
+    b = (b + a) >>> 0;
+  }
+  return [a, b];
+}
 
 let frame = 0;
 function draw() {
+  // Latest mode never waits for consumers: tryAcquire always has a free slot.
+  const slot = writer.tryAcquire().match((s) => s, fail);
   frame++;
-  const shade = (frame * 5) & 0xff;
-  pixels32.fill(0xff000000 | (shade << 16) | ((255 - shade) << 8));
-  header.setBigUint64(8, BigInt(shade), true);
-  header.setBigUint64(0, BigInt(frame), true); // written last: consumers read the frame number first
+  const header = new DataView(slot.bytes.buffer, slot.bytes.byteOffset, HEADER);
+  const pixels = new Uint32Array(slot.bytes.buffer, slot.bytes.byteOffset + HEADER, WIDTH * HEIGHT);
+  // Every frame differs from the ones before it in every row (the green
+  // level changes with the frame, the bands move down), so a frame mixed
+  // from two frames cannot match either one's checksum.
+  const green = (frame * 5) & 0xff;
+  for (let y = 0; y < HEIGHT; y++) {
+    const red = (y + frame * 4) & 0xff;
+    const blue = (y >> 2) & 0xff;
+    pixels.fill((0xff000000 | (blue << 16) | (green << 8) | red) >>> 0, y * WIDTH, (y + 1) * WIDTH);
+  }
+  const [a, b] = checksum(pixels);
+  header.setUint32(0, frame, true);
+  header.setUint32(4, a, true);
+  header.setUint32(8, b, true);
+  // Only now does any consumer see it.
+  writer.publish(slot, FRAME_BYTES).match(() => {}, fail);
 }
-const timer = setInterval(draw, 1000 / 30);
+const timer = setInterval(draw, 1000 / Number(values.fps));
 
 // Each consumer is served on its own: nothing in the loop body is awaited, so
 // one that connects and never receives cannot hold up the next. Its send ends
 // with TIMEOUT (30 s by default: DEFAULT_SEND_TIMEOUT_MS) and its connection
 // is closed.
+const connections = new Set();
 (async () => {
   for await (const next of listener) {
     if (next.isErr()) {
@@ -44,13 +81,19 @@ const timer = setInterval(draw, 1000 / 30);
       break;
     }
     const conn = next.value;
-    console.log(`producer: consumer ${conn.peer.pid} connected; handing it the read-only frame buffer`);
-    conn.send({ regions: [readOnly], data: { width: WIDTH, height: HEIGHT, header: HEADER } }).match(
-      // The consumer owns its copy now; the connection is not needed once it hangs up.
-      () => conn.receive().then(() => conn.close()),
+    connections.add(conn);
+    const hangUp = () => {
+      connections.delete(conn);
+      conn.close();
+    };
+    console.log(`producer: consumer ${conn.peer.pid} connected; handing it a reader of the frames`);
+    conn.send({ streams: [writer], data: { width: WIDTH, height: HEIGHT, header: HEADER } }).match(
+      // The reader lives as long as this connection: keep it open until the
+      // consumer hangs up (then the stream stops counting that reader).
+      () => conn.receive().then(hangUp),
       (e) => {
         console.error(`producer: consumer ${conn.peer.pid}: ${e.code}: ${e.message}`);
-        conn.close();
+        hangUp();
       },
     );
   }
@@ -59,8 +102,9 @@ const timer = setInterval(draw, 1000 / 30);
 function stop() {
   clearInterval(timer);
   listener.close();
-  readOnly.close();
-  region.close();
+  // Consumers get the frames already published, then the end of the stream.
+  writer.close();
+  for (const conn of connections) conn.close();
   console.log(`producer: stopped after ${frame} frames`);
 }
 process.once('SIGINT', stop);

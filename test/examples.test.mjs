@@ -60,12 +60,16 @@ Examples('every ```js block of the README runs as written', async () => {
 Examples('npm run demo: producer and consumer meet by name; a parent hands a child its regions', () => {
   const r = runScript(join(root, 'examples', 'demo.mjs'));
   assert.is(r.status, 0, r.stdout + r.stderr);
-  const producer = /producer (\d+): sharing a 1280x720 frame buffer/.exec(r.stdout)?.[1];
-  const consumer = /consumer (\d+): got a 1280x720 read-only frame buffer from producer (\d+)/.exec(r.stdout);
+  const producer = /producer (\d+): streaming 1280x720 frames/.exec(r.stdout)?.[1];
+  const consumer = /consumer (\d+): reading 1280x720 frames \(a latest stream\) from producer (\d+)/.exec(r.stdout);
   assert.ok(producer && consumer, r.stdout);
   assert.is(consumer[2], producer, 'the consumer names the producer by its kernel PID');
-  const seen = Number(/saw (\d+) different frames/.exec(r.stdout)?.[1]);
-  assert.ok(seen >= 2, `the consumer watched the frame buffer change (${seen} frames)`);
+  // The consumer checked every frame it received (checksum over all the
+  // pixels, frame numbers going up) and says how many failed.
+  const [, received, torn, outOfOrder] = /consumer: received (\d+) frames \([\d.]+ fps\), (\d+) torn, (\d+) out of order/.exec(r.stdout) ?? [];
+  assert.is(torn, '0', `no frame was torn:\n${r.stdout}${r.stderr}`);
+  assert.is(outOfOrder, '0', 'frame numbers only went up');
+  assert.ok(Number(received) >= 2, `the consumer received frames as they were drawn (${received})`);
   const child = /handed child (\d+) a 32 MB dataset/.exec(r.stdout)?.[1];
   assert.match(r.stdout, new RegExp(`child ${child}: summed 4,000,000 numbers in place \\(read-only dataset\\)`));
   assert.match(r.stdout, /the child wrote sum=1998000000 mean=499.5 into the shared results region/);

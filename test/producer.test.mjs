@@ -33,7 +33,7 @@ Producer('examples/producer.mjs serves a normal consumer while a silent one hold
   const producer = spawn(process.execPath, [join(root, 'examples', 'producer.mjs'), '--name', name], { cwd: root, stdio: 'ignore' });
   const silent = [];
   try {
-    // The silent consumer: connects (and so is admitted and sent the frame buffer), never receives.
+    // The silent consumer: connects (and so is admitted and sent a reader of the frames), never receives.
     let first;
     for (let attempt = 0; attempt < 200; attempt++) {
       first = await connect(name, { timeoutMs: WAIT });
@@ -45,7 +45,8 @@ Producer('examples/producer.mjs serves a normal consumer while a silent one hold
     silent.push(unwrap(await connect(name, { timeoutMs: WAIT }), 'a second silent consumer connects'));
     const consumer = await run([join(root, 'examples', 'consumer.mjs'), '--name', name, '--seconds', '1'], WAIT * 2);
     assert.is(consumer.status, 0, consumer.out);
-    assert.match(consumer.out, /got a 1280x720 read-only frame buffer/);
+    assert.match(consumer.out, /reading 1280x720 frames \(a latest stream\)/);
+    assert.match(consumer.out, /consumer: received \d+ frames \([\d.]+ fps\), 0 torn, 0 out of order/, 'every frame it got was whole');
   } finally {
     for (const c of silent) c.close();
     producer.kill();
