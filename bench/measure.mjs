@@ -295,7 +295,10 @@ const benchmarks = {
     const count = Number(option('count', 100_000));
     const recordBytes = Number(option('size', 64));
     const slots = Number(option('slots', 256));
-    return withStreamPeers('records', [String(count)], 1, async ([conn]) => {
+    // --batched: both sides take records without a promise each (tryAcquire,
+    // tryNext) and await only when the ring is full or empty.
+    const batched = option('batched', '0') === '1';
+    return withStreamPeers('records', [String(count), batched ? 'batched' : 'await'], 1, async ([conn]) => {
       const writer = must(Stream.create({ mode: 'queue', recordBytes, records: slots }), 'Stream.create');
       must(await conn.send({ streams: [writer] }), 'send stream');
       const samples = await sampleIterations(async () => {
@@ -303,7 +306,13 @@ const benchmarks = {
         for (let i = 0; i < count; i++) {
           // As the README's example writes it: acquire() resolves at once while
           // there is room and waits (for the reader's wake-up) when the ring is full.
-          const slot = must(await writer.acquire(), 'acquire');
+          let slot;
+          if (batched) {
+            const now = writer.tryAcquire();
+            slot = now.isOk() ? now.value : now.error.code === 'TIMEOUT' ? must(await writer.acquire(), 'acquire') : must(now, 'tryAcquire');
+          } else {
+            slot = must(await writer.acquire(), 'acquire');
+          }
           slot.bytes.fill(slot.seq & 0xff); // a new record each time, as a producer of changing data writes
           must(writer.publish(slot, recordBytes), 'publish');
         }

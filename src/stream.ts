@@ -915,11 +915,11 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
 
   /**
    * The next record if one is ready, without waiting: `next()`'s synchronous
-   * twin, for draining a busy stream with no promise per record (await
-   * `next()` only when this says `TIMEOUT`). Errors: `TIMEOUT` (nothing
-   * ready yet), and those of `next()`.
+   * twin, for draining a busy stream with no promise per record. `Ok(undefined)`
+   * when nothing is ready yet (an expected outcome, so no error is built):
+   * then await `next()`. Errors: those of `next()` (`PEER_CLOSED` at the end).
    */
-  tryNext(): Result<StreamRecord, MemportError> {
+  tryNext(): Result<StreamRecord | undefined, MemportError> {
     if (this.#reading) return err(memportError('INVALID_ARGUMENT', 'another next() is waiting'));
     const now = this.#tryNext();
     if (now !== undefined && now !== CONTENDED) return now;
@@ -929,7 +929,7 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
     } catch (e) {
       return err(toMemportError(e));
     }
-    return err(memportError('TIMEOUT', 'no record is ready yet; await reader.next() to wait for one'));
+    return ok(undefined);
   }
 
 

@@ -239,6 +239,16 @@ export function buildPlan({ quick, wine }) {
         kind: 'rate',
       }),
       nodeJob({
+        id: 'stream.memport-64-batched',
+        platform,
+        section: 6,
+        name: `memport queue stream: ${RECORD}-byte records, batched (tryAcquire/tryNext, await only when full/empty)`,
+        measure: 'stream-records',
+        options: { size: RECORD, count: recordCount, slots: 256, batched: 1, ...records },
+        unit: 'records/s',
+        kind: 'rate',
+      }),
+      nodeJob({
         id: 'stream.socket-64',
         platform,
         section: 6,

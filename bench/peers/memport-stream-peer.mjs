@@ -20,7 +20,7 @@ import { connect } from '../../dist/index.js';
 import { readEveryByte } from '../lib/bytes.mjs';
 import { FRAME_HEADER, frameLayout } from '../lib/frames.mjs';
 
-const [name, role, batchText] = process.argv.slice(2);
+const [name, role, batchText, style] = process.argv.slice(2);
 const batch = Number(batchText ?? 0);
 
 function fail(text) {
@@ -71,7 +71,9 @@ const roles = {
     let n = 0;
     let sink = 0;
     for (;;) {
-      const next = await reader.next();
+      // 'batched': take what is ready without a promise each; await only when empty.
+      let next = style === 'batched' ? reader.tryNext() : undefined;
+      if (next === undefined || (next.isOk() && next.value === undefined)) next = await reader.next();
       if (next.isErr()) {
         if (next.error.code === 'PEER_CLOSED') break;
         fail(`next: ${next.error.code} ${next.error.message}`);
