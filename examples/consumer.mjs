@@ -5,6 +5,7 @@
 // Run: node examples/consumer.mjs [--name N] [--seconds S]   (S = 0: until the producer stops)
 import { parseArgs } from 'node:util';
 import { connect } from 'memport';
+import { checksum } from './frame-checksum.mjs';
 
 const { values } = parseArgs({ options: { name: { type: 'string', default: 'memport-demo' }, seconds: { type: 'string', default: '2' } } });
 const fail = (e) => {
@@ -18,17 +19,6 @@ const [frames] = streams;
 if (!frames) fail({ code: 'PROTOCOL', message: 'the producer sent no stream (is it an older producer.mjs?)' });
 console.log(`consumer ${process.pid}: reading ${data.width}x${data.height} frames (a ${frames.mode} stream) from producer ${conn.peer.pid}`);
 const frameBytes = data.header + data.width * data.height * 4;
-
-/** The producer's checksum (examples/producer.mjs): two uint32 sums over the pixels. */
-function checksum(pixels) {
-  let a = 0;
-  let b = 0;
-  for (let i = 0; i < pixels.length; i++) {
-    a = (a + pixels[i]) >>> 0;
-    b = (b + a) >>> 0;
-  }
-  return [a, b];
-}
 
 let received = 0;
 let torn = 0;

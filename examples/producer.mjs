@@ -4,6 +4,7 @@
 // a half-drawn frame. Run: node examples/producer.mjs [--name N] [--seconds S] [--fps F]
 import { parseArgs } from 'node:util';
 import { Stream, listen } from 'memport';
+import { checksum } from './frame-checksum.mjs';
 
 const { values } = parseArgs({
   options: { name: { type: 'string', default: 'memport-demo' }, seconds: { type: 'string', default: '0' }, fps: { type: 'string', default: '30' } },
@@ -28,21 +29,6 @@ const MAX_CONSUMERS = 6;
 const writer = Stream.create({ mode: 'latest', recordBytes: FRAME_BYTES, records: MAX_CONSUMERS + 2, maxReaders: MAX_CONSUMERS, label: 'frames' }).match((w) => w, fail);
 const listener = (await listen(values.name)).match((l) => l, fail);
 console.log(`producer ${process.pid}: streaming ${WIDTH}x${HEIGHT} frames (${(FRAME_BYTES / 2 ** 20).toFixed(1)} MiB each) on '${values.name}'`);
-
-/**
- * Fletcher-style checksum of the pixels, as two uint32 sums: the second one
- * weighs every pixel by its position, so pixels from two different frames
- * (a torn frame) do not add up to either frame's sum. consumer.mjs has the same.
- */
-function checksum(pixels) {
-  let a = 0;
-  let b = 0;
-  for (let i = 0; i < pixels.length; i++) {
-    a = (a + pixels[i]) >>> 0;
-    b = (b + a) >>> 0;
-  }
-  return [a, b];
-}
 
 let frame = 0;
 function draw() {
