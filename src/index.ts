@@ -39,7 +39,7 @@ export { DEFAULT_LIMITS, type ConnectionLimits, type ListenerLimits } from './li
 export { spawnWithRegions, connectToParent, PARENT_CHANNEL_ENV, PARENT_PID_ENV, type SpawnWithRegionsOptions } from './child.js';
 export { Notifier, type NotifierToken } from './notifier.js';
 export type { WaitOptions } from './waiter.js';
-// The stream engine (issue 11 §2); passing readers over connections comes next.
+// Streams (issue 11): the ring, its readers here, in workers and (through connections) in other processes.
 export {
   Stream,
   StreamWriter,

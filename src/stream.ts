@@ -1316,7 +1316,7 @@ export class Stream {
       }
       parts = { id: bundle.id, data: data.value, control: control.value, wake: wake.value, wakeWriter: wakeWriter.value };
     } else {
-      if (!isBundle(bundle)) return err(memportError('INVALID_ARGUMENT', 'Stream.openReader: pass the bundle writer.addReader() made'));
+      if (!isBundle(bundle)) return err(memportError('INVALID_ARGUMENT', 'Stream.openReader: pass the bundle writer.addReader(), reader.forWorker() or Stream.readerBundleForWorker() made'));
       parts = bundle;
     }
     const fail = (e: MemportError) => {
