@@ -5,7 +5,7 @@ import { ResultAsync, err, errAsync, ok, Result } from 'neverthrow';
 import { memportError, toMemportError, type MemportError } from './errors.js';
 import type { NativeNotifier } from './native/binding.js';
 import { loadNative } from './native/load.js';
-import { describe, readOptions, readWaitOptions } from './options.js';
+import { describe, isCount, readOptions, readWaitOptions } from './options.js';
 import { Waiter, type WaitOptions } from './waiter.js';
 import { parkForWorker, type ForWorkerOptions } from './worker-token.js';
 
@@ -61,7 +61,6 @@ let nativeAccess: (value: object) => NativeNotifier | undefined;
  * notifier.close();
  * ```
  */
-
 export class Notifier implements Disposable, AsyncIterable<Result<void, MemportError>> {
   readonly #native: NativeNotifier;
   /** Waits pending, all released by the next wake. */
@@ -104,7 +103,7 @@ export class Notifier implements Disposable, AsyncIterable<Result<void, MemportE
     const read = readOptions(token, ['memport', 'id'], 'Notifier.fromWorkerToken');
     if (read.isErr()) return err(read.error);
     const { memport, id } = read.value;
-    if (memport !== 'notifier-token' || typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) {
+    if (memport !== 'notifier-token' || !isCount(id) || id < 1) {
       return err(memportError('INVALID_ARGUMENT', `Notifier.fromWorkerToken: ${describe(token)} is not a notifier token; pass the object notifier.forWorker() returned, as it arrived`));
     }
     return loadNative().andThen((binding) =>

@@ -87,6 +87,11 @@ export function readArray(value: unknown, what: string): Result<unknown[], Mempo
   }
 }
 
+/** A whole number from 0 to 2^53-1 (a size, an offset, an id, a duration). */
+export function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
 /** A genuine `Uint8Array` (a brand check: false for a proxy or a look-alike). */
 export function isUint8Array(value: unknown): value is Uint8Array {
   return types.isUint8Array(value);

@@ -3,7 +3,7 @@ import { err, ok, Result } from 'neverthrow';
 import { memportError, toMemportError, type MemportError } from './errors.js';
 import type { Binding, NativeRegion } from './native/binding.js';
 import { loadNative } from './native/load.js';
-import { describe, isUint8Array, readOptions, typedArrayLength } from './options.js';
+import { describe, isCount, isUint8Array, readOptions, typedArrayLength } from './options.js';
 import { parkForWorker, type ForWorkerOptions } from './worker-token.js';
 
 /** Options for {@link SharedRegion.create}. */
@@ -79,7 +79,6 @@ const TYPED_ARRAY_CONSTRUCTORS: ReadonlySet<unknown> = new Set<TypedArrayConstru
   Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array,
   Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array,
 ]);
-
 
 /** Longest POSIX shm name glibc accepts, without the leading slash (NAME_MAX minus the terminator and one). */
 const MAX_POSIX_NAME_BYTES = 253;
@@ -173,10 +172,6 @@ const scheduleParkedRelease = housekeeping(
   (b) => b.parkedGraceMs + 100,
   (b) => b.releaseParkedMappings(),
 );
-
-function isCount(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
 
 /**
  * A block of memory shared between processes, with no name anywhere: the OS

@@ -15,7 +15,7 @@
 import { err, ok, okAsync, Result, ResultAsync } from 'neverthrow';
 import { memportError, toMemportError, type MemportError } from './errors.js';
 import { loadNative } from './native/load.js';
-import { describe, isUint8Array, readOptions, readWaitOptions, typedArrayLength } from './options.js';
+import { describe, isCount, isUint8Array, readOptions, readWaitOptions, typedArrayLength } from './options.js';
 import { Notifier, type NotifierToken } from './notifier.js';
 import { SharedRegion, type RegionToken } from './region.js';
 import * as L from './stream/layout.js';
@@ -119,10 +119,6 @@ const MAX_CONTENDED_TURNS = 1000;
 const CONTENDED = Symbol('contended');
 /** What taking a slot returns when a queue stream is full (the caller decides whether that is an error). */
 const FULL = Symbol('full');
-
-function isCount(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
 
 /** Why a reader ends when the connection it came on was closed in its own process. */
 function closedHere(): MemportError {

@@ -140,4 +140,3 @@ export function closeUnownedHandle(value: number): Result<void, MemportError> {
 export function streamDataRegion(writer: StreamWriter): SharedRegion | undefined {
   return _streamDataRegion(writer);
 }
-

@@ -4,7 +4,7 @@
 import { Result, err } from 'neverthrow';
 import { memportError, toMemportError, type MemportError } from './errors.js';
 import { loadNative } from './native/load.js';
-import { describe, readOptions } from './options.js';
+import { describe, isCount, readOptions } from './options.js';
 
 /** Options for `forWorker()` (regions and notifiers). */
 export interface ForWorkerOptions {
@@ -29,7 +29,7 @@ export function parkForWorker(options: ForWorkerOptions | undefined, what: strin
   const read = readOptions(options, ['timeoutMs'], what);
   if (read.isErr()) return err(read.error);
   const { timeoutMs = DEFAULT_TOKEN_TIMEOUT_MS } = read.value;
-  if (typeof timeoutMs !== 'number' || !Number.isSafeInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMER_MS) {
+  if (!isCount(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMER_MS) {
     return err(memportError('INVALID_ARGUMENT', `${what}: options.timeoutMs must be a whole number of milliseconds from 1 to 2^31-1, got ${describe(timeoutMs)}`));
   }
   const binding = loadNative();
