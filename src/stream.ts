@@ -1087,10 +1087,7 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
       // The control region was closed under us.
     }
     this.#bundle.wake.notify(); // a waiting next() sees the close
-    this.#bundle.data.close();
-    this.#bundle.control.close();
-    // A reader from another process owns its notifiers; ThreadWakers need no closing.
-    for (const waker of [this.#bundle.wake, this.#bundle.wakeWriter]) if (waker instanceof Notifier) waker.close();
+    closeParts(this.#bundle);
     const onClose = this.#onClose;
     this.#onClose = undefined;
     onClose?.();
@@ -1214,6 +1211,28 @@ function bundleForWorker(parts: ReaderBundle, options?: ForWorkerOptions): Resul
   );
 }
 
+/** Closes what a reader's parts own: its regions, and Notifier wakers (a reader from another process owns its notifiers; ThreadWakers need no closing). */
+function closeParts(parts: ReaderBundle): void {
+  parts.data.close();
+  parts.control.close();
+  for (const waker of [parts.wake, parts.wakeWriter]) if (waker instanceof Notifier) waker.close();
+}
+
+/** Validates a reader's parts and opens it; on failure every part it owns is closed. */
+function openParts(parts: ReaderBundle): Result<StreamReader, MemportError> {
+  const checked = validateBundle(parts.data, parts.control);
+  if (checked.isErr()) {
+    closeParts(parts);
+    return err(checked.error);
+  }
+  try {
+    return ok(StreamReader._make(parts, checked.value.g, checked.value.start));
+  } catch (e) {
+    closeParts(parts);
+    return err(toMemportError(e));
+  }
+}
+
 function isWaker(value: unknown): value is Waker {
   return typeof value === 'object' && value !== null && typeof (value as Waker).notify === 'function' && typeof (value as Waker).wait === 'function';
 }
@@ -1315,18 +1334,7 @@ export class Stream {
       if (!isBundle(bundle)) return err(memportError('INVALID_ARGUMENT', 'Stream.openReader: pass the bundle writer.addReader(), reader.forWorker() or Stream.readerBundleForWorker() made'));
       parts = bundle;
     }
-    const fail = (e: MemportError) => {
-      parts.data.close();
-      parts.control.close();
-      return err(e);
-    };
-    const checked = validateBundle(parts.data, parts.control);
-    if (checked.isErr()) return fail(checked.error);
-    try {
-      return ok(StreamReader._make(parts, checked.value.g, checked.value.start));
-    } catch (e) {
-      return fail(toMemportError(e));
-    }
+    return openParts(parts);
   }
 
   /**
@@ -1335,18 +1343,12 @@ export class Stream {
    * Takes ownership of all four, also when it fails. Errors: `PROTOCOL`.
    */
   static _openReceived(data: SharedRegion, control: SharedRegion, wake: Notifier, wakeWriter: Notifier): Result<StreamReader, MemportError> {
-    const fail = (e: MemportError) => {
-      for (const part of [data, control, wake, wakeWriter]) part.close();
-      return err(e);
-    };
-    if (!data.readOnly) return fail(protocol('a stream\'s data region arrived writable; a writer hands readers a read-only one'));
-    const checked = validateBundle(data, control);
-    if (checked.isErr()) return fail(checked.error);
-    try {
-      return ok(StreamReader._make({ id: 0, data, control, wake, wakeWriter }, checked.value.g, checked.value.start));
-    } catch (e) {
-      return fail(toMemportError(e));
+    const parts = { id: 0, data, control, wake, wakeWriter };
+    if (!data.readOnly) {
+      closeParts(parts);
+      return err(protocol('a stream\'s data region arrived writable; a writer hands readers a read-only one'));
     }
+    return openParts(parts);
   }
 
   /**
@@ -1361,9 +1363,7 @@ export class Stream {
     if (!isBundle(bundle)) return err(memportError('INVALID_ARGUMENT', 'Stream.readerBundleForWorker: pass the bundle writer.addReader() made'));
     const made = bundleForWorker(bundle);
     if (made.isErr()) return err(made.error);
-    bundle.data.close();
-    bundle.control.close();
-    for (const waker of [bundle.wake, bundle.wakeWriter]) if (waker instanceof Notifier) waker.close();
+    closeParts(bundle);
     return made;
   }
 

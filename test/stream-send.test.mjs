@@ -459,6 +459,46 @@ Moved('a reader with a next() waiting cannot move; a moved or closed one says CL
   });
 });
 
+Moved('a moved reader whose stream fails validation when opened: PROTOCOL, and all four handles it adopted are closed', async () => {
+  const { connect } = await import('../dist/index.js');
+  const { streamDataRegion } = await import('../dist/testing.js');
+  const round = async (forge) => {
+    const name = uniqueName('moved-forged');
+    const listener = unwrap(await listen(name));
+    const connecting = connect(name, { timeoutMs: WAIT });
+    const server = unwrap(await listener.accept({ timeoutMs: WAIT }));
+    const client = unwrap(await connecting);
+    listener.close();
+    const writer = unwrap(Stream.create({ mode: 'queue', recordBytes: 64, records: 4 }));
+    unwrap(await server.send({ streams: [writer] }, { timeoutMs: WAIT }));
+    const [reader] = unwrap(await client.receive({ timeoutMs: WAIT })).streams;
+    const bundle = unwrap(reader.forWorker());
+    if (forge) streamDataRegion(writer).bytes[0] ^= 0xff; // the magic: no longer a stream
+    const parked = handleCensus();
+    const opened = Stream.openReader(bundle);
+    if (forge) {
+      expectErr(opened, 'PROTOCOL', 'opening a bundle whose data is no stream');
+      // Closed at once, not left to the garbage collector: the four handles
+      // the tokens held (two regions, two notifiers) are gone before any await.
+      const after = handleCensus();
+      if (parked.exact) assert.is(parked.value - after.value, 4, 'handles closed by the refused open');
+    } else {
+      unwrap(opened).close();
+    }
+    writer.close();
+    client.close();
+    server.close();
+  };
+  await round(false);
+  await round(true); // warm-up of both paths
+  await settleHandles();
+  const table = underWine ? handleTable() : undefined;
+  const before = handleCensus();
+  for (let i = 0; i < 5; i++) await round(true);
+  await settleHandles();
+  assertNoHandleLeak(before, 'forged moved bundles refused', table);
+});
+
 const Census = suite('streams over connections: census');
 
 Census('100 streams sent, read and closed on both sides: the handle census is back at its baseline', async () => {
