@@ -549,7 +549,7 @@ export class StreamWriter implements Disposable {
       Atomics.store(this.#words, L.H_WRITE_POS / 4, this.#writePos >>> 0);
     }
     for (const r of this.#readers) {
-      if (Atomics.load(r.c, L.C_READER_SLEEPING / 4) === 1 && Atomics.compareExchange(r.c, L.C_READER_SLEEPING / 4, 1, 0) === 1) r.wake.notify();
+      wakeIfSleeping(r.c, L.C_READER_SLEEPING, r.wake);
     }
     // Now and then, forget readers that closed (a writer that never fills up never scans).
     if (this.#writePos % g.records === 0) this.#sweep();
@@ -626,7 +626,7 @@ export class StreamWriter implements Disposable {
     try {
       Atomics.store(this.#words, L.H_STATE / 4, L.STATE_CLOSED);
       for (const r of this.#readers) {
-        if (Atomics.load(r.c, L.C_READER_SLEEPING / 4) === 1 && Atomics.compareExchange(r.c, L.C_READER_SLEEPING / 4, 1, 0) === 1) r.wake.notify();
+        wakeIfSleeping(r.c, L.C_READER_SLEEPING, r.wake);
       }
     } catch {
       // A region closed under us: nothing left to tell.
@@ -1007,9 +1007,7 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
       if (this.#held) this.#releaseHeld();
     } else if (this.#released < this.#next) {
       this.#releasedAbove.clear();
-      this.#released = this.#next;
-      Atomics.store(c, L.C_READ_POS / 4, this.#next >>> 0);
-      if (Atomics.load(c, L.C_WRITER_SLEEPING / 4) === 1 && Atomics.compareExchange(c, L.C_WRITER_SLEEPING / 4, 1, 0) === 1) parts.wakeWriter.notify();
+      this.#releaseTo(this.#next);
     }
     Atomics.store(c, L.C_START_LO / 4, this.#next >>> 0);
     Atomics.store(c, L.C_START_HI / 4, Math.floor(this.#next / TWO32));
@@ -1060,12 +1058,14 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
     }
     let to = seq + 1;
     while (this.#releasedAbove.delete(to)) to++;
+    this.#releaseTo(to);
+  }
+
+  /** Queue: every record before `to` is released; the writer learns it (and is woken if it sleeps). */
+  #releaseTo(to: number): void {
     this.#released = to;
-    const c = this.#c;
-    Atomics.store(c, L.C_READ_POS / 4, to >>> 0);
-    if (Atomics.load(c, L.C_WRITER_SLEEPING / 4) === 1 && Atomics.compareExchange(c, L.C_WRITER_SLEEPING / 4, 1, 0) === 1) {
-      this.#bundle.wakeWriter.notify();
-    }
+    Atomics.store(this.#c, L.C_READ_POS / 4, to >>> 0);
+    wakeIfSleeping(this.#c, L.C_WRITER_SLEEPING, this.#bundle.wakeWriter);
   }
 
   /**
@@ -1080,9 +1080,7 @@ export class StreamReader implements Disposable, AsyncIterable<StreamRecord> {
     try {
       Atomics.store(c, L.C_HOLD / 4, 0);
       Atomics.store(c, L.C_READER_STATE / 4, L.READER_CLOSED);
-      if (Atomics.load(c, L.C_WRITER_SLEEPING / 4) === 1 && Atomics.compareExchange(c, L.C_WRITER_SLEEPING / 4, 1, 0) === 1) {
-        this.#bundle.wakeWriter.notify();
-      }
+      wakeIfSleeping(c, L.C_WRITER_SLEEPING, this.#bundle.wakeWriter);
     } catch {
       // The control region was closed under us.
     }
@@ -1209,6 +1207,15 @@ function bundleForWorker(parts: ReaderBundle, options?: ForWorkerOptions): Resul
       wakeWriter,
     })),
   );
+}
+
+/**
+ * The notifying rule (docs/PROTOCOL.md, "Wake-ups"): if the other side
+ * announced that it sleeps (the word at byte `offset` is 1), whoever swaps it
+ * 1 → 0 notifies, so a sleeper is woken once and a busy side costs no system call.
+ */
+function wakeIfSleeping(control: Uint32Array, offset: number, waker: Waker): void {
+  if (Atomics.load(control, offset / 4) === 1 && Atomics.compareExchange(control, offset / 4, 1, 0) === 1) waker.notify();
 }
 
 /** Closes what a reader's parts own: its regions, and Notifier wakers (a reader from another process owns its notifiers; ThreadWakers need no closing). */
