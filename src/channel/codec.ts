@@ -49,27 +49,17 @@ export function encodeMessage(message: unknown): Result<EncodedMessage, MemportE
   if (handles > MAX_REGIONS_PER_MESSAGE) {
     return err(memportError('INVALID_ARGUMENT', `at most ${MAX_REGIONS_PER_MESSAGE} handles per message (a region or a notifier is one, a stream ${HANDLES_PER_STREAM}), got ${handles}`));
   }
-  const natives: NativeRegion[] = [];
-  for (const [i, region] of regions.value.entries()) {
-    const native = nativeOf(region);
-    if (!native) return err(memportError('INVALID_ARGUMENT', `regions[${i}] is not a SharedRegion`));
-    if (native.closed()) return err(memportError('CLOSED', `regions[${i}] is closed`));
-    natives.push(native);
-  }
-  const notifiers: NativeNotifier[] = [];
-  for (const [i, notifier] of notifierList.value.entries()) {
-    const native = notifierNativeOf(notifier);
-    if (!native) return err(memportError('INVALID_ARGUMENT', `notifiers[${i}] is not a Notifier`));
-    if (native.closed()) return err(memportError('CLOSED', `notifiers[${i}] is closed`));
-    notifiers.push(native);
-  }
+  const natives = nativesOf(regions.value, nativeOf, 'regions', 'a SharedRegion');
+  if (natives.isErr()) return err(natives.error);
+  const notifiers = nativesOf(notifierList.value, notifierNativeOf, 'notifiers', 'a Notifier');
+  if (notifiers.isErr()) return err(notifiers.error);
   const streams: StreamWriter[] = [];
   for (const [i, writer] of streamList.value.entries()) {
     if (!isStreamWriter(writer)) return err(memportError('INVALID_ARGUMENT', `streams[${i}] is not a StreamWriter (make one with Stream.create)`));
     if (writer.closed) return err(memportError('CLOSED', `streams[${i}] is closed`));
     streams.push(writer);
   }
-  if (data === undefined) return ok({ natives, notifiers, streams, bytes: undefined });
+  if (data === undefined) return ok({ natives: natives.value, notifiers: notifiers.value, streams, bytes: undefined });
   let json: string | undefined;
   try {
     json = JSON.stringify(data);
@@ -81,7 +71,22 @@ export function encodeMessage(message: unknown): Result<EncodedMessage, MemportE
   if (bytes.length > MAX_DATA_BYTES) {
     return err(memportError('INVALID_ARGUMENT', `data is ${bytes.length} bytes once serialised; the limit is ${MAX_DATA_BYTES} (put bulk bytes in a region)`));
   }
-  return ok({ natives, notifiers, streams, bytes });
+  return ok({ natives: natives.value, notifiers: notifiers.value, streams, bytes });
+}
+
+/**
+ * The native objects behind `list` (each brand-checked by `of`, which runs
+ * none of a look-alike's code), or why one cannot travel: not `kind`, or closed.
+ */
+function nativesOf<T extends { closed(): boolean }>(list: unknown[], of: (value: unknown) => T | undefined, field: string, kind: string): Result<T[], MemportError> {
+  const natives: T[] = [];
+  for (const [i, value] of list.entries()) {
+    const native = of(value);
+    if (!native) return err(memportError('INVALID_ARGUMENT', `${field}[${i}] is not ${kind}`));
+    if (native.closed()) return err(memportError('CLOSED', `${field}[${i}] is closed`));
+    natives.push(native);
+  }
+  return ok(natives);
 }
 
 /** A received message's data: undefined, or the JSON value; Err when it is not UTF-8 JSON. */
