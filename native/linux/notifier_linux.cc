@@ -124,12 +124,13 @@ Status Notifier::Notify() const {
   uint64_t one = 1;
   iovec iov{&one, sizeof one};
   ssize_t n = -1;
-  errno = EOPNOTSUPP;
-  if (!nowait_refused.load(std::memory_order_relaxed)) {
+  bool plain_write = nowait_refused.load(std::memory_order_relaxed);
+  if (!plain_write) {
     n = ::pwritev2(static_cast<int>(raw()), &iov, 1, -1, RWF_NOWAIT);
-    if (n < 0 && errno == EOPNOTSUPP) nowait_refused.store(true, std::memory_order_relaxed);
+    plain_write = n < 0 && errno == EOPNOTSUPP;
+    if (plain_write) nowait_refused.store(true, std::memory_order_relaxed);
   }
-  if (n < 0 && errno == EOPNOTSUPP) {
+  if (plain_write) {
     // Only a non-blocking fd may be written with a plain write.
     if ((::fcntl(static_cast<int>(raw()), F_GETFL) & O_NONBLOCK) == 0) {
       return MakeError("UNSUPPORTED", "this kernel cannot write an eventfd without blocking unless it is O_NONBLOCK");
