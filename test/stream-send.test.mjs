@@ -312,10 +312,20 @@ Args('bad streams are refused before anything is sent, with nothing attached or 
     expectErr(await peer.conn.send({ regions, streams: [writer] }), 'INVALID_ARGUMENT', '61 regions and a stream');
     for (const r of regions) r.close();
     assert.is(writer.readers, 0);
-    // maxReaders 1: the second reader of the same send is refused, and the first taken back.
-    const twice = expectErr(await peer.conn.send({ streams: [writer, writer] }), 'INVALID_ARGUMENT', 'over maxReaders');
-    assert.match(twice.message, /streams\[1\].*maxReaders/);
-    assert.is(writer.readers, 0, 'the reader made for streams[0] was taken back');
+    // maxReaders 1: the second reader of the same send is refused, and the
+    // first taken back, its control region and notifier closed with it.
+    const refuseTwice = async () => {
+      const twice = expectErr(await peer.conn.send({ streams: [writer, writer] }), 'INVALID_ARGUMENT', 'over maxReaders');
+      assert.match(twice.message, /streams\[1\].*maxReaders/);
+      assert.is(writer.readers, 0, 'the reader made for streams[0] was taken back');
+    };
+    await refuseTwice(); // warm-up: the writer's own notifier is made with its first peer reader
+    await settleHandles();
+    const table = underWine ? handleTable() : undefined;
+    const before = handleCensus();
+    for (let i = 0; i < 10; i++) await refuseTwice();
+    // No garbage collection first: what was taken back is closed, not left to a finalizer.
+    assertNoHandleLeak(before, 'sends refused over maxReaders', table);
     writer.close();
     expectErr(await peer.conn.send({ streams: [writer] }), 'CLOSED', 'a closed writer');
     await peer.exit();
