@@ -394,6 +394,7 @@ if (opened.isErr()) {
 async function readInWorker(reader) {
   const bundle = unwrap(reader.forWorker(), 'reader.forWorker');
   const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(workerCode)}`), { workerData: { bundle } });
+  const exited = new Promise((resolve) => worker.once('exit', resolve));
   const messages = [];
   const waiters = [];
   worker.on('message', (m) => {
@@ -405,7 +406,8 @@ async function readInWorker(reader) {
     return messages[n];
   };
   assert.equal(await nth(0), { opened: true }, 'the worker opened the reader');
-  return { report: nth(1), worker };
+  // The worker has nothing left once it reported: it must end by itself, cleanly.
+  return { report: nth(1), worker, exited };
 }
 
 Moved('the main thread reads one record, moves the reader; the worker reads every later record in order, to the writer\'s close', async () => {
@@ -414,13 +416,13 @@ Moved('the main thread reads one record, moves the reader; the worker reads ever
     const [reader] = unwrap(await peer.conn.receive({ timeoutMs: WAIT })).streams;
     const first = unwrap(await reader.next({ timeoutMs: WAIT }));
     assert.is(first.seq, 0);
-    const { report, worker } = await readInWorker(reader); // record 0, never released here, is released by the move
+    const { report, exited } = await readInWorker(reader); // record 0, never released here, is released by the move
     expectErr(await reader.next(), 'CLOSED', 'the moved reader is closed here');
     const got = await report;
     assert.equal({ count: got.count, first: got.first, bad: got.bad, end: got.end }, { count: 1999, first: 1, bad: 0, end: 'PEER_CLOSED' });
     assert.match(got.message, /writer closed/);
     assert.equal(unwrap(await peer.conn.receive({ timeoutMs: WAIT })).data, { wrote: 2000 });
-    await worker.terminate();
+    assert.is(await exited, 0, 'the worker ended by itself once its reader closed');
     await peer.exit();
   });
 });
@@ -429,13 +431,13 @@ Moved('the writer\'s process killed: the worker\'s reader gets every published r
   await withPeer('moved-kill', async (peer) => {
     unwrap(await peer.conn.send({ data: { do: 'write', mode: 'queue', recordBytes: 64, records: 8, count: 6, then: 'mid-record' } }, { timeoutMs: WAIT }));
     const [reader] = unwrap(await peer.conn.receive({ timeoutMs: WAIT })).streams;
-    const { report, worker } = await readInWorker(reader);
+    const { report, exited } = await readInWorker(reader);
     await peer.saw('MID-RECORD');
     peer.child.kill('SIGKILL');
     const got = await report;
     assert.equal({ count: got.count, first: got.first, bad: got.bad, end: got.end }, { count: 6, first: 0, bad: 0, end: 'PEER_CLOSED' });
     assert.match(got.message, /connection that carried this stream closed/);
-    await worker.terminate();
+    assert.is(await exited, 0, 'the worker ended by itself once its reader closed');
   });
 });
 
@@ -443,14 +445,14 @@ Moved('closing the connection in the main thread ends the worker\'s reader with 
   await withPeer('moved-close', async (peer) => {
     unwrap(await peer.conn.send({ data: { do: 'write', mode: 'queue', recordBytes: 64, records: 8, count: 2, then: 'mid-record' } }, { timeoutMs: WAIT }));
     const [reader] = unwrap(await peer.conn.receive({ timeoutMs: WAIT })).streams;
-    const { report, worker } = await readInWorker(reader);
+    const { report, exited } = await readInWorker(reader);
     await peer.saw('MID-RECORD');
     peer.conn.close();
     const got = await report;
     assert.is(got.end, 'CLOSED');
     assert.match(got.message, /lives as long as its connection/);
     assert.ok(got.count <= 2 && got.bad === 0, JSON.stringify(got));
-    await worker.terminate();
+    assert.is(await exited, 0, 'the worker ended by itself once its reader closed');
   });
 });
 
